@@ -32,6 +32,7 @@ __all__ = [
     "verify_inclusion",
     "root_from_consistency_proof",
     "verify_consistency",
+    "roots_from_prefix_proof",
     "inclusion_proof_length",
     "consistency_proof_length",
 ]
@@ -117,7 +118,9 @@ def _check_size(what: str, value: bytes, size: int) -> None:
 def _check_int(what: str, value: int) -> None:
     # bool is an int subclass; a True "size" is a caller bug, not a tree of one.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProofError(ProofError.BAD_ARGUMENT, f"{what} must be a non-negative int, got {value!r}")
+        raise ProofError(
+            ProofError.BAD_ARGUMENT, f"{what} must be a non-negative int, got {value!r}"
+        )
 
 
 def root_from_inclusion_proof(
@@ -249,6 +252,21 @@ def _root_from_consistency(
     path = list(proof)
     if size1 & (size1 - 1) == 0:
         path.insert(0, bytes(root1))
+    fr, sr = _consistency_walk(h, size1, size2, path, len(proof))
+    if not compare_digest(fr, root1):
+        raise ProofError(
+            ProofError.ROOT_MISMATCH,
+            f"consistency proof gives first root {fr.hex()}, expected {bytes(root1).hex()}",
+        )
+    return sr
+
+
+def _consistency_walk(
+    h: HashFn, size1: int, size2: int, path: list[bytes], proof_len: int
+) -> tuple[bytes, bytes]:
+    """RFC 9162 §2.1.4.2 steps 3–7 without the root comparisons: the roots of the
+    ``size1`` and ``size2`` trees that ``path`` (the proof with the first tree's
+    seed hash at the front) implies. ``proof_len`` is only for error messages."""
     # Steps 3–4.
     fn, sn = size1 - 1, size2 - 1
     while fn & 1:
@@ -263,7 +281,7 @@ def _root_from_consistency(
             raise ProofError(
                 ProofError.PROOF_NOT_CONSUMED,
                 f"{len(path) - i} proof hash(es) left over after reaching the root "
-                f"(proof has {len(proof)}, a proof from {size1} to {size2} has "
+                f"(proof has {proof_len}, a proof from {size1} to {size2} has "
                 f"{consistency_proof_length(size1, size2)})",
             )
         if fn & 1 or fn == sn:
@@ -281,15 +299,41 @@ def _root_from_consistency(
     if sn != 0:
         raise ProofError(
             ProofError.WRONG_PROOF_LENGTH,
-            f"proof has {len(proof)} hash(es), too few for sizes {size1} to {size2} "
+            f"proof has {proof_len} hash(es), too few for sizes {size1} to {size2} "
             f"(needs {consistency_proof_length(size1, size2)})",
         )
-    if not compare_digest(fr, root1):
+    return fr, sr
+
+
+def roots_from_prefix_proof(
+    h: HashFn, size1: int, size2: int, prefix_proof: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """The roots of the ``size1`` and ``size2`` trees implied by a *prefix proof*,
+    for ``0 < size1 < size2``.
+
+    A prefix proof is the RFC 9162 consistency proof with its seed always present:
+    when ``size1`` is a power of two the RFC omits the first hash (the verifier
+    already holds it as ``root1``); a prefix proof carries the larger tree's own
+    hash of its first ``size1`` leaves there instead. It proves misbehaviour: if
+    the implied ``size2`` root is a signed root, then (barring a hash collision)
+    the implied ``size1`` root is that tree's true prefix, so a signed ``size1``
+    root that differs from it cannot come from the same append-only log. (A failed
+    ordinary consistency proof proves nothing: anyone can make a bad proof.)
+    """
+    _check_int("size1", size1)
+    _check_int("size2", size2)
+    if not 0 < size1 < size2:
+        raise ProofError(ProofError.SIZE_ORDER, f"need 0 < size1 < size2, got {size1}, {size2}")
+    hs = _hash_size(h)
+    for i, p in enumerate(prefix_proof):
+        _check_size(f"proof[{i}]", p, hs)
+    want = consistency_proof_length(size1, size2) + (1 if size1 & (size1 - 1) == 0 else 0)
+    if len(prefix_proof) < want:
         raise ProofError(
-            ProofError.ROOT_MISMATCH,
-            f"consistency proof gives first root {fr.hex()}, expected {bytes(root1).hex()}",
+            ProofError.WRONG_PROOF_LENGTH,
+            f"prefix proof has {len(prefix_proof)} hash(es), needs {want}",
         )
-    return sr
+    return _consistency_walk(h, size1, size2, [bytes(p) for p in prefix_proof], len(prefix_proof))
 
 
 def verify_consistency(

@@ -214,6 +214,17 @@ class MerkleLog:
         path.reverse()
         return path
 
+    def prefix_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """The consistency proof from ``size1`` with its seed always present (see
+        :func:`tally.log.merkle.roots_from_prefix_proof`): evidence, from this
+        tree, of what a checkpoint of ``size1`` must have said."""
+        if size2 is None:
+            size2 = self._size
+        proof = self.consistency_proof(size1, size2)
+        if 0 < size1 < size2 and size1 & (size1 - 1) == 0:
+            proof.insert(0, self.root(size1))
+        return proof
+
     # -- writing ---------------------------------------------------------------
 
     def append(self, leaf_data: bytes) -> int:
@@ -236,7 +247,7 @@ class MerkleLog:
             return first
         new_size = first + count
         items: list[tuple[NodeKey, bytes]] = list(
-            zip(zip(repeat(0), range(first, new_size)), level_hashes)
+            zip(zip(repeat(0), range(first, new_size)), level_hashes, strict=True)
         )
         frontier = self._frontier
         new_frontier: list[bytes | None] = list(frontier) + [None] * (
@@ -263,7 +274,7 @@ class MerkleLog:
             parents = [h(b"\x01" + cur[j] + cur[j + 1]) for j in range(0, pairs << 1, 2)]
             level += 1
             start >>= 1
-            items.extend(zip(zip(repeat(level), range(start, start + pairs)), parents))
+            items.extend(zip(zip(repeat(level), range(start, start + pairs)), parents, strict=True))
             cur = parents
         self._store.put_many(items)
         self._frontier = new_frontier
