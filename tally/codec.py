@@ -1,0 +1,77 @@
+"""Canonical encoding: deterministic CBOR (RFC 8949 §4.2.1).
+
+Everything that is hashed or signed (transactions, events, headers, state values) is
+encoded here, so that one value has exactly one byte string on every node. Decoding is
+strict: bytes that are not the canonical encoding of what they decode to are refused,
+which closes the door on malleable encodings with the same meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from tally.errors import Code, TxRejected
+
+#: Nesting deeper than this is refused before decoding finishes.
+MAX_DEPTH = 16
+
+
+def encode(value: Any) -> bytes:
+    """Canonical bytes of ``value`` (map keys sorted by their encoding, shortest forms).
+
+    Floats are refused: consensus state never holds them.
+    """
+    _reject_floats(value, 0)
+    return cbor2.dumps(value, canonical=True)
+
+
+def encode_trusted(value: Any) -> bytes:
+    """Canonical bytes of a value built by Tally itself (no float scan: hot path)."""
+    return cbor2.dumps(value, canonical=True)
+
+
+def decode(data: bytes) -> Any:
+    """Decode bytes that were produced by :func:`encode`, without a canonicity check.
+
+    For Tally's own stored values, which were written canonically.
+    """
+    return cbor2.loads(data)
+
+
+def decode_canonical(data: bytes, what: str = "value") -> Any:
+    """Decode untrusted bytes and insist they are the canonical encoding.
+
+    Raises :class:`TxRejected` with ``TX_MALFORMED`` otherwise.
+    """
+    try:
+        value = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"
+        raise TxRejected(f"{what} is not valid CBOR: {exc}", Code.MALFORMED) from None
+    try:
+        _reject_floats(value, 0)
+    except ValueError as exc:
+        raise TxRejected(f"{what}: {exc}", Code.MALFORMED) from None
+    if cbor2.dumps(value, canonical=True) != data:
+        raise TxRejected(f"{what} is not in canonical (deterministic) CBOR form", Code.MALFORMED)
+    return value
+
+
+def _reject_floats(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nesting deeper than {MAX_DEPTH}")
+    if isinstance(value, (bool, int, str, bytes)) or value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _reject_floats(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_floats(key, depth + 1)
+            _reject_floats(item, depth + 1)
+        return
+    if isinstance(value, float):
+        raise ValueError("floating-point numbers are not allowed in consensus data")
+    raise ValueError(f"values of type {type(value).__name__} are not allowed")

@@ -1,0 +1,69 @@
+"""Typed errors shared by every entry point.
+
+Every rejection a user can meet (in the API, the CLI, CheckTx, a block receipt) carries
+one stable ``code`` string and a message in words. Codes never change meaning, so
+clients can branch on them; messages may improve.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    # Decoding and admission: the transaction is refused before it reaches a block.
+    MALFORMED = "TX_MALFORMED"
+    OVERSIZE = "TX_OVERSIZE"
+    BAD_SIGNATURE = "TX_BAD_SIGNATURE"
+    WRONG_CHAIN = "TX_WRONG_CHAIN"
+    WRONG_SUITE = "TX_WRONG_SUITE"
+    NONCE_REPLAYED = "TX_NONCE_REPLAYED"
+    NONCE_GAP = "TX_NONCE_GAP"
+    EXPIRED = "TX_EXPIRED"
+    UNKNOWN_KIND = "TX_UNKNOWN_KIND"
+    DUPLICATE = "TX_DUPLICATE"
+    MEMPOOL_FULL = "TX_MEMPOOL_FULL"
+    # Execution: the transaction is in a block, failed, and wrote nothing.
+    INVALID_PAYLOAD = "INVALID_PAYLOAD"
+    UNAUTHORISED = "UNAUTHORISED"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INSUFFICIENT_UNITS = "INSUFFICIENT_UNITS"
+    ASSET_RETIRED = "ASSET_RETIRED"
+    # Reads and node operation.
+    UNAVAILABLE = "UNAVAILABLE"
+    INVALID_REQUEST = "INVALID_REQUEST"
+
+
+class TallyError(Exception):
+    """Base of all typed errors: a stable ``code`` and a message for people."""
+
+    code: Code = Code.INVALID_REQUEST
+
+    def __init__(self, message: str, code: Code | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": str(self.code), "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code}: {self.message})"
+
+
+class TxRejected(TallyError):
+    """A transaction refused at admission: it never enters a block."""
+
+    code = Code.MALFORMED
+
+
+class ExecutionFailed(TallyError):
+    """A transaction that was in a block but failed; its writes were discarded."""
+
+    code = Code.INVALID_PAYLOAD
+
+
+class NotFound(TallyError):
+    code = Code.NOT_FOUND

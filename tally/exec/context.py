@@ -1,0 +1,42 @@
+"""What a system module sees while it executes one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tally.crypto import Suite
+from tally.exec.state import BlockState
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One committed fact, which becomes one leaf of the event log.
+
+    ``details`` carries facts that do not fit the fixed fields (a pledge id, a freeze
+    reason); the leaf commits to them through ``data``, their hash, so that the log leaf
+    stays small and fixed-shape while the details remain provable.
+    """
+
+    type: str
+    asset: str | None = None
+    sender: str | None = None
+    to: str | None = None
+    quantity: int = 0
+    data: bytes | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TxContext:
+    state: BlockState
+    suite: Suite
+    chain: str
+    height: int
+    time_ms: int
+    tx_id: bytes
+    sender: str
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)

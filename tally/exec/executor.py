@@ -1,0 +1,154 @@
+"""The block executor: one pure function from (state, block) to (writes, outcomes).
+
+The solo engine and the CometBFT application call the same :meth:`Executor.execute_block`,
+so a block gives the same state on every node however it was agreed. Nothing here reads
+a clock, a random source or the environment: the block's height and time are inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tally import tx as txmod
+from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
+from tally.exec import custody, roles
+from tally.exec.context import Event, TxContext
+from tally.exec.operation import Operation
+from tally.exec.state import BlockState
+from tally.genesis import Genesis
+from tally.tx import Transaction
+
+OK = "OK"
+
+
+@dataclass(slots=True)
+class TxOutcome:
+    tx: Transaction
+    code: str
+    message: str = ""
+    events: list[Event] = field(default_factory=list)
+    #: False when the transaction could not run at all (bad nonce, expired): it then
+    #: consumed no nonce. True when it ran, whether it succeeded or failed.
+    ran: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.code == OK
+
+
+def nonce_key(account: str) -> bytes:
+    return b"nonce/" + account.encode()
+
+
+def genesis_writes(genesis: Genesis) -> dict[bytes, Any]:
+    """The state a chain starts with: its role table."""
+    return {roles.role_key(account): sorted(held) for account, held in genesis.roles.items()}
+
+
+class Executor:
+    def __init__(self, genesis: Genesis, extra_operations: Iterable[Operation] = ()) -> None:
+        self.genesis = genesis
+        self.suite = genesis.suite
+        self.chain = genesis.chain_id
+        self.params = genesis.params
+        self.operations: dict[str, Operation] = {}
+        for op in (*roles.OPERATIONS, *custody.OPERATIONS, *extra_operations):
+            if op.kind in self.operations:
+                raise ValueError(f"two operations claim kind {op.kind!r}")
+            self.operations[op.kind] = op
+
+    # --- admission: checks that need no state -------------------------------------------
+
+    def decode(self, raw: bytes) -> Transaction:
+        return txmod.decode(raw, max_size=self.params.max_tx_bytes)
+
+    def check_stateless(self, tx: Transaction, *, verify_signature: bool = True) -> None:
+        """Chain, suite, signature, kind and payload shape. Raises TxRejected/ExecutionFailed."""
+        if tx.chain != self.chain:
+            raise TxRejected(
+                f"transaction is for chain {tx.chain!r}, this is {self.chain!r}", Code.WRONG_CHAIN
+            )
+        if tx.suite != self.suite.name:
+            raise TxRejected(
+                f"transaction uses suite {tx.suite!r}; this chain uses {self.suite.name!r}",
+                Code.WRONG_SUITE,
+            )
+        op = self.operations.get(tx.kind)
+        if op is None:
+            raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
+        op.parse(tx.payload)
+        if verify_signature:
+            txmod.check_signature(tx, self.suite)
+
+    def check_nonce_and_expiry(self, tx: Transaction, expected_nonce: int, height: int) -> None:
+        """``height`` is the height of the block the transaction would enter."""
+        if tx.nonce < expected_nonce:
+            raise TxRejected(
+                f"nonce {tx.nonce} was already used by {tx.sender}; next is {expected_nonce}",
+                Code.NONCE_REPLAYED,
+            )
+        if tx.nonce > expected_nonce:
+            raise TxRejected(
+                f"nonce {tx.nonce} skips ahead; {tx.sender} must use {expected_nonce} next",
+                Code.NONCE_GAP,
+            )
+        if tx.expiry < height:
+            raise TxRejected(
+                f"transaction expired at height {tx.expiry}; the chain is at {height}",
+                Code.EXPIRED,
+            )
+        if tx.expiry > height + self.params.max_expiry_window:
+            raise TxRejected(
+                f"expiry {tx.expiry} is more than {self.params.max_expiry_window} blocks ahead",
+                Code.EXPIRED,
+            )
+
+    def committed_nonce(self, read: Callable[[bytes], Any | None], account: str) -> int:
+        return read(nonce_key(account)) or 0
+
+    # --- execution ----------------------------------------------------------------------
+
+    def execute_block(
+        self,
+        state: BlockState,
+        *,
+        height: int,
+        time_ms: int,
+        txs: list[Transaction],
+        is_verified: Callable[[bytes], bool] = lambda tx_id: False,
+    ) -> list[TxOutcome]:
+        return [self._execute(state, tx, height, time_ms, is_verified) for tx in txs]
+
+    def _execute(
+        self,
+        state: BlockState,
+        tx: Transaction,
+        height: int,
+        time_ms: int,
+        is_verified: Callable[[bytes], bool],
+    ) -> TxOutcome:
+        try:
+            self.check_stateless(tx, verify_signature=not is_verified(tx.id))
+            expected = state.get(nonce_key(tx.sender)) or 0
+            self.check_nonce_and_expiry(tx, expected, height)
+        except TallyError as exc:
+            return TxOutcome(tx, str(exc.code), exc.message, ran=False)
+        state.put(nonce_key(tx.sender), expected + 1)
+        op = self.operations[tx.kind]
+        ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender)
+        state.begin()
+        try:
+            op.apply(ctx, op.parse(tx.payload))
+        except TallyError as exc:
+            state.rollback()
+            return TxOutcome(tx, str(exc.code), exc.message)
+        except Exception as exc:  # a bug in a module must not halt the chain
+            state.rollback()
+            return TxOutcome(tx, "INTERNAL", f"internal error: {type(exc).__name__}")
+        state.commit()
+        return TxOutcome(tx, OK, "", ctx.events)
+
+
+__all__ = ["Executor", "TxOutcome", "ExecutionFailed", "OK", "genesis_writes", "nonce_key"]

@@ -1,0 +1,69 @@
+"""The role table: who may issue assets, freeze holdings, or administer roles.
+
+A minimal, explicit permission model: an account holds zero or more named roles, set in
+genesis and changed only by an ``admin``. Identity and committee governance build on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tally.errors import Code, ExecutionFailed
+from tally.exec import payload as p
+from tally.exec.context import Event, TxContext
+from tally.exec.operation import Operation
+from tally.exec.state import BlockState
+
+ROLES = ("admin", "issuer", "custodian", "regulator")
+
+
+def role_key(account: str) -> bytes:
+    return b"role/" + account.encode()
+
+
+def roles_of(state: BlockState, account: str) -> list[str]:
+    return state.get(role_key(account)) or []
+
+
+def has_role(state: BlockState, account: str, *roles: str) -> bool:
+    held = roles_of(state, account)
+    return any(role in held for role in roles)
+
+
+def require_role(ctx: TxContext, *roles: str) -> None:
+    if not has_role(ctx.state, ctx.sender, *roles):
+        raise ExecutionFailed(
+            f"account {ctx.sender} needs the role {' or '.join(roles)} for this", Code.UNAUTHORISED
+        )
+
+
+def _parse(payload: dict[str, Any]) -> dict[str, Any]:
+    return p.parse(payload, {"account": p.address, "role": p.one_of(*ROLES)})
+
+
+def _grant(ctx: TxContext, args: dict[str, Any]) -> None:
+    require_role(ctx, "admin")
+    held = roles_of(ctx.state, args["account"])
+    if args["role"] in held:
+        raise ExecutionFailed(f"{args['account']} already holds {args['role']}", Code.ALREADY_EXISTS)
+    ctx.state.put(role_key(args["account"]), sorted([*held, args["role"]]))
+    ctx.emit(Event("role.grant", to=args["account"], details={"role": args["role"]}))
+
+
+def _revoke(ctx: TxContext, args: dict[str, Any]) -> None:
+    require_role(ctx, "admin")
+    held = roles_of(ctx.state, args["account"])
+    if args["role"] not in held:
+        raise ExecutionFailed(f"{args['account']} does not hold {args['role']}", Code.NOT_FOUND)
+    remaining = [role for role in held if role != args["role"]]
+    if remaining:
+        ctx.state.put(role_key(args["account"]), remaining)
+    else:
+        ctx.state.delete(role_key(args["account"]))
+    ctx.emit(Event("role.revoke", sender=args["account"], details={"role": args["role"]}))
+
+
+OPERATIONS = (
+    Operation("role.grant", _parse, _grant, "an admin gives an account a role"),
+    Operation("role.revoke", _parse, _revoke, "an admin takes a role away"),
+)

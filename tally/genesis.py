@@ -1,0 +1,126 @@
+"""Genesis: the document that fixes a chain's identity, suite, first validators and roles.
+
+The genesis hash is the trust anchor of all evidence: a bundle's signer keys are believed
+because they hash, with the rest of genesis, to a value the verifier pinned out of band.
+The document is plain JSON (hex for keys) so people can read and diff it; its hash is
+the suite hash of its canonical CBOR encoding, so formatting never changes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tally import codec
+from tally.crypto import PrivateKey, Suite, get_suite
+from tally.exec.roles import ROLES
+
+_CHAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    max_tx_bytes: int = 64 * 1024
+    max_block_txs: int = 10_000
+    #: How far past the current height a transaction may set its expiry.
+    max_expiry_window: int = 100_000
+
+    def to_doc(self) -> dict[str, int]:
+        return {"max_tx_bytes": self.max_tx_bytes, "max_block_txs": self.max_block_txs,
+                "max_expiry_window": self.max_expiry_window}
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    name: str
+    public_key: bytes
+    power: int = 1
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"name": self.name, "public_key": self.public_key.hex(), "power": self.power}
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    suite_name: str
+    time_ms: int
+    validators: tuple[Validator, ...]
+    roles: dict[str, tuple[str, ...]]
+    params: Params = field(default_factory=Params)
+
+    @property
+    def suite(self) -> Suite:
+        return get_suite(self.suite_name)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "suite": self.suite_name,
+            "genesis_time_ms": self.time_ms,
+            "validators": [v.to_doc() for v in self.validators],
+            "roles": {account: list(roles) for account, roles in sorted(self.roles.items())},
+            "params": self.params.to_doc(),
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return codec.encode(self.to_doc())
+
+    @property
+    def hash(self) -> bytes:
+        return self.suite.hash(self.canonical_bytes())
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_doc(), indent=2) + "\n"
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.to_json())
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Genesis:
+        try:
+            chain_id = doc["chain_id"]
+            if not isinstance(chain_id, str) or not _CHAIN_RE.match(chain_id):
+                raise ValueError("chain_id must be lowercase letters, digits and '-'")
+            suite_name = doc["suite"]
+            get_suite(suite_name)
+            validators = tuple(
+                Validator(v["name"], bytes.fromhex(v["public_key"]), int(v["power"]))
+                for v in doc["validators"]
+            )
+            if not validators or any(v.power <= 0 for v in validators):
+                raise ValueError("genesis needs at least one validator with positive power")
+            roles = {a: tuple(r) for a, r in doc.get("roles", {}).items()}
+            for account_roles in roles.values():
+                for role in account_roles:
+                    if role not in ROLES:
+                        raise ValueError(f"unknown role {role!r}")
+            params = Params(**doc.get("params", {}))
+            return cls(chain_id, suite_name, int(doc["genesis_time_ms"]), validators, roles, params)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed genesis document: {exc}") from exc
+
+    @classmethod
+    def read(cls, path: Path) -> Genesis:
+        return cls.from_doc(json.loads(Path(path).read_text()))
+
+
+def make_genesis(
+    chain_id: str,
+    suite: Suite,
+    validator_keys: list[tuple[str, PrivateKey]],
+    roles: dict[str, list[str]],
+    time_ms: int,
+    params: Params | None = None,
+) -> Genesis:
+    return Genesis(
+        chain_id=chain_id,
+        suite_name=suite.name,
+        time_ms=time_ms,
+        validators=tuple(Validator(name, key.public_key) for name, key in validator_keys),
+        roles={account: tuple(sorted(r)) for account, r in roles.items()},
+        params=params or Params(),
+    )

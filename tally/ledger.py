@@ -1,0 +1,290 @@
+"""The ledger: a node's committed chain, and the one path by which blocks are added.
+
+A block goes through two steps, so that both engines share them:
+
+* :meth:`Ledger.execute` runs the block's transactions with the executor and computes
+  everything the block commits to (events as log leaves, log root, state root, header)
+  without writing anything;
+* :meth:`Ledger.commit` signs the log checkpoint and writes the block in one SQLite
+  transaction.
+
+The solo engine calls both at once; the CometBFT application calls ``execute`` in
+FinalizeBlock and ``commit`` in Commit.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tally import codec
+from tally.crypto import PrivateKey
+from tally.exec.context import Event
+from tally.exec.executor import Executor, TxOutcome, genesis_writes
+from tally.exec.state import BlockState
+from tally.genesis import Genesis
+from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
+from tally.log.merkle import empty_root, leaf_hash, node_hash
+from tally.log.tree import MerkleLog
+from tally.state.store import BlockRow, BlockWrite, EventRow, Store, TxRow
+from tally.state.trie import StateTrie
+from tally.tx import Transaction
+
+CACHE_ENTRIES = 500_000
+
+
+def log_origin(chain_id: str) -> str:
+    """The checkpoint origin line of a chain's custody log."""
+    return f"tally/{chain_id}/custody"
+
+
+def encode_event_leaf(
+    ev: Event, *, height: int, tx_id: bytes, index: int, time_ms: int, details_hash: bytes | None
+) -> bytes:
+    """The canonical bytes of one event: exactly what the log commits to (docs/formats.md)."""
+    return codec.encode_trusted(
+        {
+            "height": height,
+            "tx": tx_id,
+            "index": index,
+            "type": ev.type,
+            "asset": ev.asset,
+            "from": ev.sender,
+            "to": ev.to,
+            "quantity": ev.quantity,
+            "data": ev.data,
+            "details": details_hash,
+            "time": time_ms,
+        }
+    )
+
+
+def merkle_root(hash_fn: Any, leaves: list[bytes]) -> bytes:
+    """RFC 9162 root of a small list (a block's transaction ids)."""
+    if not leaves:
+        return empty_root(hash_fn)
+    level = [leaf_hash(hash_fn, leaf) for leaf in leaves]
+    return _fold(hash_fn, level)
+
+
+def _fold(hash_fn: Any, nodes: list[bytes]) -> bytes:
+    if len(nodes) == 1:
+        return nodes[0]
+    split = 1 << ((len(nodes) - 1).bit_length() - 1)
+    return node_hash(hash_fn, _fold(hash_fn, nodes[:split]), _fold(hash_fn, nodes[split:]))
+
+
+@dataclass(slots=True)
+class PendingBlock:
+    """An executed block whose results are computed but not yet written."""
+
+    height: int
+    time_ms: int
+    header: dict[str, Any]
+    hash: bytes
+    outcomes: list[TxOutcome]
+    leaves: list[bytes]
+    details: list[bytes]
+    event_assets: list[str | None]
+    event_txs: list[bytes]
+    first_event: int
+    changes: dict[bytes, bytes | None]
+    decoded: dict[bytes, Any]
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBlock:
+    height: int
+    hash: bytes
+    header: dict[str, Any]
+    checkpoint: str
+    outcomes: list[TxOutcome]
+    first_event: int
+
+
+class _LogNodes:
+    """The log's node store: reads from SQLite, writes held until the block is written."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: dict[tuple[int, int], bytes] = {}
+
+    def get(self, level: int, index: int) -> bytes | None:
+        found = self.pending.get((level, index))
+        return found if found is not None else self.store.log_node(level, index)
+
+    def put_many(self, items: list[tuple[tuple[int, int], bytes]]) -> None:
+        self.pending.update(items)
+
+    def take(self) -> list[tuple[tuple[int, int], bytes]]:
+        items = list(self.pending.items())
+        self.pending = {}
+        return items
+
+
+class _TrieNodes:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, path: bytes) -> bytes | None:
+        return self.store.trie_node(path)
+
+
+class Ledger:
+    def __init__(self, store: Store, genesis: Genesis, signer: PrivateKey | None = None,
+                 signer_name: str | None = None) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.suite = genesis.suite
+        self.executor = Executor(genesis)
+        self.origin = log_origin(genesis.chain_id)
+        self._signers = [NoteSigner(signer_name, signer)] if signer and signer_name else []
+        self._cache: OrderedDict[bytes, Any] = OrderedDict()
+        self._log_nodes = _LogNodes(store)
+        stored = store.meta("genesis_hash")
+        if stored is None:
+            self._init_genesis()
+        elif stored != genesis.hash:
+            raise ValueError(
+                "this data directory belongs to another chain: its genesis hash is "
+                f"{stored.hex()}, the given genesis hashes to {genesis.hash.hex()}"
+            )
+        self.height = int(store.meta("height") or b"0")
+        self.last_hash = store.meta("last_hash") or genesis.hash
+        self.last_time_ms = int(store.meta("last_time_ms") or str(genesis.time_ms).encode())
+        self.log = MerkleLog(self.suite.hash, self._log_nodes, size=int(store.meta("log_size") or b"0"))
+        self.trie = StateTrie(self.suite.hash, _TrieNodes(store))
+
+    # --- genesis ----------------------------------------------------------------------
+
+    def _init_genesis(self) -> None:
+        changes = {k: codec.encode(v) for k, v in genesis_writes(self.genesis).items()}
+        trie = StateTrie(self.suite.hash, _TrieNodes(self.store))
+        trie.update(changes)
+        root = trie.root()
+        self.store.write_state(
+            kv=changes,
+            trie_nodes=trie.take_dirty(),
+            meta={"genesis_hash": self.genesis.hash, "genesis": self.genesis.canonical_bytes(),
+                  "height": b"0", "log_size": b"0", "state_root": root},
+        )
+
+    # --- state reads (engine thread) --------------------------------------------------
+
+    def read(self, key: bytes) -> Any | None:
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        raw = self.store.get(key)
+        value = None if raw is None else codec.decode(raw)
+        cache[key] = value
+        if len(cache) > CACHE_ENTRIES:
+            cache.popitem(last=False)
+        return value
+
+    @property
+    def state_root(self) -> bytes:
+        return self.trie.root()
+
+    # --- the block path ---------------------------------------------------------------
+
+    def execute(self, txs: list[Transaction], time_ms: int, *,
+                is_verified: Any = lambda tx_id: False) -> PendingBlock:
+        height = self.height + 1
+        time_ms = max(time_ms, self.last_time_ms)  # engine time never runs backwards
+        state = BlockState(self.read)
+        outcomes = self.executor.execute_block(
+            state, height=height, time_ms=time_ms, txs=txs, is_verified=is_verified
+        )
+        hash_fn = self.suite.hash
+        leaves: list[bytes] = []
+        details: list[bytes] = []
+        assets: list[str | None] = []
+        event_txs: list[bytes] = []
+        for outcome in outcomes:
+            for index, ev in enumerate(outcome.events):
+                details_bytes = codec.encode_trusted(ev.details) if ev.details else b""
+                leaves.append(encode_event_leaf(
+                    ev, height=height, tx_id=outcome.tx.id, index=index, time_ms=time_ms,
+                    details_hash=hash_fn(details_bytes) if details_bytes else None,
+                ))
+                details.append(details_bytes)
+                assets.append(ev.asset)
+                event_txs.append(outcome.tx.id)
+        first_event = self.log.append_many(leaves) if leaves else self.log.size
+        changes = state.changes()
+        self.trie.update(changes)
+        state_root = self.trie.root()
+        header = {
+            "chain": self.genesis.chain_id,
+            "height": height,
+            "prev": self.last_hash,
+            "time": time_ms,
+            "txs": merkle_root(hash_fn, [o.tx.id for o in outcomes]),
+            "tx_count": len(outcomes),
+            "log_size": self.log.size,
+            "log_root": self.log.root(),
+            "state": state_root,
+        }
+        block_hash = hash_fn(codec.encode_trusted(header))
+        checkpoint = Checkpoint(
+            origin=self.origin,
+            size=self.log.size,
+            root=header["log_root"],
+            extensions=(
+                f"height {height}",
+                f"time {time_ms}",
+                f"state {base64.b64encode(state_root).decode()}",
+                f"block {base64.b64encode(block_hash).decode()}",
+            ),
+        )
+        return PendingBlock(height, time_ms, header, block_hash, outcomes, leaves, details, assets,
+                            event_txs, first_event, changes, state.decoded_changes(), checkpoint)
+
+    def commit(self, block: PendingBlock) -> CommittedBlock:
+        note = sign_note(block.checkpoint.body(), self._signers) if self._signers else \
+            block.checkpoint.body()
+        tx_rows, event_rows = [], []
+        event_index = block.first_event
+        for position, outcome in enumerate(block.outcomes):
+            n = len(outcome.events)
+            tx_rows.append(TxRow(outcome.tx.id, block.height, position, outcome.tx.raw, outcome.code,
+                                 outcome.message, event_index if n else None, n))
+            event_index += n
+        for offset, leaf in enumerate(block.leaves):
+            event_rows.append(EventRow(block.first_event + offset, block.height,
+                                       block.event_txs[offset], block.event_assets[offset],
+                                       leaf, block.details[offset]))
+        self.store.write_block(BlockWrite(
+            block=BlockRow(block.height, block.hash, codec.encode_trusted(block.header), note,
+                           block.header["log_size"]),
+            txs=tx_rows,
+            events=event_rows,
+            kv=block.changes,
+            trie_nodes=self.trie.take_dirty(),
+            log_nodes=self._log_nodes.take(),
+            meta={
+                "height": str(block.height).encode(),
+                "last_hash": block.hash,
+                "last_time_ms": str(block.time_ms).encode(),
+                "log_size": str(block.header["log_size"]).encode(),
+                "state_root": block.header["state"],
+            },
+        ))
+        self.height = block.height
+        self.last_hash = block.hash
+        self.last_time_ms = block.time_ms
+        cache = self._cache
+        for key, value in block.decoded.items():
+            cache[key] = value
+        return CommittedBlock(block.height, block.hash, block.header, note, block.outcomes,
+                              block.first_event)
+
+
+def open_ledger(data_dir: Path, genesis: Genesis, signer: PrivateKey | None = None,
+                signer_name: str | None = None) -> Ledger:
+    return Ledger(Store(Path(data_dir) / "chain.sqlite"), genesis, signer, signer_name)

@@ -1,0 +1,297 @@
+"""A Tally node: ledger, mempool and engine, and the queries the API serves.
+
+Writes go one way: ``submit`` → mempool admission → engine → ledger. Reads never touch
+the engine's state: they run on their own SQLite connections against the last committed
+block, inside one read transaction each, so a proof and the checkpoint it is checked
+against always come from the same block.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tally import codec
+from tally.consensus.solo import SoloEngine
+from tally.errors import Code, NotFound, TallyError
+from tally.exec.custody import asset_key, holding_key
+from tally.exec.executor import TxOutcome, nonce_key
+from tally.exec.roles import role_key
+from tally.genesis import Genesis
+from tally.keys import NamedKey
+from tally.ledger import CommittedBlock, Ledger
+from tally.log.tree import MerkleLog
+from tally.mempool import Mempool
+from tally.state.store import EventRow, Store, TxRow
+from tally.state.trie import StateTrie
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_id: str
+    height: int
+    position: int
+    code: str
+    message: str
+    first_event: int | None
+    event_count: int
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tx": self.tx_id, "height": self.height, "position": self.position,
+            "code": self.code, "message": self.message,
+            "events": list(range(self.first_event, self.first_event + self.event_count))
+            if self.first_event is not None else [],
+        }
+
+    @classmethod
+    def from_row(cls, row: TxRow) -> Receipt:
+        return cls(row.id.hex(), row.height, row.position, row.code, row.message,
+                   row.first_event, row.event_count)
+
+
+def jsonable(value: Any) -> Any:
+    """Stored values and event leaves as JSON: bytes become hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def event_to_dict(row: EventRow) -> dict[str, Any]:
+    leaf = codec.decode(row.leaf)
+    out = jsonable(leaf)
+    out["log_index"] = row.index
+    out["details"] = jsonable(codec.decode(row.details)) if row.details else {}
+    return out
+
+
+class _ReadLogNodes:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, level: int, index: int) -> bytes | None:
+        return self.store.read_log_node(level, index)
+
+    def put_many(self, items: list) -> None:  # pragma: no cover - reads only
+        raise RuntimeError("read-only view of the log")
+
+
+class _ReadTrieNodes:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, path: bytes) -> bytes | None:
+        return self.store.read_trie_node(path)
+
+
+class Node:
+    def __init__(self, data_dir: Path, genesis: Genesis, validator: NamedKey | None = None,
+                 *, clock_ms: Callable[[], int] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.genesis = genesis
+        self.suite = genesis.suite
+        self.validator = validator
+        self.store = Store(self.data_dir / "chain.sqlite")
+        self.ledger = Ledger(self.store, genesis, validator.key if validator else None,
+                             validator.name if validator else None)
+        self.mempool = Mempool(
+            self.ledger.executor,
+            committed_nonce=self._committed_nonce,
+            next_height=lambda: self.ledger.height + 1,
+        )
+        self._listeners: list[Callable[[CommittedBlock], None]] = []
+        self._height_changed = threading.Condition()
+        kwargs = {"clock_ms": clock_ms} if clock_ms else {}
+        self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit, **kwargs)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Node:
+        self.engine.start()
+        return self
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.mempool.fail_all(TallyError("the node is shutting down", Code.UNAVAILABLE))
+        self.store.close()
+
+    def __enter__(self) -> Node:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_listener(self, listener: Callable[[CommittedBlock], None]) -> None:
+        self._listeners.append(listener)
+
+    def _on_commit(self, block: CommittedBlock) -> None:
+        with self._height_changed:
+            self._height_changed.notify_all()
+        for listener in list(self._listeners):
+            listener(block)
+
+    def wait_for_height(self, height: int, timeout: float) -> bool:
+        with self._height_changed:
+            return self._height_changed.wait_for(lambda: self.ledger.height >= height, timeout)
+
+    # --- writes -------------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> str:
+        """Admit a transaction; returns its id. Raises a TallyError if refused."""
+        tx, _ = self.mempool.admit(raw)
+        return tx.id_hex
+
+    def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
+        """Admit a transaction and wait until its block is durable."""
+        _, future = self.mempool.admit(raw, want_receipt=True)
+        assert future is not None
+        return self._receipt_of(future.result(timeout))
+
+    def submit_many(self, raws: list[bytes], *, wait: bool) -> list[Receipt | str | TallyError]:
+        results = self.mempool.admit_many(raws, want_receipts=wait)
+        out: list[Receipt | str | TallyError] = []
+        for result in results:
+            if isinstance(result, TallyError):
+                out.append(result)
+            elif wait:
+                out.append(_Waiting(result[1]))  # type: ignore[arg-type]
+            else:
+                out.append(result[0].id_hex)
+        if wait:
+            out = [self._receipt_of(r.future.result(60)) if isinstance(r, _Waiting) else r
+                   for r in out]
+        return out
+
+    def _receipt_of(self, outcome: TxOutcome) -> Receipt:
+        row = self.store.tx(outcome.tx.id)
+        if row is None:
+            raise TallyError("the transaction's block was not found after commit", Code.UNAVAILABLE)
+        return Receipt.from_row(row)
+
+    def _committed_nonce(self, account: str) -> int:
+        raw = self.store.read_value(nonce_key(account))
+        return 0 if raw is None else codec.decode(raw)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        latest = self.store.latest_block()
+        return {
+            "chain_id": self.genesis.chain_id,
+            "suite": self.suite.name,
+            "genesis_hash": self.genesis.hash.hex(),
+            "height": latest.height if latest else 0,
+            "block_hash": latest.hash.hex() if latest else None,
+            "log_size": latest.log_size if latest else 0,
+            "state_root": (self.store.read_meta("state_root") or b"").hex(),
+            "mempool": len(self.mempool),
+            "engine": "solo",
+            "validator": self.validator.name if self.validator else None,
+        }
+
+    def receipt(self, tx_id: str) -> Receipt:
+        row = self.store.tx(_parse_hex(tx_id, "transaction id"))
+        if row is None:
+            raise NotFound(f"no committed transaction {tx_id}")
+        return Receipt.from_row(row)
+
+    def transaction(self, tx_id: str) -> dict[str, Any]:
+        row = self.store.tx(_parse_hex(tx_id, "transaction id"))
+        if row is None:
+            raise NotFound(f"no committed transaction {tx_id}")
+        tx = self.ledger.executor.decode(row.raw)
+        return {
+            "id": tx.id_hex, "chain": tx.chain, "suite": tx.suite, "tier": tx.tier,
+            "sender": tx.sender, "signer": tx.signer.hex(), "nonce": tx.nonce,
+            "expiry": tx.expiry, "kind": tx.kind, "payload": jsonable(tx.payload),
+            "signature": tx.signature.hex(), "raw": base64.b64encode(row.raw).decode(),
+            "receipt": Receipt.from_row(row).to_dict(),
+            "events": [event_to_dict(e) for e in self.store.events_of_tx(row.id)],
+        }
+
+    def block(self, height: int) -> dict[str, Any]:
+        row = self.store.block(height)
+        if row is None:
+            raise NotFound(f"no block at height {height}")
+        header = codec.decode(row.header)
+        return {
+            "height": row.height, "hash": row.hash.hex(), "header": jsonable(header),
+            "checkpoint": row.checkpoint,
+            "txs": [t.id.hex() for t in self.store.block_txs(height)],
+        }
+
+    def value(self, key: bytes) -> Any | None:
+        raw = self.store.read_value(key)
+        return None if raw is None else codec.decode(raw)
+
+    def asset(self, asset: str) -> dict[str, Any]:
+        record = self.value(asset_key(asset))
+        if record is None:
+            raise NotFound(f"no asset {asset!r}")
+        holders = {
+            key.decode().rsplit("/", 1)[1]: codec.decode(value)
+            for key, value in self.store.read_prefix(f"holding/{asset}/".encode())
+        }
+        return {"asset": asset, **jsonable(record), "holders": holders}
+
+    def holding(self, asset: str, holder: str) -> dict[str, int]:
+        return self.value(holding_key(asset, holder)) or {"q": 0, "p": 0, "f": 0}
+
+    def account(self, address: str) -> dict[str, Any]:
+        return {
+            "address": address,
+            "nonce": self.value(nonce_key(address)) or 0,
+            "roles": self.value(role_key(address)) or [],
+        }
+
+    def history(self, asset: str, after: int = -1, limit: int = 1000) -> list[dict[str, Any]]:
+        return [event_to_dict(e) for e in self.store.events_of_asset(asset, after, limit)]
+
+    def events(self, after: int = -1, limit: int = 1000) -> list[dict[str, Any]]:
+        return [event_to_dict(e) for e in self.store.events_after(after, limit)]
+
+    def state_proof(self, key: bytes) -> dict[str, Any]:
+        """A key's value (or absence) with a proof against the latest signed checkpoint."""
+        with self.store.snapshot():
+            latest = self.store.latest_block()
+            if latest is None:
+                raise NotFound("no block has been committed yet")
+            header = codec.decode(latest.header)
+            trie = StateTrie(self.suite.hash, _ReadTrieNodes(self.store))
+            proof = trie.prove(key)
+            raw = self.store.read_value(key)
+        return {
+            "key": key.decode(errors="replace"), "key_hex": key.hex(),
+            "value": jsonable(codec.decode(raw)) if raw is not None else None,
+            "value_cbor": raw.hex() if raw is not None else None,
+            "state_root": header["state"].hex(), "height": latest.height,
+            "checkpoint": latest.checkpoint, "proof": proof.to_dict(),
+        }
+
+    def log_view(self, size: int) -> MerkleLog:
+        return MerkleLog(self.suite.hash, _ReadLogNodes(self.store), size=size)
+
+
+class _Waiting:
+    def __init__(self, future: Future) -> None:
+        self.future = future
+
+
+def _parse_hex(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise TallyError(f"{what} must be hex", Code.INVALID_REQUEST) from None

@@ -1,0 +1,318 @@
+"""The node's durable store: one SQLite database per node.
+
+SQLite (see docs/decisions/0001-sqlite-store.md) holds everything a node knows: state
+values, the state trie's nodes, the event log's nodes, blocks, transactions and events.
+A block is written in one SQLite transaction, and a block is acknowledged only after
+that transaction is durable (WAL, synchronous=FULL), so a crash loses no acknowledged
+block and never leaves half of one.
+
+One connection writes (the engine's thread). Readers (the API) open their own
+connections; WAL lets them read the last committed block while the next is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trie (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL,
+    checkpoint TEXT NOT NULL, log_size INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS blocks_by_log_size ON blocks (log_size);
+CREATE TABLE IF NOT EXISTS txs (
+    id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
+    raw BLOB NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL,
+    first_event INTEGER, event_count INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, position);
+CREATE TABLE IF NOT EXISTS events (
+    idx INTEGER PRIMARY KEY, height INTEGER NOT NULL, tx_id BLOB NOT NULL,
+    asset TEXT, leaf BLOB NOT NULL, details BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_asset ON events (asset, idx) WHERE asset IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cosignatures (
+    height INTEGER NOT NULL, signer TEXT NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (height, signer)) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    height: int
+    hash: bytes
+    header: bytes
+    checkpoint: str
+    log_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxRow:
+    id: bytes
+    height: int
+    position: int
+    raw: bytes
+    code: str
+    message: str
+    first_event: int | None
+    event_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    index: int
+    height: int
+    tx_id: bytes
+    asset: str | None
+    leaf: bytes
+    details: bytes
+
+
+@dataclass(slots=True)
+class BlockWrite:
+    """Everything one block changes, written atomically by :meth:`Store.write_block`."""
+
+    block: BlockRow
+    txs: list[TxRow]
+    events: list[EventRow]
+    kv: dict[bytes, bytes | None]
+    trie_nodes: list[tuple[bytes, bytes | None]]
+    log_nodes: list[tuple[tuple[int, int], bytes]]
+    meta: dict[str, bytes]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+    return conn
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = connect(self.path)
+        self._db.executescript(SCHEMA)
+        self._readers = threading.local()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- reads on the writer's connection (engine thread) ---------------------------------
+
+    def meta(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def get(self, key: bytes) -> bytes | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def trie_node(self, path: bytes) -> bytes | None:
+        row = self._db.execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def log_node(self, level: int, index: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT hash FROM log_nodes WHERE level=? AND idx=?", (level, index)
+        ).fetchone()
+        return row[0] if row else None
+
+    # --- the one write path ---------------------------------------------------------------
+
+    def write_block(self, w: BlockWrite) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            b = w.block
+            db.execute(
+                "INSERT INTO blocks VALUES (?,?,?,?,?)",
+                (b.height, b.hash, b.header, b.checkpoint, b.log_size),
+            )
+            db.executemany(
+                "INSERT INTO txs VALUES (?,?,?,?,?,?,?,?)",
+                [(t.id, t.height, t.position, t.raw, t.code, t.message, t.first_event,
+                  t.event_count) for t in w.txs],
+            )
+            db.executemany(
+                "INSERT INTO events VALUES (?,?,?,?,?,?)",
+                [(e.index, e.height, e.tx_id, e.asset, e.leaf, e.details) for e in w.events],
+            )
+            _apply_upserts(db, "kv", "key", "value", w.kv.items())
+            _apply_upserts(db, "trie", "path", "node", w.trie_nodes)
+            db.executemany(
+                "INSERT OR REPLACE INTO log_nodes VALUES (?,?,?)",
+                [(level, idx, h) for (level, idx), h in w.log_nodes],
+            )
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(w.meta.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def write_state(self, *, kv: dict[bytes, bytes | None],
+                    trie_nodes: list[tuple[bytes, bytes | None]], meta: dict[str, bytes]) -> None:
+        """Write state outside any block (genesis), atomically."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _apply_upserts(db, "kv", "key", "value", kv.items())
+            _apply_upserts(db, "trie", "path", "node", trie_nodes)
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(meta.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def write_meta(self, items: dict[str, bytes]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(items.items()))
+
+    def add_cosignatures(self, height: int, lines: dict[str, str]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany(
+            "INSERT OR IGNORE INTO cosignatures VALUES (?,?,?)",
+            [(height, signer, line) for signer, line in lines.items()],
+        )
+        self._db.execute("COMMIT")
+
+    # --- reads for the API (any thread; one read-only connection per thread) ------------
+
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._readers.conn = conn
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every read inside sees the same committed block."""
+        conn = self.reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def read_trie_node(self, path: bytes) -> bytes | None:
+        row = self.reader().execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def read_log_node(self, level: int, index: int) -> bytes | None:
+        row = self.reader().execute(
+            "SELECT hash FROM log_nodes WHERE level=? AND idx=?", (level, index)
+        ).fetchone()
+        return row[0] if row else None
+
+    def read_meta(self, key: str) -> bytes | None:
+        row = self.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def read_value(self, key: bytes) -> bytes | None:
+        row = self.reader().execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def read_prefix(self, prefix: bytes, limit: int = 1000) -> list[tuple[bytes, bytes]]:
+        upper = prefix[:-1] + bytes([prefix[-1] + 1])
+        return self.reader().execute(
+            "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (prefix, upper, limit),
+        ).fetchall()
+
+    def block(self, height: int) -> BlockRow | None:
+        row = self.reader().execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
+        return BlockRow(*row) if row else None
+
+    def first_block_covering(self, log_index: int) -> BlockRow | None:
+        """The first block whose checkpoint covers event ``log_index``."""
+        row = self.reader().execute(
+            "SELECT * FROM blocks WHERE log_size > ? ORDER BY log_size, height LIMIT 1",
+            (log_index,),
+        ).fetchone()
+        return BlockRow(*row) if row else None
+
+    def latest_block(self) -> BlockRow | None:
+        row = self.reader().execute("SELECT * FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        return BlockRow(*row) if row else None
+
+    def tx(self, tx_id: bytes) -> TxRow | None:
+        row = self.reader().execute("SELECT * FROM txs WHERE id=?", (tx_id,)).fetchone()
+        return TxRow(*row) if row else None
+
+    def block_txs(self, height: int) -> list[TxRow]:
+        rows = self.reader().execute(
+            "SELECT * FROM txs WHERE height=? ORDER BY position", (height,)
+        ).fetchall()
+        return [TxRow(*r) for r in rows]
+
+    def event(self, index: int) -> EventRow | None:
+        row = self.reader().execute("SELECT * FROM events WHERE idx=?", (index,)).fetchone()
+        return EventRow(*row) if row else None
+
+    def events_of_tx(self, tx_id: bytes) -> list[EventRow]:
+        row = self.tx(tx_id)
+        if row is None or row.first_event is None:
+            return []
+        rows = self.reader().execute(
+            "SELECT * FROM events WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (row.first_event, row.first_event + row.event_count),
+        ).fetchall()
+        return [EventRow(*r) for r in rows]
+
+    def events_of_asset(self, asset: str, after: int = -1, limit: int = 1000) -> list[EventRow]:
+        rows = self.reader().execute(
+            "SELECT * FROM events WHERE asset=? AND idx > ? ORDER BY idx LIMIT ?",
+            (asset, after, limit),
+        ).fetchall()
+        return [EventRow(*r) for r in rows]
+
+    def events_after(self, after: int, limit: int = 1000) -> list[EventRow]:
+        rows = self.reader().execute(
+            "SELECT * FROM events WHERE idx > ? ORDER BY idx LIMIT ?", (after, limit)
+        ).fetchall()
+        return [EventRow(*r) for r in rows]
+
+    def cosignatures(self, height: int) -> dict[str, str]:
+        rows = self.reader().execute(
+            "SELECT signer, line FROM cosignatures WHERE height=?", (height,)
+        ).fetchall()
+        return dict(rows)
+
+    # --- full scans, for audits ---------------------------------------------------------
+
+    def scan(self, table: str, columns: str, order: str) -> Iterator[tuple]:
+        if table not in {"kv", "events", "blocks", "txs"}:
+            raise ValueError(table)
+        yield from connect(self.path, readonly=True).execute(
+            f"SELECT {columns} FROM {table} ORDER BY {order}"
+        )
+
+
+def _apply_upserts(
+    db: sqlite3.Connection, table: str, key_col: str, value_col: str,
+    items: Iterable[tuple[bytes, bytes | None]],
+) -> None:
+    upserts, deletes = [], []
+    for key, value in items:
+        if value is None:
+            deletes.append((key,))
+        else:
+            upserts.append((key, value))
+    if upserts:
+        db.executemany(f"INSERT OR REPLACE INTO {table} ({key_col}, {value_col}) VALUES (?,?)", upserts)
+    if deletes:
+        db.executemany(f"DELETE FROM {table} WHERE {key_col}=?", deletes)
