@@ -7,9 +7,8 @@ SM3 hashing (GB/T 32905-2016), and SM4-GCM for data Tally encrypts
 
 from __future__ import annotations
 
-import hashlib
-
 from tally.crypto import sm2, sm4
+from tally.crypto.sm3 import sm3
 from tally.crypto.suite import PrivateKey, Suite
 
 
@@ -47,7 +46,7 @@ class GmSuite(Suite):
         sm2.SigningKey(sm2.generate_private_scalar())
 
     def hash(self, data: bytes) -> bytes:
-        return hashlib.new("sm3", data).digest()
+        return sm3(data)
 
     def generate_private_key(self) -> Sm2PrivateKey:
         return Sm2PrivateKey(self, sm2.generate_private_scalar())

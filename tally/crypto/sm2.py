@@ -19,11 +19,11 @@ encodings, ranges, and the rule that verification never raises.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from functools import lru_cache
 
 from tally.crypto import _openssl
+from tally.crypto.sm3 import sm3
 
 # --- the curve (GB/T 32918.5-2017, "recommended curve"; OpenSSL's SM2) -----------------
 
@@ -44,10 +44,6 @@ SIGNATURE_SIZE = 64
 # ENTL is the ID's length in bits as two bytes.
 _MAX_ID_SIZE = 0xFFFF // 8
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-
-
-def _sm3(data: bytes) -> bytes:
-    return hashlib.new("sm3", data).digest()
 
 
 def _int32(value: int) -> bytes:
@@ -94,7 +90,7 @@ def z_value(public_key: bytes, distinguishing_id: bytes = DEFAULT_ID) -> bytes:
     if len(distinguishing_id) > _MAX_ID_SIZE:
         raise ValueError("an SM2 distinguishing ID is at most 8191 bytes")
     entl = (8 * len(distinguishing_id)).to_bytes(2, "big")
-    return _sm3(
+    return sm3(
         entl + distinguishing_id + _int32(A) + _int32(B) + _int32(GX) + _int32(GY) + public_key[1:]
     )
 
