@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tally.crypto import get_suite, sm2, sm4
@@ -69,6 +71,23 @@ def test_sm2_signatures_are_randomized() -> None:
     # A repeated nonce k would reveal the private key; fresh k shows as fresh r.
     key = get_suite("gm").load_private_key(STD_D)
     assert key.sign(b"same")[:32] != key.sign(b"same")[:32]
+
+
+def test_sm2_sign_and_verify_from_many_threads() -> None:
+    # Nodes verify on worker threads; libcrypto runs without the GIL, so shared key
+    # objects must be safe to use concurrently.
+    gm = get_suite("gm")
+    key = gm.generate_private_key()
+
+    def work(index: int) -> bool:
+        message = index.to_bytes(4, "big")
+        signature = key.sign(message)
+        return gm.verify(key.public_key, message, signature) and not gm.verify(
+            key.public_key, message + b"!", signature
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(64)))
 
 
 # --- SM2 key and signature encodings -----------------------------------------------------
