@@ -281,6 +281,41 @@ class Node:
             "checkpoint": latest.checkpoint, "proof": proof.to_dict(),
         }
 
+    def checkpoint_note(self, height: int) -> str:
+        """The signed checkpoint of block ``height``, with every cosignature collected."""
+        row = self.store.block(height)
+        if row is None:
+            raise NotFound(f"no block at height {height}")
+        cosignatures = self.store.cosignatures(height)
+        if not cosignatures:
+            return row.checkpoint
+        return row.checkpoint + "".join(cosignatures[name] for name in sorted(cosignatures))
+
+    def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:
+        self._check_log_size(size)
+        log = self.log_view(size)
+        if not 0 <= index < size:
+            raise TallyError(f"index {index} is outside a log of size {size}", Code.INVALID_REQUEST)
+        return {"index": index, "tree_size": size, "leaf_hash": log.leaf_hash_at(index).hex(),
+                "root": log.root(size).hex(),
+                "proof": [h.hex() for h in log.inclusion_proof(index, size)]}
+
+    def consistency_proof(self, first: int, second: int) -> dict[str, Any]:
+        self._check_log_size(second)
+        if first > second:
+            raise TallyError("the first size must not exceed the second", Code.INVALID_REQUEST)
+        log = self.log_view(second)
+        return {"first": first, "second": second, "first_root": log.root(first).hex(),
+                "second_root": log.root(second).hex(),
+                "proof": [h.hex() for h in log.consistency_proof(first, second)]}
+
+    def _check_log_size(self, size: int) -> None:
+        latest = self.store.latest_block()
+        committed = latest.log_size if latest else 0
+        if size > committed:
+            raise TallyError(f"the log has {committed} entries; {size} requested",
+                             Code.INVALID_REQUEST)
+
     def log_view(self, size: int) -> MerkleLog:
         return MerkleLog(self.suite.hash, _ReadLogNodes(self.store), size=size)
 

@@ -1,0 +1,335 @@
+"""The ``tally`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from tally import keys as keyfiles
+
+app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and Python contracts.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Create and inspect key files.", no_args_is_help=True)
+node_app = typer.Typer(help="Run an embedded (solo) node.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Export and verify evidence bundles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(node_app, name="node")
+app.add_typer(evidence_app, name="evidence")
+
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_HOME = Path(os.environ.get("TALLY_HOME", ".tally"))
+DEFAULT_URL = os.environ.get("TALLY_URL", "http://127.0.0.1:26680")
+HomeOpt = Annotated[Path, typer.Option("--home", help="node home directory", envvar="TALLY_HOME")]
+UrlOpt = Annotated[str, typer.Option("--url", help="node API URL", envvar="TALLY_URL")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+@keys_app.command("new")
+def keys_new(name: str, out: Annotated[Path, typer.Option(help="key file to write")],
+             suite: Annotated[str, typer.Option(help="intl or gm")] = "intl") -> None:
+    """Generate a key and write it to a file readable only by you."""
+    if out.exists():
+        fail(f"{out} exists; refusing to overwrite a key")
+    try:
+        named = keyfiles.generate(name, suite)
+    except ValueError as exc:
+        fail(str(exc))
+    keyfiles.save(out, named)
+    console.print(f"{named.name}: address {named.address} ({suite}) → {out}")
+
+
+@keys_app.command("show")
+def keys_show(path: Path) -> None:
+    """Print a key file's name, suite, public key and address (never the private key)."""
+    try:
+        named = keyfiles.load(path)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print_json(json.dumps({"name": named.name, "suite": named.key.suite.name,
+                                   "public_key": named.public_key.hex(),
+                                   "address": named.address}))
+
+
+# --- init and node ---------------------------------------------------------------------
+
+@app.command()
+def init(home: HomeOpt = DEFAULT_HOME,
+         suite: Annotated[str, typer.Option(help="crypto suite, fixed for the chain's life")] = "intl",
+         chain_id: Annotated[str, typer.Option(help="the chain's name")] = "tally-dev") -> None:
+    """Create a single-validator chain with development accounts in HOME."""
+    from tally.home import init_home
+
+    try:
+        h = init_home(home, suite_name=suite, chain_id=chain_id)
+    except (FileExistsError, ValueError) as exc:
+        fail(str(exc))
+    g = h.genesis()
+    console.print(f"Initialised {home}: chain {g.chain_id}, suite {g.suite_name}, "
+                  f"genesis {g.hash.hex()}")
+
+
+@node_app.command("run")
+def node_run(home: HomeOpt = DEFAULT_HOME,
+             host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+             port: Annotated[int, typer.Option(help="API port")] = 26680,
+             log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning") -> None:
+    """Run the embedded node and its HTTP API until interrupted."""
+    import uvicorn
+
+    from tally.api.app import create_app
+    from tally.home import Home
+    from tally.node import Node
+
+    h = Home(home)
+    try:
+        node = Node(h.data_dir, h.genesis(), h.validator())
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    node.start()
+    console.print(f"Node of chain {node.genesis.chain_id} at height {node.ledger.height}, "
+                  f"API on http://{host}:{port} (OpenAPI: /docs)")
+    try:
+        uvicorn.run(create_app(node), host=host, port=port, log_level=log_level)
+    finally:
+        node.stop()
+
+
+@app.command()
+def dev(home: HomeOpt = DEFAULT_HOME, port: int = 26680,
+        suite: Annotated[str, typer.Option(help="suite for a new chain")] = "intl") -> None:
+    """Development node: initialise HOME if needed, then run it."""
+    from tally.home import init_home
+
+    if not (home / "genesis.json").exists():
+        init_home(home, suite_name=suite)
+    node_run(home=home, port=port)
+
+
+# --- demo ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_api(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(f"the node exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/v1/status", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    fail(f"the node did not answer at {url} within {timeout:.0f} s")
+
+
+@app.command()
+def demo(suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
+         home: Annotated[Path | None, typer.Option(help="keep the chain here")] = None,
+         out: Annotated[Path, typer.Option(help="where to write the evidence bundle")] = Path(
+             "demo-output")) -> None:
+    """Start an embedded node, run the custody scenario, export and verify evidence."""
+    from tally.demo import run_scenario
+    from tally.home import Home, init_home
+    from tally.sdk import TallyClient
+
+    tmp = None
+    if home is None:
+        tmp = tempfile.mkdtemp(prefix="tally-demo-")
+        home = Path(tmp)
+    if not (home / "genesis.json").exists():
+        init_home(home, suite_name=suite, chain_id="tally-demo")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    console.rule(f"Tally custody demo — embedded node, suite {suite}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tally", "node", "run", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_api(url, proc)
+        with TallyClient(url) as client:
+            result = run_scenario(client, Home(home), out, console)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    console.rule("done")
+    if not (result.verified and result.tamper_detected):
+        fail("the demo's evidence checks did not hold")
+
+
+# --- evidence --------------------------------------------------------------------------
+
+@evidence_app.command("export")
+def evidence_export(
+    event: Annotated[int | None, typer.Option(help="log index of the event")] = None,
+    tx: Annotated[str | None, typer.Option(help="transaction id (its first event)")] = None,
+    out: Annotated[Path, typer.Option(help="bundle file to write")] = Path("evidence.json"),
+    consistency: Annotated[bool, typer.Option(help="add a proof to the latest checkpoint")] = True,
+    url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Export the evidence bundle of one event from a running node."""
+    from tally.sdk import ApiError, TallyClient
+
+    if (event is None) == (tx is None):
+        fail("give exactly one of --event or --tx")
+    with TallyClient(url) as client:
+        try:
+            index = event if event is not None else client.receipt(tx).events[0]  # type: ignore[arg-type]
+            bundle = client.evidence(index, consistency=consistency)
+        except (ApiError, IndexError) as exc:
+            fail(f"cannot export: {exc}")
+    out.write_text(json.dumps(bundle, indent=2))
+    console.print(f"Evidence of event {index} written to {out}")
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    bundle: Path,
+    genesis_hash: Annotated[str | None, typer.Option(
+        help="the chain's genesis hash, obtained out of band (strongly recommended)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+) -> None:
+    """Verify a bundle offline. Exit 0 if valid; 1 with the reason if not; 2 if unreadable."""
+    from tally.evidence.verify import EvidenceError, verify_bundle
+
+    try:
+        text = bundle.read_text()
+    except OSError as exc:
+        fail(f"cannot read {bundle}: {exc}", 2)
+    try:
+        verdict = verify_bundle(text, genesis_hash=genesis_hash)
+    except EvidenceError as exc:
+        if as_json:
+            print(json.dumps({"valid": False, "reason": exc.reason, "message": exc.message}))
+        else:
+            err.print(f"[red]INVALID[/] ({exc.reason}): {exc.message}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps({"valid": True, "facts": verdict.facts, "event": verdict.event,
+                          "signers": verdict.signers, "genesis_pinned": verdict.genesis_pinned}))
+        return
+    console.print("[green]VALID[/]")
+    for fact in verdict.facts:
+        console.print(f"  {fact}")
+
+
+# --- reads and transactions against a node ---------------------------------------------
+
+@app.command()
+def status(url: UrlOpt = DEFAULT_URL) -> None:
+    """Show a node's chain, height and roots."""
+    from tally.sdk import TallyClient
+
+    with TallyClient(url) as client:
+        console.print_json(json.dumps(_call(client.status)))
+
+
+@app.command()
+def asset(asset_id: str, url: UrlOpt = DEFAULT_URL,
+          history: Annotated[bool, typer.Option(help="also print the custody history")] = False
+          ) -> None:
+    """Show an asset, its holders and optionally its custody history."""
+    from tally.sdk import TallyClient
+
+    with TallyClient(url) as client:
+        console.print_json(json.dumps(_call(client.asset, asset_id)))
+        if history:
+            console.print_json(json.dumps(_call(client.history, asset_id)))
+
+
+@app.command()
+def send(kind: str,
+         payload: Annotated[str, typer.Argument(help="the payload as JSON; 0x-prefixed hex "
+                                                     "strings become bytes")],
+         key: Annotated[Path, typer.Option(help="key file of the sender")],
+         url: UrlOpt = DEFAULT_URL) -> None:
+    """Sign a transaction of KIND with PAYLOAD and submit it; wait for its block."""
+    from tally.sdk import ApiError, TallyClient
+
+    try:
+        body = json.loads(payload, object_hook=_hex_to_bytes)
+    except ValueError as exc:
+        fail(f"payload is not JSON: {exc}", 2)
+    if not isinstance(body, dict):
+        fail("payload must be a JSON object", 2)
+    try:
+        named = keyfiles.load(key)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    with TallyClient(url) as client:
+        try:
+            receipt = client.account(named).send(kind, body, check=False)
+        except ApiError as exc:
+            fail(f"refused ({exc.code}): {exc.message}")
+    console.print_json(json.dumps(receipt.__dict__))
+    if not receipt.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def audit(home: HomeOpt = DEFAULT_HOME) -> None:
+    """Re-derive every root from the stored ledger and check every signature (offline)."""
+    from tally.audit import audit_ledger
+    from tally.home import Home
+
+    h = Home(home)
+    report = audit_ledger(h.data_dir / "chain.sqlite", h.genesis())
+    for line in report.lines:
+        console.print(f"  {line}")
+    if report.problems:
+        for problem in report.problems:
+            err.print(f"[red]✗[/] {problem}")
+        raise typer.Exit(1)
+    console.print("[green]ledger intact[/]")
+
+
+def _hex_to_bytes(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: bytes.fromhex(v[2:]) if isinstance(v, str) and v.startswith("0x") else v
+            for k, v in obj.items()}
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    from tally.sdk import ApiError
+
+    try:
+        return fn(*args)
+    except ApiError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    except Exception as exc:  # connection errors and the like
+        fail(f"cannot reach the node: {exc}")
+
+
+if __name__ == "__main__":
+    app()
