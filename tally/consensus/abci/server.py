@@ -32,7 +32,6 @@ import inspect
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -298,7 +297,7 @@ class ThreadedServer:
 
     def __init__(self, app: Application, address: str = "tcp://127.0.0.1:0", **kw: Any) -> None:
         self.server = ABCIServer(app, address, **kw)
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="abci-server", daemon=True)
         self._ready = threading.Event()
         self._exc: BaseException | None = None
@@ -312,17 +311,19 @@ class ThreadedServer:
         return self.server.error
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.server.start())
-        except BaseException as e:  # surface bind errors to start()
-            self._exc = e
-            self._ready.set()
-            return
-        self._ready.set()
-        with contextlib.suppress(ApplicationError):
-            self._loop.run_until_complete(self.server.serve_forever())
-        self._loop.close()
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            try:
+                await self.server.start()
+            except BaseException as e:  # surface bind errors to start()
+                self._exc = e
+                return
+            finally:
+                self._ready.set()
+            with contextlib.suppress(ApplicationError):  # kept in self.server.error
+                await self.server.serve_forever()
+
+        asyncio.run(main())
 
     def start(self, timeout: float = 10.0) -> ThreadedServer:
         self._thread.start()
@@ -333,13 +334,10 @@ class ThreadedServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive() and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # loop already finished
-                fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop)
-                deadline = time.monotonic() + timeout
-                with contextlib.suppress(Exception):
-                    fut.result(timeout)
-                timeout = max(0.1, deadline - time.monotonic())
+        loop = self._loop
+        if loop is not None and self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # loop already closed: server done
+                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.server.stop()))
         self._thread.join(timeout)
 
     def __enter__(self) -> ThreadedServer:

@@ -1,0 +1,188 @@
+"""The ABCI server against a raw-socket client speaking CometBFT's framing.
+
+No CometBFT here: these pin down the wire behaviour (uvarint framing, pipelining until
+Flush, ordering, the exception path) that the process tests rely on without seeing.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tally.consensus.abci import (
+    Application,
+    ThreadedServer,
+    abci,
+    take_txs_within,
+    tx_proto_size,
+    vote_extension_sign_bytes,
+)
+from tally.consensus.abci.server import parse_address
+from tally.consensus.abci.wire import (
+    FramingError,
+    decode_uvarint,
+    encode_uvarint,
+    frame,
+    split_frames,
+)
+
+
+class Client:
+    """Minimal blocking ABCI client: frames requests, reads framed responses."""
+
+    def __init__(self, address: str) -> None:
+        kind, where = parse_address(address)
+        if kind == "unix":
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(where)
+        else:
+            self.sock = socket.create_connection(where)  # type: ignore[arg-type]
+        self.sock.settimeout(5)
+        self.buf = bytearray()
+
+    def send(self, *reqs: abci.Request) -> None:
+        self.sock.sendall(b"".join(frame(r.SerializeToString()) for r in reqs))
+
+    def recv(self) -> abci.Response | None:
+        while True:
+            frames, used = split_frames(self.buf)
+            if frames:
+                raw = frames[0]
+                head = decode_uvarint(self.buf)
+                assert head is not None
+                del self.buf[: head[1] + len(raw)]
+                return abci.Response.FromString(raw)
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.buf += data
+
+    def pending(self, wait: float = 0.3) -> bytes:
+        """Whatever arrives within `wait` seconds without asking (b'' if nothing)."""
+        self.sock.settimeout(wait)
+        try:
+            return self.sock.recv(65536)
+        except TimeoutError:
+            return b""
+        finally:
+            self.sock.settimeout(5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_uvarint_roundtrip_and_partial() -> None:
+    for n in (0, 1, 127, 128, 300, 2**31 - 1, 2**63):
+        enc = encode_uvarint(n)
+        assert decode_uvarint(enc) == (n, len(enc))
+        assert decode_uvarint(enc[:-1]) is None or len(enc) == 1
+    assert encode_uvarint(300) == b"\xac\x02"  # protobuf's own example
+    buf = bytearray(frame(b"abc") + frame(b"") + frame(b"x" * 200)[:50])
+    frames, used = split_frames(buf)
+    assert frames == [b"abc", b""] and used == 5
+    with pytest.raises(FramingError):
+        split_frames(bytearray(encode_uvarint(100) + b"x"), max_size=10)
+
+
+def test_prepare_proposal_size_rule_matches_cometbft() -> None:
+    # types.ComputeProtoSizeForTxs: tag + uvarint(len) + len, per tx
+    assert tx_proto_size(b"") == 2 and tx_proto_size(b"a" * 127) == 129
+    assert tx_proto_size(b"a" * 128) == 131
+    txs = [b"a" * 10] * 5  # 12 bytes each
+    assert take_txs_within(txs, 36) == txs[:3]
+    assert take_txs_within(txs, 35) == txs[:2]
+    resp = Application().prepare_proposal(abci.RequestPrepareProposal(txs=txs, max_tx_bytes=40))
+    assert list(resp.txs) == txs[:3]
+
+
+def test_vote_extension_sign_bytes_layout() -> None:
+    b = vote_extension_sign_bytes("c", 5, 1, b"ext")
+    # uvarint length, then CanonicalVoteExtension: 1:bytes, 2:sfixed64, 3:sfixed64, 4:string
+    body = b"\x0a\x03ext" + b"\x11" + (5).to_bytes(8, "little") + b"\x19" + (1).to_bytes(
+        8, "little"
+    ) + b"\x22\x01c"
+    assert b == bytes([len(body)]) + body
+
+
+class Recorder(Application):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
+        self.seen.append(req.tx.decode())
+        return abci.ResponseCheckTx(code=0 if req.tx != b"bad" else 7, log=req.tx.decode())
+
+    def info(self, req: abci.RequestInfo) -> abci.ResponseInfo:
+        return abci.ResponseInfo(last_block_height=42, data=req.version)
+
+    async def query(self, req: abci.RequestQuery) -> abci.ResponseQuery:  # async works too
+        return abci.ResponseQuery(value=req.data[::-1])
+
+    def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
+        raise ValueError(f"boom at height {req.height}")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_pipelined_requests_answered_in_order_on_flush(transport: str, tmp_path) -> None:
+    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp_path}/abci.sock"
+    app = Recorder()
+    with ThreadedServer(app, addr) as srv:
+        c = Client(srv.address)
+        try:
+            c.send(*[abci.Request(check_tx=abci.RequestCheckTx(tx=b"tx%d" % i)) for i in range(500)])
+            c.send(abci.Request(check_tx=abci.RequestCheckTx(tx=b"bad")))
+            # Responses are buffered until Flush, like CometBFT's own server.
+            assert c.pending() == b""
+            c.send(abci.Request(flush=abci.RequestFlush()))
+            logs = []
+            for _ in range(501):
+                r = c.recv()
+                assert r is not None and r.WhichOneof("value") == "check_tx"
+                logs.append((r.check_tx.code, r.check_tx.log))
+            assert logs == [(0, f"tx{i}") for i in range(500)] + [(7, "bad")]
+            assert c.recv().WhichOneof("value") == "flush"  # type: ignore[union-attr]
+
+            c.send(
+                abci.Request(echo=abci.RequestEcho(message="hi")),
+                abci.Request(info=abci.RequestInfo(version="0.38.26")),
+                abci.Request(query=abci.RequestQuery(data=b"abc")),
+                abci.Request(flush=abci.RequestFlush()),
+            )
+            assert c.recv().echo.message == "hi"  # type: ignore[union-attr]
+            info = c.recv().info  # type: ignore[union-attr]
+            assert info.last_block_height == 42 and info.data == "0.38.26"
+            assert c.recv().query.value == b"cba"  # type: ignore[union-attr]
+            assert c.recv().WhichOneof("value") == "flush"  # type: ignore[union-attr]
+        finally:
+            c.close()
+
+
+def test_application_exception_is_reported_and_stops_server() -> None:
+    srv = ThreadedServer(Recorder()).start()
+    try:
+        other = Client(srv.address)
+        c = Client(srv.address)
+        c.send(
+            abci.Request(finalize_block=abci.RequestFinalizeBlock(height=3)),
+            abci.Request(flush=abci.RequestFlush()),
+        )
+        r = c.recv()
+        assert r is not None and r.WhichOneof("value") == "exception"
+        assert "boom at height 3" in r.exception.error
+        assert c.recv() is None  # connection closed, no answer to the Flush
+        assert isinstance(srv.error, ValueError)
+        # The whole server stops: other connections are closed, no new ones accepted.
+        assert other.recv() is None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                Client(srv.address).close()
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("server still accepting after application error")
+    finally:
+        srv.stop()
