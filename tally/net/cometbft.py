@@ -779,8 +779,18 @@ class CometRPC(_Methods):
     def latest_height(self) -> int:
         return int(self.status()["sync_info"]["latest_block_height"])
 
-    def latest_app_hash(self) -> bytes:
-        return bytes.fromhex(self.status()["sync_info"]["latest_app_hash"])
+    def app_hash_at(self, height: int) -> bytes:
+        """The app hash FinalizeBlock returned for `height` (state *after* that block).
+
+        Not the header's app_hash: block h's header carries the hash after h-1, and
+        so does /status's latest_app_hash.
+        """
+        return base64.b64decode(self.block_results(height)["app_hash"])
+
+    def latest_app_hash(self) -> tuple[int, bytes]:
+        """(latest committed height, app hash after it)."""
+        h = self.latest_height()
+        return h, self.app_hash_at(h)
 
     def close(self) -> None:
         self._client.close()
