@@ -1,0 +1,149 @@
+"""Custody transfers per second, committed end to end on the embedded (solo) node.
+
+Pre-signs N transfers from many senders, then measures from the first submission to the
+moment the last one's block is durable. Two paths: in-process (Node.submit_many, the
+engine's own ceiling) and over HTTP (the batch endpoint, as a client would).
+
+    python bench/bench_custody.py [--suite intl|gm] [--txs 20000] [--senders 200] [--http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tally import tx as txmod  # noqa: E402
+from tally.crypto import get_suite  # noqa: E402
+from tally.genesis import make_genesis  # noqa: E402
+from tally.keys import generate  # noqa: E402
+from tally.node import Node  # noqa: E402
+
+CHAIN = "bench"
+
+
+def setup(suite_name: str, senders: int, data_dir: Path):
+    suite = get_suite(suite_name)
+    validator = generate("validator-0", suite_name)
+    issuer = generate("issuer", suite_name)
+    accounts = [generate(f"acct-{i}", suite_name) for i in range(senders)]
+    genesis = make_genesis(CHAIN, suite, [(validator.name, validator.key)],
+                           {issuer.address: ["issuer"]}, 1_700_000_000_000)
+    node = Node(data_dir, genesis, validator).start()
+    # Fund every sender: one issue, then one transfer each (not timed).
+    raws = [txmod.sign(issuer.key, chain=CHAIN, nonce=0, expiry=10_000, kind="asset.issue",
+                       payload={"asset": "BOND", "class": "security", "name": "Bench bond",
+                                "quantity": 10**12})]
+    for i, acct in enumerate(accounts):
+        raws.append(txmod.sign(issuer.key, chain=CHAIN, nonce=i + 1, expiry=10_000,
+                               kind="custody.transfer",
+                               payload={"asset": "BOND", "to": acct.address, "quantity": 10**9}))
+    results = node.submit_many(raws, wait=True)
+    assert all(getattr(r, "ok", False) for r in results), results[:3]
+    return node, accounts
+
+
+def presign(accounts, n: int) -> list[bytes]:
+    raws = []
+    per = n // len(accounts)
+    for nonce in range(per):
+        for i, acct in enumerate(accounts):
+            to = accounts[(i + 1) % len(accounts)].address
+            raws.append(txmod.sign(acct.key, chain=CHAIN, nonce=nonce, expiry=10_000,
+                                   kind="custody.transfer",
+                                   payload={"asset": "BOND", "to": to, "quantity": 1}))
+    return raws
+
+
+def run_inprocess(node: Node, raws: list[bytes], chunk: int = 2000) -> float:
+    start = time.perf_counter()
+    last_height = node.ledger.height
+    for i in range(0, len(raws), chunk):
+        for r in node.submit_many(raws[i:i + chunk], wait=False):
+            if not isinstance(r, str):
+                raise RuntimeError(f"refused: {r!r}")
+    # wait until the mempool is drained and the last block committed
+    while len(node.mempool) or node.ledger.height == last_height:
+        time.sleep(0.002)
+    target = node.ledger.height
+    while node.store.tx(txmod.decode(raws[-1], max_size=1 << 20).id) is None:
+        node.wait_for_height(target + 1, 0.01)
+    return time.perf_counter() - start
+
+
+def run_http(node: Node, raws: list[bytes], chunk: int = 1000, clients: int = 2) -> float:
+    import httpx
+    import uvicorn
+
+    from tally.api.app import create_app
+
+    port = 26000 + os.getpid() % 1000
+    server = uvicorn.Server(uvicorn.Config(create_app(node), port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    chunks = [raws[i:i + chunk] for i in range(0, len(raws), chunk)]
+    start = time.perf_counter()
+
+    def worker(part: list[list[bytes]]) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            for c in part:
+                body = {"txs": [base64.b64encode(r).decode() for r in c], "wait": True}
+                resp = client.post("/v1/txs/batch", json=body).json()
+                bad = [r for r in resp["results"] if r.get("code") != "OK"]
+                if bad:
+                    raise RuntimeError(bad[:2])
+
+    # Each sender's transactions must arrive in nonce order, so chunks go out in order,
+    # pipelined: client k sends chunk k, k+clients, ... after the previous one is admitted.
+    threads = []
+    for k in range(clients):
+        t = threading.Thread(target=worker, args=(chunks[k::clients],))
+        t.start()
+        threads.append(t)
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    server.should_exit = True
+    thread.join(5)
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--suite", default="intl", choices=["intl", "gm"])
+    ap.add_argument("--txs", type=int, default=20_000)
+    ap.add_argument("--senders", type=int, default=200)
+    ap.add_argument("--http", action="store_true", help="also measure through the HTTP API")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tally-bench-"))
+    try:
+        node, accounts = setup(args.suite, args.senders, tmp / "inproc")
+        raws = presign(accounts, args.txs)
+        elapsed = run_inprocess(node, raws)
+        print(f"suite={args.suite} in-process: {len(raws)} transfers committed in {elapsed:.2f} s "
+              f"= {len(raws) / elapsed:,.0f} tx/s (height {node.ledger.height})")
+        node.stop()
+        if args.http:
+            node, accounts = setup(args.suite, args.senders, tmp / "http")
+            raws = presign(accounts, args.txs)
+            elapsed = run_http(node, raws)
+            print(f"suite={args.suite} HTTP batch: {len(raws)} transfers committed in "
+                  f"{elapsed:.2f} s = {len(raws) / elapsed:,.0f} tx/s")
+            node.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
