@@ -249,6 +249,7 @@ def localnet_config(
             "pprof_laddr": "",
             "max_body_bytes": 10_000_000,
             "timeout_broadcast_tx_commit": "30s",
+            "max_request_batch_size": 1000,  # load generators batch broadcast_tx_*
         },
         "p2p": {
             "laddr": f"tcp://{LOCALHOST}:{spec.p2p_port}",
@@ -740,6 +741,12 @@ class _Methods:
     def validators(self, height: int | None = None, page: int = 1, per_page: int = 100) -> Any:
         return self.call("validators", {**_h(height), "page": str(page), "per_page": str(per_page)})
 
+    def blockchain(self, min_height: int, max_height: int) -> Any:
+        """Block metas (header, num_txs) for up to 20 heights, newest first."""
+        return self.call(
+            "blockchain", {"minHeight": str(min_height), "maxHeight": str(max_height)}
+        )
+
     def num_unconfirmed_txs(self) -> Any:
         return self.call("num_unconfirmed_txs")
 
@@ -750,6 +757,34 @@ class _Methods:
             "abci_query",
             {"path": path, "data": data.hex(), "height": str(height), "prove": prove},
         )
+
+
+def _batch_body(start_id: int, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [
+        {"jsonrpc": "2.0", "id": start_id + n, "method": m, "params": p}
+        for n, (m, p) in enumerate(calls)
+    ]
+
+
+def _unwrap_batch(
+    start_id: int, calls: Sequence[tuple[str, dict[str, Any]]], resp: httpx.Response
+) -> list[Any]:
+    """Results in call order; an RPCError object in place of each failed call."""
+    resp.raise_for_status()
+    body = resp.json()
+    if isinstance(body, dict):  # the whole batch was refused (e.g. too large)
+        raise RPCError("batch", body.get("error") or {"message": str(body)})
+    by_id = {int(r["id"]): r for r in body}
+    out: list[Any] = []
+    for n, (m, _) in enumerate(calls):
+        r = by_id.get(start_id + n, {"error": {"message": "no response"}})
+        out.append(RPCError(m, r["error"]) if r.get("error") else r["result"])
+    return out
+
+
+def tx_call(method: str, tx: bytes) -> tuple[str, dict[str, Any]]:
+    """One broadcast_tx_* call for `call_batch`."""
+    return method, {"tx": _b64(tx)}
 
 
 def _unwrap(method: str, resp: httpx.Response) -> Any:
@@ -775,6 +810,13 @@ class CometRPC(_Methods):
                             "params": params or {}}
         )
         return _unwrap(method, resp)
+
+    def call_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """One HTTP request for many calls (up to the node's max_request_batch_size)."""
+        start = self._id + 1
+        self._id += len(calls)
+        resp = self._client.post(self.url, json=_batch_body(start, calls))
+        return _unwrap_batch(start, calls, resp)
 
     def latest_height(self) -> int:
         return int(self.status()["sync_info"]["latest_block_height"])
@@ -819,6 +861,12 @@ class AsyncCometRPC(_Methods):
                             "params": params or {}}
         )
         return _unwrap(method, resp)
+
+    async def call_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        start = self._id + 1
+        self._id += len(calls)
+        resp = await self._client.post(self.url, json=_batch_body(start, calls))
+        return _unwrap_batch(start, calls, resp)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -875,6 +923,7 @@ __all__ = [
     "port_is_free",
     "read_genesis",
     "read_node_keys",
+    "tx_call",
     "update_config",
     "wait_for_height",
     "wait_for_listen",
