@@ -27,6 +27,7 @@ from tally.log import (
     cosignature_type,
     find_conflict,
     key_id,
+    note_signature_type,
     open_note,
     parse_checkpoint,
     parse_note,
@@ -420,12 +421,18 @@ class OtherAlgSuite(IntlSuite):
 def test_non_ed25519_suites_cosign_under_tallys_extension_type() -> None:
     suite = OtherAlgSuite()
     assert cosignature_type(INTL) == b"\x04"
-    assert cosignature_type(suite) == b"\xfftally-cosignature/v1/sm2-sm3"
+    assert cosignature_type(suite) == b"\xfftally-cosignature/v1/sm2-sm3\x00"
     k = suite.load_private_key(b"\x11" * 32)
     signer = CosignatureSigner("v", k, clock=lambda: 5)
     assert (
         signer.key_id
-        == hashlib.sha256(b"v\n\xfftally-cosignature/v1/sm2-sm3" + k.public_key).digest()[:4]
+        == hashlib.sha256(b"v\n\xfftally-cosignature/v1/sm2-sm3\x00" + k.public_key).digest()[:4]
+    )
+    # Plain note signatures of a 0xff suite carry the algorithm name too.
+    assert note_signature_type(suite) == b"\xffsm2-sm3\x00"
+    assert (
+        NoteSigner("v", k).key_id
+        == hashlib.sha256(b"v\n\xffsm2-sm3\x00" + k.public_key).digest()[:4]
     )
     body = Checkpoint(ORIGIN, 3, ROOT).body()
     note = sign_note(body, [signer])
@@ -585,3 +592,24 @@ def test_conflict_requires_both_notes_to_be_validly_signed() -> None:
     assert reason(find_conflict, a, b.replace("\n9\n", "\n8\n"), verifiers) == "bad_signature"
     stranger = sign_note(Checkpoint(ORIGIN, 9, sha256(b"x")).body(), [NoteSigner("s", keypair(99))])
     assert reason(find_conflict, a, stranger, verifiers) == "no_known_signature"
+
+
+def test_gm_suite_signs_notes_cosignatures_and_quorums() -> None:
+    gm = get_suite("gm")
+    keys = {f"v{i}": gm.generate_private_key() for i in range(3)}
+    body = Checkpoint(ORIGIN, 4, gm.hash(b"root")).body()
+    note = sign_note(body, [NoteSigner("v0", keys["v0"])])
+    note = add_signatures(
+        note, [CosignatureSigner(n, keys[n], clock=lambda: 9) for n in ("v1", "v2")]
+    )
+    verifiers = [NoteVerifier("v0", keys["v0"].public_key, gm)] + [
+        CosignatureVerifier(n, keys[n].public_key, gm) for n in ("v1", "v2")
+    ]
+    opened = open_note(note, verifiers)
+    assert opened.signed_by == ["v0", "v1", "v2"]
+    assert opened.cosigned_at == {"v1": 9, "v2": 9}
+    keyset = {n: (k.public_key, 1) for n, k in keys.items()}
+    assert verify_quorum(note, keyset, gm).power == 3
+    # gm keys are not intl keys, even under the same names.
+    with pytest.raises(NoteError):
+        verify_quorum(note, {n: (keypair(1).public_key, 1) for n in keys}, INTL)

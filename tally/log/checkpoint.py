@@ -51,6 +51,7 @@ __all__ = [
     "CosignatureSigner",
     "CosignatureVerifier",
     "cosignature_type",
+    "note_signature_type",
     "cosignature_message",
     "VerifiedNote",
     "parse_note",
@@ -229,13 +230,24 @@ def key_id(name: str, signature_type: bytes, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode("utf-8") + b"\n" + signature_type + public_key).digest()[:4]
 
 
+def note_signature_type(suite: Suite) -> bytes:
+    """The signature-type bytes that go into a suite's note key IDs: the assigned
+    byte (0x01 for Ed25519), or for 0xff — the spec's byte for unassigned types,
+    which ``gm`` uses for SM2 (decision 0101) — 0xff followed by the algorithm name
+    and a NUL, as the spec recommends (decision 0202)."""
+    t = suite.note_signature_type
+    if t == 0xFF:
+        return b"\xff" + suite.signature_name.encode("ascii") + b"\x00"
+    return bytes([t])
+
+
 def cosignature_type(suite: Suite) -> bytes:
     """The signature-type bytes of a suite's cosignatures: C2SP's 0x04 for Ed25519;
     for other algorithms the spec's extension byte 0xff followed by a Tally
-    identifier naming the algorithm (decision 0202)."""
+    identifier naming the algorithm and a NUL (decision 0202)."""
     if suite.signature_name == "ed25519":
         return b"\x04"
-    return b"\xfftally-cosignature/v1/" + suite.signature_name.encode("ascii")
+    return b"\xfftally-cosignature/v1/" + suite.signature_name.encode("ascii") + b"\x00"
 
 
 def cosignature_message(body: str, timestamp: int) -> bytes:
@@ -262,14 +274,14 @@ class Verifier(Protocol):
 
 
 class NoteSigner:
-    """Signs note text with a suite key (signature type ``suite.note_signature_type``)."""
+    """Signs note text with a suite key (signature type :func:`note_signature_type`)."""
 
     def __init__(self, name: str, private_key: PrivateKey) -> None:
         _check_key_name(name)
         self.name = name
         self._key = private_key
         self.public_key = private_key.public_key
-        self.key_id = key_id(name, bytes([private_key.suite.note_signature_type]), self.public_key)
+        self.key_id = key_id(name, note_signature_type(private_key.suite), self.public_key)
 
     def sign(self, text: bytes) -> bytes:
         return self._key.sign(text)
@@ -283,7 +295,7 @@ class NoteVerifier:
         self.name = name
         self.public_key = bytes(public_key)
         self.suite = suite
-        self.key_id = key_id(name, bytes([suite.note_signature_type]), self.public_key)
+        self.key_id = key_id(name, note_signature_type(suite), self.public_key)
 
     def verify(self, text: bytes, blob: bytes) -> bool:
         return self.suite.verify(self.public_key, text, blob)

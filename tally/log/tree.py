@@ -91,6 +91,7 @@ class MerkleLog:
             else:
                 frontier.append(None)
         self._frontier = frontier
+        self._root: bytes | None = None  # the current root, computed once per size
 
     # -- reading ---------------------------------------------------------------
 
@@ -120,7 +121,9 @@ class MerkleLog:
     def root(self, size: int | None = None) -> bytes:
         """The root hash of the tree of the first ``size`` leaves (default: all)."""
         if size is None or size == self._size:
-            return self._fold_frontier()
+            if self._root is None:
+                self._root = self._fold_frontier()
+            return self._root
         self._check_size_arg(size)
         return self._range_hash(0, size)
 
@@ -279,4 +282,5 @@ class MerkleLog:
         self._store.put_many(items)
         self._frontier = new_frontier
         self._size = new_size
+        self._root = None
         return first
