@@ -36,6 +36,9 @@ FORMAT = "tally-evidence/v1"
 #: Must equal tally.tx.SIGNING_DOMAIN (a test checks it); copied, not imported, to keep
 #: this verifier's dependencies to the log and crypto code.
 TX_SIGNING_DOMAIN = b"tally/tx/v1\x00"
+BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_hash", "event",
+                           "inclusion", "checkpoint", "transaction"})
+OPTIONAL_FIELDS = frozenset({"consistency"})
 LEAF_FIELDS = frozenset(
     {"height", "tx", "index", "type", "asset", "from", "to", "quantity", "data", "details", "time"}
 )
@@ -70,6 +73,11 @@ def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | N
             raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise EvidenceError("format", f"not a {FORMAT} bundle")
+    # Every field is accounted for: a bundle carries nothing the verifier did not check.
+    keys = set(bundle)
+    if not BUNDLE_FIELDS <= keys <= BUNDLE_FIELDS | OPTIONAL_FIELDS:
+        raise EvidenceError("format", "unexpected or missing fields: "
+                            + ", ".join(sorted(keys ^ BUNDLE_FIELDS - OPTIONAL_FIELDS)))
     try:
         return _verify(bundle, genesis_hash)
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
@@ -102,8 +110,10 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
 
     # 3. The event is in the log at that checkpoint.
     event = bundle["event"]
+    _exact_fields(event, {"index", "leaf", "details"}, "event")
     index, leaf = event["index"], _b64(event["leaf"], "event leaf")
     inclusion = bundle["inclusion"]
+    _exact_fields(inclusion, {"tree_size", "proof"}, "inclusion")
     if inclusion["tree_size"] != checkpoint.size:
         raise EvidenceError("inclusion", "the proof is for another tree size than the checkpoint")
     proof = [_b64(h, "proof hash") for h in inclusion["proof"]]
@@ -137,7 +147,8 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     )
 
     # 5. Optionally: the log grew without rewriting that checkpoint.
-    if bundle.get("consistency") is not None:
+    if "consistency" in bundle:
+        _exact_fields(bundle["consistency"], {"checkpoint", "proof"}, "consistency")
         later, later_signers = _quorum_checkpoint(
             bundle["consistency"]["checkpoint"], keyset, suite, chain_id)
         proof2 = [_b64(h, "proof hash") for h in bundle["consistency"]["proof"]]
@@ -216,11 +227,21 @@ def _suite(name: Any) -> Suite:
         raise EvidenceError("genesis", f"unknown crypto suite {name!r}") from None
 
 
+def _exact_fields(value: Any, fields: set[str], what: str) -> None:
+    if not isinstance(value, dict) or set(value) != fields:
+        raise EvidenceError("format", f"{what} must have exactly the fields "
+                                      f"{', '.join(sorted(fields))}")
+
+
 def _b64(text: Any, what: str) -> bytes:
+    """Strict base64: one text for one byte string (no ignored padding bits)."""
     try:
-        return base64.b64decode(text, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise EvidenceError("format", f"{what} is not base64") from None
+    if base64.b64encode(data).decode() != text:
+        raise EvidenceError("format", f"{what} is not in canonical base64")
+    return data
 
 
 def _cbor(data: bytes, what: str) -> Any:
