@@ -613,3 +613,39 @@ def test_gm_suite_signs_notes_cosignatures_and_quorums() -> None:
     # gm keys are not intl keys, even under the same names.
     with pytest.raises(NoteError):
         verify_quorum(note, {n: (keypair(1).public_key, 1) for n in keys}, INTL)
+
+
+DOC_EXAMPLE = """tally.example/custody-1
+42
+sV/ZxKUjUFToxHJMzaCss838Z0c1h8JHWfDVsLfEZQ8=
+height 7
+state S6aXNcpTdl7WpwnttWxuoja3GTo7KaazkMNG8PQ0Dk4=
+time 1767225600000
+
+— validator-0.tally.example WwGh03b+di4R8BsTS8mc0cv02ciqVkXJamkTG7M72EKp2CrfKe/EM3NQ4Gv/V3NVUmsHgnKIzwwZE8ccf+C+qZXAuAE=
+— validator-1.tally.example nPKzzwAAAABpVbkB3/7v9xSXACBAK2eTCcWpCJJvPsZKxrjXVKUCxzfbfQlK1t//br3D965DGTeF+dYVjLTqDT1jiEhE9Z0zXkE2AA==
+"""
+
+
+def test_the_documented_example_is_reproduced_exactly() -> None:
+    """docs/log.md's example: pins the text formats, key IDs and signature layout."""
+    k0, k1 = INTL.load_private_key(b"\x00" * 32), INTL.load_private_key(b"\x01" * 32)
+    log = MerkleLog(INTL.hash, DictNodeStore())
+    log.append_many([b"event %d" % i for i in range(42)])
+    state = base64.b64encode(hashlib.sha256(b"state").digest()).decode()
+    cp = Checkpoint(
+        ORIGIN.replace("chain-1", "custody-1"),
+        42,
+        log.root(),
+        ("height 7", f"state {state}", "time 1767225600000"),
+    )
+    note = sign_note(cp.body(), [NoteSigner("validator-0.tally.example", k0)])
+    note = add_signatures(
+        note, [CosignatureSigner("validator-1.tally.example", k1, clock=lambda: 1767225601)]
+    )
+    assert note == DOC_EXAMPLE
+    keyset = {
+        "validator-0.tally.example": (k0.public_key, 1),
+        "validator-1.tally.example": (k1.public_key, 1),
+    }
+    assert verify_quorum(DOC_EXAMPLE, keyset, INTL).signers == list(keyset)
