@@ -161,19 +161,22 @@ class Node:
         return self._receipt_of(future.result(timeout))
 
     def submit_many(self, raws: list[bytes], *, wait: bool) -> list[Receipt | str | TallyError]:
-        results = self.mempool.admit_many(raws, want_receipts=wait)
-        out: list[Receipt | str | TallyError] = []
-        for result in results:
+        """Admit a batch. Each result is a receipt (``wait``), a transaction id (not
+        ``wait``), or the error that refused that transaction."""
+        pending: list[Future | str | TallyError] = []
+        for result in self.mempool.admit_many(raws, want_receipts=wait):
             if isinstance(result, TallyError):
-                out.append(result)
-            elif wait:
-                out.append(_Waiting(result[1]))  # type: ignore[arg-type]
+                pending.append(result)
             else:
-                out.append(result[0].id_hex)
-        if wait:
-            out = [self._receipt_of(r.future.result(60)) if isinstance(r, _Waiting) else r
-                   for r in out]
-        return out
+                tx, future = result
+                pending.append(future if wait and future is not None else tx.id_hex)
+        return [self._settle(p) if isinstance(p, Future) else p for p in pending]
+
+    def _settle(self, future: Future) -> Receipt | TallyError:
+        try:
+            return self._receipt_of(future.result(120))
+        except TallyError as exc:
+            return exc
 
     def _receipt_of(self, outcome: TxOutcome) -> Receipt:
         row = self.store.tx(outcome.tx.id)
@@ -318,11 +321,6 @@ class Node:
 
     def log_view(self, size: int) -> MerkleLog:
         return MerkleLog(self.suite.hash, _ReadLogNodes(self.store), size=size)
-
-
-class _Waiting:
-    def __init__(self, future: Future) -> None:
-        self.future = future
 
 
 def _parse_hex(text: str, what: str) -> bytes:

@@ -119,11 +119,17 @@ def create_app(node: Node) -> FastAPI:
 
     @app.post("/v1/txs/batch", summary="Submit many signed transactions", response_model=BatchResult)
     def submit_batch(body: BatchSubmission) -> Any:
-        raws = []
+        decoded: list[bytes | TallyError] = []
         for text in body.txs:
-            raws.append(_decode_b64(text))
+            try:
+                decoded.append(_decode_b64(text))
+            except TallyError as exc:
+                decoded.append(exc)
+        submitted = iter(node.submit_many([d for d in decoded if isinstance(d, bytes)],
+                                          wait=body.wait))
         results = []
-        for r in node.submit_many(raws, wait=body.wait):
+        for item in decoded:
+            r = item if isinstance(item, TallyError) else next(submitted)
             if isinstance(r, (TallyError, Receipt)):
                 results.append(r.to_dict())
             else:
