@@ -1,0 +1,880 @@
+"""The VM: deploy, call and query contracts over a storage backend.
+
+The executor owns transactions, fees and the state store; the VM owns contract
+code, metering and the contracts' storage keys. One call of :meth:`VM.deploy`,
+:meth:`VM.call` or :meth:`VM.query` is one *execution*: it reads through a
+:class:`StorageBackend`, buffers every write in an overlay, and either returns an
+:class:`ExecutionResult` holding the write set or raises a :class:`VMError` having
+discarded everything. Contract-to-contract calls run inside the same execution,
+sharing its budgets, each behind an overlay checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import values
+from .compiler import (
+    CompiledContract,
+    MethodSpec,
+    code_id_of,
+    compile_contract,
+    is_valid_contract_name,
+)
+from .errors import (
+    REVERTIBLE,
+    AlreadyDeployed,
+    BadArguments,
+    ContractError,
+    ContractNotFound,
+    ContractRejected,
+    ContractRuntimeError,
+    Forbidden,
+    HostError,
+    InvalidValue,
+    MemoryLimitExceeded,
+    MethodNotFound,
+    RecursionLimitExceeded,
+    ViewWriteError,
+    VMBusy,
+    VMError,
+)
+from .guards import Meter, SafeType, make_guards, scrub
+from .limits import DEFAULT_LIMITS, Limits
+from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
+
+# --------------------------------------------------------------------------------------
+# Public data types
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the executor tells the VM about the transaction being executed."""
+
+    #: The account that sent the call (for a nested call the VM puts the calling contract here).
+    caller: str
+    #: Block height.
+    height: int
+    #: Engine time of the block, integer milliseconds (never the wall clock).
+    time_ms: int
+    #: Transaction id.
+    tx_id: bytes
+    #: The account that signed the transaction; defaults to ``caller``.
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event emitted by a contract (or by a host function on its behalf)."""
+
+    contract: str
+    name: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """The outcome of a successful execution. Nothing is written until the executor
+    applies ``write_set`` (``None`` values mean delete)."""
+
+    write_set: dict[bytes, bytes | None]
+    events: list[Event]
+    return_value: Any
+    steps_used: int
+
+
+class HostRequest:
+    """One host-function call, as the host hook receives it.
+
+    ``contract`` is the calling contract: for a custody transfer it is the account
+    debited. Reads and writes through :meth:`get`/:meth:`put`/:meth:`delete` land in
+    the execution's overlay, so they are reverted together with the contract's own
+    writes if anything fails later. The request is only valid while the hook runs.
+    """
+
+    __slots__ = ("function", "args", "contract", "context", "read_only", "_rt", "_open")
+
+    def __init__(self, rt: _Runtime, function: str, args: tuple[Any, ...], read_only: bool) -> None:
+        frame = rt.frame
+        self.function = function
+        self.args = args
+        self.contract: str = frame.contract
+        self.context = Context(frame.caller, frame.height, frame.time_ms, frame.tx_id, frame.origin)
+        self.read_only = read_only
+        self._rt = rt
+        self._open = True
+
+    def _check(self, writing: bool) -> _Runtime:
+        if not self._open:
+            raise HostError("host request used after the host hook returned")
+        if writing and self.read_only:
+            raise ViewWriteError(f"host function {self.function} cannot write in a read-only call")
+        return self._rt
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._check(False).overlay.get_raw(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if type(key) is not bytes or type(value) is not bytes:
+            raise TypeError("keys and values are bytes")
+        self._check(True).overlay.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._check(True).overlay.put(key, None)
+
+    def emit(self, name: str, data: Any = None, source: str | None = None) -> None:
+        """Record an event (attributed to ``source``, by default the calling contract)."""
+        self._check(True).record_event(source or self.contract, name, data)
+
+    def charge(self, steps: int) -> None:
+        """Charge the call's step budget for work the host does."""
+        self._check(False).guards["step"](int(steps))
+
+
+#: The host hook: receives each ``host_call`` and returns a storable value.
+Host = Callable[[HostRequest], Any]
+
+
+# --------------------------------------------------------------------------------------
+# Runtime objects contracts see
+# --------------------------------------------------------------------------------------
+
+
+class Contract:
+    """Optional base class of a contract (it adds nothing; it documents intent)."""
+
+
+class _Declaration:
+    __slots__ = ("kind", "key_type", "value_type", "default")
+
+    def __init__(self, kind: str, key_type: type | None, value_type: type | None, default: Any) -> None:
+        self.kind = kind
+        self.key_type = key_type
+        self.value_type = value_type
+        self.default = default
+
+
+class _Frame:
+    """One contract activation: which contract runs, on whose behalf."""
+
+    __slots__ = ("contract", "caller", "origin", "height", "time_ms", "tx_id")
+
+    def __init__(self, contract: str, caller: str, origin: str, height: int, time_ms: int, tx_id: bytes) -> None:
+        self.contract = contract
+        self.caller = caller
+        self.origin = origin
+        self.height = height
+        self.time_ms = time_ms
+        self.tx_id = tx_id
+
+
+class ContextView:
+    """The ``ctx`` object in contracts: reads the frame that is running now."""
+
+    __slots__ = ("rt",)
+
+    FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
+
+    def __init__(self, rt: _Runtime) -> None:
+        self.rt = rt
+
+
+class _Slot:
+    """A typed storage location (a Var, or the shape shared by a Map's entries)."""
+
+    __slots__ = ("rt", "key", "value_type", "nullable", "default", "default_raw", "label")
+
+    def __init__(self, rt: _Runtime, key: bytes, decl: _Declaration, label: str) -> None:
+        self.rt = rt
+        self.key = key
+        self.value_type = decl.value_type
+        self.default = decl.default
+        self.nullable = decl.default is None
+        self.default_raw = values.encode(decl.default)
+        self.label = label
+
+    def read(self, key: bytes) -> Any:
+        value = self.rt.overlay.get_value(key)
+        if value is MISSING:
+            if values.is_scalar(self.default):
+                return self.default
+            return values.decode(self.default_raw)
+        return value
+
+    def write(self, key: bytes, value: Any) -> None:
+        rt = self.rt
+        if rt.meter.read_only:
+            raise ViewWriteError(f"cannot write {self.label} in a read-only call")
+        vt = self.value_type
+        if vt is not None and type(value) is not vt and not (value is None and self.nullable):
+            raise InvalidValue(f"{self.label} holds {vt.__name__}, not {type(value).__name__}")
+        raw = rt.encode(value)
+        rt.overlay.put(key, raw, value)
+
+    def delete(self, key: bytes) -> None:
+        if self.rt.meter.read_only:
+            raise ViewWriteError(f"cannot write {self.label} in a read-only call")
+        self.rt.overlay.put(key, None)
+
+
+class MapProxy:
+    """A ``Map`` field of a running contract: ``m[k]``, ``m[k] = v``, ``del m[k]``,
+    ``k in m``, ``m.get(k, default)``. Missing keys read as the declared default."""
+
+    __slots__ = ("slot", "prefix", "key_type", "keys", "limits")
+
+    def __init__(self, slot: _Slot, key_type: type, limits: Limits) -> None:
+        self.slot = slot
+        self.prefix = slot.key + b"/"
+        self.key_type = key_type
+        self.keys: dict[Any, bytes] = {}
+        self.limits = limits
+
+    def key(self, k: Any) -> bytes:
+        raw = self.keys.get(k) if type(k) is self.key_type else None
+        if raw is not None:
+            return raw
+        if type(k) is not self.key_type:
+            raise InvalidValue(f"{self.slot.label} keys are {self.key_type.__name__}, not {type(k).__name__}")
+        raw = self.prefix + values.encode(k, max_bytes=self.limits.max_key_bytes, max_int_bits=self.limits.max_int_bits)
+        if len(self.keys) > 4096:
+            self.keys.clear()
+        self.keys[k] = raw
+        return raw
+
+    def __getitem__(self, k: Any) -> Any:
+        return self.slot.read(self.key(k))
+
+    def __setitem__(self, k: Any, value: Any) -> None:
+        self.slot.write(self.key(k), value)
+
+    def __delitem__(self, k: Any) -> None:
+        self.slot.delete(self.key(k))
+
+    def contains(self, k: Any) -> bool:
+        return self.slot.rt.overlay.get_raw(self.key(k)) is not None
+
+    def get(self, k: Any, default: Any = None) -> Any:
+        value = self.slot.rt.overlay.get_value(self.key(k))
+        return default if value is MISSING else value
+
+
+class ContractInstance:
+    """``self`` in a contract: one deployed contract (name + code) bound to a VM."""
+
+    __slots__ = ("name", "compiled", "members", "vars", "functions")
+
+    def __init__(self, name: str, compiled: CompiledContract) -> None:
+        self.name = name
+        self.compiled = compiled
+        self.members: dict[str, Any] = {}
+        self.vars: dict[str, _Slot] = {}
+        self.functions: dict[str, Callable[..., Any]] = {}
+
+
+_NO_MEMBER = object()
+
+
+# --------------------------------------------------------------------------------------
+# The runtime: state of the execution in progress, plus everything bound to it
+# --------------------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    """A deterministic one-line description of a Python error in contract code."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith("<contract "):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    text = scrub(str(exc))
+    where = f" (line {line})" if line else ""
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The typed error a Python exception from contract code stands for."""
+    if isinstance(exc, VMError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return RecursionLimitExceeded("Python recursion limit reached")
+    if isinstance(exc, MemoryError):
+        return MemoryLimitExceeded("out of memory")
+    if isinstance(exc, Exception):
+        return ContractRuntimeError(_describe(exc))
+    return exc  # KeyboardInterrupt, SystemExit: the host's business
+
+
+class _Runtime:
+    """Everything one VM instance binds contracts to. Contract namespaces and
+    instances are built once and reused; per-call state lives in the fields that
+    :meth:`begin` resets."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.meter = Meter()
+        guards, builtins, attr_handlers = make_guards(self.meter, limits)
+        self.guards = guards
+        self.overlay: Overlay = None  # type: ignore[assignment]
+        self.events: list[tuple[str, str, bytes]] = []
+        self.frames: list[_Frame] = []
+        self.frame: _Frame = None  # type: ignore[assignment]
+        self.host: Host | None = None
+        self.ctx_view = ContextView(self)
+        self.namespaces: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self.instances: OrderedDict[tuple[str, bytes], ContractInstance] = OrderedDict()
+
+        self.builtins = dict(builtins)
+        import builtins as _py_builtins
+
+        self.builtins["__build_class__"] = _py_builtins.__build_class__
+        type_of = guards["type_of"]
+        type_of[Contract] = Contract
+
+        attr_handlers[ContractInstance] = self._instance_getattr
+        attr_handlers[ContextView] = self._ctx_getattr
+        attr_handlers[MapProxy] = self._map_getattr
+        guards["setattr_handlers"][ContractInstance] = self._instance_setattr
+        guards["in_handlers"][MapProxy] = MapProxy.contains
+
+        def map_decl(key_type: Any, value_type: Any, *, default: Any = _NO_MEMBER) -> _Declaration:
+            return self._declaration("Map", key_type, value_type, default)
+
+        def var_decl(value_type: Any = None, *, default: Any = _NO_MEMBER) -> _Declaration:
+            return self._declaration("Var", None, value_type, default)
+
+        def view(fn: Any) -> Any:
+            return fn
+
+        def require(condition: Any, message: Any = "requirement failed") -> None:
+            if not condition:
+                raise ContractError(message)
+
+        self.runtime_names: dict[str, Any] = {
+            "Contract": Contract,
+            "Map": map_decl,
+            "Var": var_decl,
+            "view": view,
+            "ctx": self.ctx_view,
+            "emit": self.emit,
+            "require": require,
+            "ContractError": ContractError,
+            "call": self.call,
+            "view_call": self.view_call,
+            "try_call": self.try_call,
+            "host_call": self.host_call,
+        }
+
+    # -- declarations and loading ------------------------------------------------------
+
+    def _declaration(self, kind: str, key_type: Any, value_type: Any, default: Any) -> _Declaration:
+        type_of = self.guards["type_of"]
+        kt = type_of.get(key_type) if key_type is not None else None
+        vt = type_of.get(value_type) if value_type is not None else None
+        if value_type is not None and vt is None:
+            raise ContractRejected(f"{kind} value type must be int, str, bytes, bool, list or dict")
+        if default is _NO_MEMBER:
+            zero = {int: 0, str: "", bytes: b"", bool: False, list: [], dict: {}}
+            default = zero.get(vt) if vt is not None else None
+        values.encode(default)  # must be storable
+        if vt is not None and default is not None and type(default) is not vt:
+            raise ContractRejected(f"{kind} default must be a {vt.__name__} or None")
+        return _Declaration(kind, kt, vt, default)
+
+    def namespace(self, compiled: CompiledContract) -> dict[str, Any]:
+        ns = self.namespaces.get(compiled.code_id)
+        if ns is not None:
+            self.namespaces.move_to_end(compiled.code_id)
+            return ns
+        ns = {"__builtins__": self.builtins, "__name__": "contract"}
+        ns.update(self.guards)
+        ns.update(self.runtime_names)
+        # Loading is not charged to the call that triggers it: whether a module is
+        # already loaded differs between nodes, and results must not.
+        saved = self.meter.save()
+        self.meter.reset(self.limits.load_steps, self.limits.max_memory)
+        try:
+            exec(compiled.code, ns)
+        except VMError as e:
+            raise ContractRejected(f"contract module failed to load: {e}") from None
+        except Exception as e:
+            raise ContractRejected(f"contract module failed to load: {_describe(e)}") from None
+        finally:
+            self.meter.restore(saved)
+        self.namespaces[compiled.code_id] = ns
+        if len(self.namespaces) > 256:
+            self.namespaces.popitem(last=False)
+        return ns
+
+    def instance(self, name: str, compiled: CompiledContract, cache_key: bytes) -> ContractInstance:
+        key = (name, cache_key)
+        inst = self.instances.get(key)
+        if inst is not None:
+            return inst
+        ns = self.namespace(compiled)
+        cls = ns[compiled.class_name]
+        inst = ContractInstance(name, compiled)
+        prefix = contract_prefix(name)
+        for attr, value in vars(cls).items():
+            if attr.startswith("_"):
+                continue
+            if isinstance(value, _Declaration):
+                slot = _Slot(self, prefix + attr.encode("ascii"), value, f"{name}.{attr}")
+                if value.kind == "Map":
+                    inst.members[attr] = MapProxy(slot, value.key_type, self.limits)  # type: ignore[arg-type]
+                else:
+                    inst.vars[attr] = slot
+            elif isinstance(value, types.FunctionType):
+                inst.functions[attr] = value
+                inst.members[attr] = types.MethodType(value, inst)
+            else:
+                inst.members[attr] = value
+        self.instances[key] = inst
+        if len(self.instances) > 1024:
+            self.instances.popitem(last=False)
+        return inst
+
+    # -- attribute handlers ----------------------------------------------------------
+
+    def _instance_getattr(self, obj: ContractInstance, name: str) -> Any:
+        value = obj.members.get(name, _NO_MEMBER)
+        if value is not _NO_MEMBER:
+            return value
+        slot = obj.vars.get(name)
+        if slot is not None:
+            return slot.read(slot.key)
+        raise AttributeError(f"contract {obj.name} has no attribute {name!r}")
+
+    def _instance_setattr(self, obj: ContractInstance, name: str, value: Any) -> None:
+        slot = obj.vars.get(name)
+        if slot is None:
+            raise Forbidden(f"only Var fields can be assigned ({name!r} is not one)")
+        slot.write(slot.key, value)
+
+    def _ctx_getattr(self, obj: ContextView, name: str) -> Any:
+        if name in ContextView.FIELDS:
+            return getattr(self.frame, name)
+        raise Forbidden(f"ctx has no attribute {name!r}")
+
+    def _map_getattr(self, obj: MapProxy, name: str) -> Any:
+        if name == "get":
+            return obj.get
+        raise Forbidden(f"maps offer [], in, del and get() (not {name!r})")
+
+    # -- values at boundaries --------------------------------------------------------
+
+    def encode(self, value: Any) -> bytes:
+        lim = self.limits
+        raw = values.encode(
+            value, max_bytes=lim.max_value_bytes, max_depth=lim.max_value_depth, max_int_bits=lim.max_int_bits
+        )
+        n = len(raw)
+        if n >= 64:
+            self.guards["alloc"](n)
+        return raw
+
+    def copy_value(self, value: Any) -> Any:
+        """Validate a value crossing between contracts (or from a host) and cut any
+        aliasing: the callee gets its own copy."""
+        if values.is_scalar(value):
+            self.guards["check_int"](value) if type(value) is int else None
+            return value
+        return values.decode(self.encode(value))
+
+    def check_args(self, spec: MethodSpec, args: Any, copy: bool) -> tuple[Any, ...]:
+        if type(args) not in (list, tuple):
+            raise BadArguments("arguments are a list")
+        n = len(args)
+        if n < spec.required or n > len(spec.params):
+            raise BadArguments(f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}")
+        out = []
+        for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
+            if types_ is not None and type(value) not in types_:
+                want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
+                raise BadArguments(f"{spec.name}({pname}): expected {want}, got {type(value).__name__}")
+            if values.is_scalar(value):
+                if type(value) is int:
+                    self.guards["check_int"](value)
+                out.append(value)
+            else:
+                out.append(values.decode(self.encode(value)) if copy else self.copy_value(value))
+        return tuple(out)
+
+    # -- execution -------------------------------------------------------------------
+
+    def begin(self, storage: StorageBackend, host: Host | None, steps: int) -> None:
+        self.overlay = Overlay(storage)
+        self.events = []
+        self.frames = []
+        self.host = host
+        self.meter.reset(steps, self.limits.max_memory)
+
+    def end(self) -> None:
+        self.overlay = None  # type: ignore[assignment]
+        self.events = []
+        self.frames = []
+        self.frame = None  # type: ignore[assignment]
+        self.host = None
+
+    def load(self, name: Any) -> ContractInstance:
+        if not is_valid_contract_name(name):
+            raise ContractNotFound(f"no contract named {str(name)[:80]!r}")
+        raw_id = self.overlay.get_raw(code_id_key(name))
+        if raw_id is None:
+            raise ContractNotFound(f"no contract named {name!r}")
+        inst = self.instances.get((name, raw_id))
+        if inst is not None:
+            return inst
+        raw_src = self.overlay.get_raw(source_key(name))
+        if raw_src is None:
+            raise ContractNotFound(f"contract {name!r} has no source")
+        compiled = _compile_cached(values.decode(raw_src), self.limits)
+        return self.instance(name, compiled, raw_id)
+
+    def run(
+        self,
+        inst: ContractInstance,
+        spec: MethodSpec,
+        args: tuple[Any, ...],
+        frame: _Frame,
+        read_only: bool,
+    ) -> Any:
+        """Run one entry point in a new frame; Python errors become typed errors."""
+        meter = self.meter
+        saved_frames, saved_ro = meter.frames, meter.read_only
+        self.frames.append(frame)
+        self.frame = frame
+        if read_only:
+            meter.read_only += 1
+        try:
+            return inst.functions[spec.name](inst, *args)
+        except BaseException as e:
+            err = translate(e)
+            if isinstance(err, ContractError) and err.contract is None:
+                err.contract = inst.name
+            if err is e:
+                raise
+            raise err from e
+        finally:
+            meter.frames, meter.read_only = saved_frames, saved_ro
+            self.frames.pop()
+            self.frame = self.frames[-1] if self.frames else None  # type: ignore[assignment]
+
+    def record_event(self, contract: str, name: Any, data: Any) -> None:
+        if self.meter.read_only:
+            raise ViewWriteError("cannot emit events in a read-only call")
+        if type(name) is not str or not 0 < len(name) <= 64:
+            raise InvalidValue("an event name is a str of 1 to 64 characters")
+        self.events.append((contract, name, self.encode(data)))
+
+    # -- functions contracts call ----------------------------------------------------
+
+    def emit(self, name: Any, data: Any = None) -> None:
+        self.record_event(self.frame.contract, name, data)
+
+    def _nested(self, target: Any, method: Any, args: tuple[Any, ...], read_only: bool) -> Any:
+        self.guards["step"](self.limits.call_steps)
+        if len(self.frames) > self.limits.max_call_depth:
+            raise RecursionLimitExceeded(f"more than {self.limits.max_call_depth} nested contract calls")
+        if type(method) is not str:
+            raise MethodNotFound("a method name is a str")
+        overlay = self.overlay
+        checkpoint = overlay.checkpoint()
+        n_events = len(self.events)
+        try:
+            inst = self.load(target)
+            spec = _entry(inst, method)
+            args = self.check_args(spec, args, copy=False)
+            caller = self.frame
+            frame = _Frame(inst.name, caller.contract, caller.origin, caller.height, caller.time_ms, caller.tx_id)
+            result = self.run(inst, spec, args, frame, read_only or spec.is_view)
+            return self.copy_value(result)
+        except BaseException:
+            overlay.rollback(checkpoint)
+            del self.events[n_events:]
+            raise
+
+    def call(self, contract: Any, method: Any, *args: Any) -> Any:
+        return self._nested(contract, method, args, read_only=False)
+
+    def view_call(self, contract: Any, method: Any, *args: Any) -> Any:
+        return self._nested(contract, method, args, read_only=True)
+
+    def try_call(self, contract: Any, method: Any, *args: Any) -> list[Any]:
+        saved_frames, saved_ro = self.meter.frames, self.meter.read_only
+        try:
+            return [True, self._nested(contract, method, args, read_only=False)]
+        except REVERTIBLE as e:
+            self.meter.frames, self.meter.read_only = saved_frames, saved_ro
+            return [False, e.to_dict()]
+
+    def host_call(self, function: Any, *args: Any) -> Any:
+        self.guards["step"](self.limits.host_call_steps)
+        if type(function) is not str:
+            raise HostError("a host function name is a str")
+        host = self.host
+        if host is None:
+            raise HostError(f"no host function {function[:80]!r}: this VM has no host", code="VM_NO_HOST")
+        copied = tuple(self.copy_value(list(args)))
+        overlay = self.overlay
+        checkpoint = overlay.checkpoint()
+        n_events = len(self.events)
+        request = HostRequest(self, function, copied, self.meter.read_only > 0)
+        try:
+            result = host(request)
+        except VMError:
+            overlay.rollback(checkpoint)
+            del self.events[n_events:]
+            raise
+        except Exception as e:
+            overlay.rollback(checkpoint)
+            del self.events[n_events:]
+            raise HostError(f"host function {function} failed: {type(e).__name__}") from e
+        finally:
+            request._open = False
+        return self.copy_value(result)
+
+
+def _entry(inst: ContractInstance, method: str) -> MethodSpec:
+    spec = inst.compiled.methods.get(method)
+    if spec is None or method == "init":
+        raise MethodNotFound(f"contract {inst.name} has no method {method[:80]!r}")
+    return spec
+
+
+# --------------------------------------------------------------------------------------
+# Compiled-code cache (pure, so shared by every VM in the process)
+# --------------------------------------------------------------------------------------
+
+_COMPILED: OrderedDict[tuple[bytes, Limits], CompiledContract] = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+_COMPILED_MAX = 256
+
+
+def _compile_cached(source: Any, limits: Limits) -> CompiledContract:
+    if type(source) is not str:
+        raise ContractRejected("source must be a str")
+    key = (code_id_of(source), limits)
+    with _COMPILED_LOCK:
+        hit = _COMPILED.get(key)
+        if hit is not None:
+            _COMPILED.move_to_end(key)
+            return hit
+    compiled = compile_contract(source, limits)
+    with _COMPILED_LOCK:
+        _COMPILED[key] = compiled
+        if len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    return compiled
+
+
+# --------------------------------------------------------------------------------------
+# The VM
+# --------------------------------------------------------------------------------------
+
+
+def _check_context(ctx: Context) -> None:
+    if not isinstance(ctx, Context):
+        raise BadArguments("ctx must be a tally.vm.Context")
+    if type(ctx.caller) is not str or type(ctx.height) is not int or type(ctx.time_ms) is not int:
+        raise BadArguments("Context(caller: str, height: int, time_ms: int, tx_id: bytes)")
+    if type(ctx.tx_id) is not bytes or (ctx.origin is not None and type(ctx.origin) is not str):
+        raise BadArguments("Context(caller: str, height: int, time_ms: int, tx_id: bytes)")
+
+
+class VM:
+    """A contract virtual machine.
+
+    Create one per executor and reuse it: it caches each contract's loaded module
+    and instance, which is what makes a call cheap. An instance runs one execution
+    at a time (other threads wait); a host hook must not call back into the VM
+    that called it (use ``call`` inside contracts for contract-to-contract calls).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._rt = _Runtime(limits)
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    # -- public API ------------------------------------------------------------------
+
+    def compile(self, source: str) -> CompiledContract:
+        """Check and compile ``source`` (cached by its SHA-256) and load it once, so
+        every deploy-time error surfaces here as :class:`ContractRejected`."""
+        compiled = _compile_cached(source, self.limits)
+        with self._exclusive():
+            self._rt.namespace(compiled)
+        return compiled
+
+    def deploy(
+        self,
+        name: str,
+        source: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        *,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None = None,
+        steps: int | None = None,
+    ) -> ExecutionResult:
+        """Deploy ``source`` as contract ``name`` and run its ``init(*args)`` if any.
+
+        The write set stores the code under ``c/<name>/!id`` and ``c/<name>/!src``.
+        """
+        if not is_valid_contract_name(name):
+            raise BadArguments(f"invalid contract name {str(name)[:80]!r}")
+        _check_context(ctx)
+        compiled = self.compile(source)
+        with self._exclusive():
+            rt = self._rt
+            rt.begin(storage, host, self._budget(steps))
+            try:
+                overlay = rt.overlay
+                if overlay.get_raw(code_id_key(name)) is not None:
+                    raise AlreadyDeployed(f"contract {name!r} already exists")
+                raw_id = values.encode(compiled.code_id)
+                overlay.put(code_id_key(name), raw_id)
+                overlay.put(source_key(name), values.encode(source, max_bytes=4 * self.limits.max_source_bytes))
+                inst = rt.instance(name, compiled, raw_id)
+                result = None
+                if compiled.has_init:
+                    spec = compiled.methods["init"]
+                    result = self._run_top(inst, spec, args, ctx, read_only=False)
+                elif args:
+                    raise BadArguments(f"contract {name} has no init() to take arguments")
+                return self._finish(result)
+            finally:
+                rt.end()
+
+    def call(
+        self,
+        contract: str,
+        method: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        *,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None = None,
+        steps: int | None = None,
+    ) -> ExecutionResult:
+        """Call ``contract.method(*args)``; a ``@view`` method runs read-only."""
+        return self._entry_call(contract, method, args, storage, ctx, host, steps, query=False)
+
+    def query(
+        self,
+        contract: str,
+        method: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        *,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None = None,
+        steps: int | None = None,
+    ) -> ExecutionResult:
+        """Run a ``@view`` method read-only; the result's write set is always empty."""
+        return self._entry_call(contract, method, args, storage, ctx, host, steps, query=True)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _budget(self, steps: int | None) -> int:
+        if steps is None:
+            return self.limits.max_steps
+        if type(steps) is not int or steps < 0:
+            raise BadArguments("steps must be a non-negative int")
+        return steps
+
+    def _exclusive(self) -> _Exclusive:
+        return _Exclusive(self)
+
+    def _entry_call(
+        self,
+        contract: str,
+        method: str,
+        args: Any,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None,
+        steps: int | None,
+        query: bool,
+    ) -> ExecutionResult:
+        _check_context(ctx)
+        budget = self._budget(steps)
+        with self._exclusive():
+            rt = self._rt
+            rt.begin(storage, host, budget)
+            try:
+                inst = rt.load(contract)
+                if type(method) is not str:
+                    raise MethodNotFound("a method name is a str")
+                spec = _entry(inst, method)
+                if query and not spec.is_view:
+                    raise MethodNotFound(f"{contract}.{method} is not a @view")
+                result = self._run_top(inst, spec, args, ctx, read_only=query or spec.is_view)
+                return self._finish(result)
+            finally:
+                rt.end()
+
+    def _run_top(
+        self, inst: ContractInstance, spec: MethodSpec, args: Any, ctx: Context, read_only: bool
+    ) -> Any:
+        rt = self._rt
+        checked = rt.check_args(spec, args, copy=True)
+        origin = ctx.origin if ctx.origin is not None else ctx.caller
+        frame = _Frame(inst.name, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
+        result = rt.run(inst, spec, checked, frame, read_only)
+        if not values.is_scalar(result) or type(result) is int:
+            rt.copy_value(result)  # validates: no floats, no foreign objects
+        return result
+
+    def _finish(self, result: Any) -> ExecutionResult:
+        rt = self._rt
+        events = [Event(c, n, values.decode(raw)) for c, n, raw in rt.events]
+        return ExecutionResult(
+            write_set=rt.overlay.write_set(),
+            events=events,
+            return_value=result,
+            steps_used=rt.meter.budget - max(rt.meter.steps, 0),
+        )
+
+
+class _Exclusive:
+    """One execution per VM at a time; re-entry from the same thread is a bug in
+    the host and is refused rather than deadlocking."""
+
+    __slots__ = ("vm",)
+
+    def __init__(self, vm: VM) -> None:
+        self.vm = vm
+
+    def __enter__(self) -> None:
+        vm = self.vm
+        me = threading.get_ident()
+        if vm._owner == me:
+            raise VMBusy("this VM is already executing (a host hook re-entered it)")
+        vm._lock.acquire()
+        vm._owner = me
+
+    def __exit__(self, *exc: object) -> None:
+        self.vm._owner = None
+        self.vm._lock.release()
+
+
+__all__ = [
+    "VM",
+    "Context",
+    "Contract",
+    "Event",
+    "ExecutionResult",
+    "Host",
+    "HostRequest",
+    "SafeType",
+    "field",
+]

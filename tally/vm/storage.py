@@ -1,0 +1,144 @@
+"""Storage as the VM sees it: a read-only backend, and a write overlay with checkpoints.
+
+Key layout (all keys are bytes; ``<name>`` is the contract name, ``<field>`` a
+storage field declared in the contract class, ``<key>`` the deterministic CBOR
+encoding of a map key)::
+
+    c/<name>/!id              CBOR bytes: code id, SHA-256 of the UTF-8 source
+    c/<name>/!src             CBOR text: the contract source
+    c/<name>/<field>          a Var's value
+    c/<name>/<field>/<key>    one entry of a Map
+
+Contract names cannot contain ``/`` and field names are Python identifiers, so a
+field never collides with the ``!`` entries or with another field's map entries.
+Values are canonical CBOR (:mod:`tally.vm.values`). A ``None`` in a write set
+means "delete this key".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from .values import decode, is_scalar
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """What the executor hands the VM: committed state, read-only."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored bytes under ``key``, or ``None`` if absent."""
+        ...
+
+
+def contract_prefix(name: str) -> bytes:
+    return b"c/" + name.encode("ascii") + b"/"
+
+
+def code_id_key(name: str) -> bytes:
+    return contract_prefix(name) + b"!id"
+
+
+def source_key(name: str) -> bytes:
+    return contract_prefix(name) + b"!src"
+
+
+_MISSING = object()
+
+
+class Overlay:
+    """Buffered writes over a backend, with a journal for nested checkpoints.
+
+    Reads see the overlay first. Every write records the previous overlay entry in
+    a journal, so rolling back to a checkpoint (a journal length) undoes exactly the
+    writes made since, in O(writes). Decoded scalars are cached per key because a
+    contract usually reads the same few keys several times per call.
+    """
+
+    __slots__ = ("backend", "writes", "journal", "values", "reads")
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+        self.writes: dict[bytes, bytes | None] = {}
+        self.journal: list[tuple[bytes, Any]] = []
+        self.values: dict[bytes, Any] = {}
+        self.reads: dict[bytes, bytes | None] = {}
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        writes = self.writes
+        if key in writes:
+            return writes[key]
+        reads = self.reads
+        if key in reads:
+            return reads[key]
+        raw = self.backend.get(key)
+        if raw is not None and type(raw) is not bytes:
+            raw = bytes(raw)
+        reads[key] = raw
+        return raw
+
+    def get_value(self, key: bytes) -> Any:
+        """The decoded value, or ``_MISSING``. Lists and dicts come back as fresh copies."""
+        values = self.values
+        if key in values:
+            return values[key]
+        raw = self.get_raw(key)
+        if raw is None:
+            return _MISSING
+        value = decode(raw)
+        if is_scalar(value):
+            values[key] = value
+        return value
+
+    def put(self, key: bytes, raw: bytes | None, value: Any = _MISSING) -> None:
+        """Write encoded bytes (``None`` deletes); ``value`` seeds the read cache."""
+        writes = self.writes
+        self.journal.append((key, writes.get(key, _MISSING)))
+        writes[key] = raw
+        if value is not _MISSING and is_scalar(value) and raw is not None:
+            self.values[key] = value
+        else:
+            self.values.pop(key, None)
+
+    def checkpoint(self) -> int:
+        return len(self.journal)
+
+    def rollback(self, checkpoint: int) -> None:
+        journal = self.journal
+        writes = self.writes
+        values = self.values
+        while len(journal) > checkpoint:
+            key, previous = journal.pop()
+            if previous is _MISSING:
+                del writes[key]
+            else:
+                writes[key] = previous
+            values.pop(key, None)
+
+    def write_set(self) -> dict[bytes, bytes | None]:
+        """Final writes, sorted by key so the result does not depend on write order."""
+        writes = self.writes
+        return {k: writes[k] for k in sorted(writes)}
+
+
+MISSING = _MISSING
+
+
+class DictStorage:
+    """A dict-backed :class:`StorageBackend`, for tests, benchmarks and tools.
+
+    :meth:`apply` commits a write set the way an executor would.
+    """
+
+    def __init__(self, data: dict[bytes, bytes] | None = None) -> None:
+        self.data: dict[bytes, bytes] = dict(data or {})
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def apply(self, write_set: dict[bytes, bytes | None]) -> None:
+        for key, raw in write_set.items():
+            if raw is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = raw
