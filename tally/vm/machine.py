@@ -323,7 +323,7 @@ class _Runtime:
         guards, builtins, attr_handlers = make_guards(self.meter, limits)
         self.guards = guards
         self.overlay: Overlay = None  # type: ignore[assignment]
-        self.events: list[tuple[str, str, bytes]] = []
+        self.events: list[Event] = []
         self.frames: list[_Frame] = []
         self.frame: _Frame = None  # type: ignore[assignment]
         self.host: Host | None = None
@@ -481,14 +481,14 @@ class _Runtime:
         return raw
 
     def copy_value(self, value: Any) -> Any:
-        """Validate a value crossing between contracts (or from a host) and cut any
-        aliasing: the callee gets its own copy."""
-        if values.is_scalar(value):
-            self.guards["check_int"](value) if type(value) is int else None
-            return value
-        return values.decode(self.encode(value))
+        """Validate a value crossing a boundary (between contracts, from a host, out
+        as a return value or event) and cut any aliasing: the receiver gets a copy."""
+        lim = self.limits
+        return values.snapshot(
+            value, max_bytes=lim.max_value_bytes, max_depth=lim.max_value_depth, max_int_bits=lim.max_int_bits
+        )
 
-    def check_args(self, spec: MethodSpec, args: Any, copy: bool) -> tuple[Any, ...]:
+    def check_args(self, spec: MethodSpec, args: Any) -> tuple[Any, ...]:
         if type(args) not in (list, tuple):
             raise BadArguments("arguments are a list")
         n = len(args)
@@ -499,12 +499,7 @@ class _Runtime:
             if types_ is not None and type(value) not in types_:
                 want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
                 raise BadArguments(f"{spec.name}({pname}): expected {want}, got {type(value).__name__}")
-            if values.is_scalar(value):
-                if type(value) is int:
-                    self.guards["check_int"](value)
-                out.append(value)
-            else:
-                out.append(values.decode(self.encode(value)) if copy else self.copy_value(value))
+            out.append(self.copy_value(value))
         return tuple(out)
 
     # -- execution -------------------------------------------------------------------
@@ -572,7 +567,7 @@ class _Runtime:
             raise ViewWriteError("cannot emit events in a read-only call")
         if type(name) is not str or not 0 < len(name) <= 64:
             raise InvalidValue("an event name is a str of 1 to 64 characters")
-        self.events.append((contract, name, self.encode(data)))
+        self.events.append(Event(contract, name, self.copy_value(data)))
 
     # -- functions contracts call ----------------------------------------------------
 
@@ -591,7 +586,7 @@ class _Runtime:
         try:
             inst = self.load(target)
             spec = _entry(inst, method)
-            args = self.check_args(spec, args, copy=False)
+            args = self.check_args(spec, args)
             caller = self.frame
             frame = _Frame(inst.name, caller.contract, caller.origin, caller.height, caller.time_ms, caller.tx_id)
             result = self.run(inst, spec, args, frame, read_only or spec.is_view)
@@ -826,20 +821,16 @@ class VM:
         self, inst: ContractInstance, spec: MethodSpec, args: Any, ctx: Context, read_only: bool
     ) -> Any:
         rt = self._rt
-        checked = rt.check_args(spec, args, copy=True)
+        checked = rt.check_args(spec, args)
         origin = ctx.origin if ctx.origin is not None else ctx.caller
         frame = _Frame(inst.name, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
-        result = rt.run(inst, spec, checked, frame, read_only)
-        if not values.is_scalar(result) or type(result) is int:
-            rt.copy_value(result)  # validates: no floats, no foreign objects
-        return result
+        return rt.copy_value(rt.run(inst, spec, checked, frame, read_only))
 
     def _finish(self, result: Any) -> ExecutionResult:
         rt = self._rt
-        events = [Event(c, n, values.decode(raw)) for c, n, raw in rt.events]
         return ExecutionResult(
             write_set=rt.overlay.write_set(),
-            events=events,
+            events=rt.events,
             return_value=result,
             steps_used=rt.meter.budget - max(rt.meter.steps, 0),
         )

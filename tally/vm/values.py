@@ -43,89 +43,79 @@ def _head(major: int, n: int) -> bytes:
     return bytes((m | 27,)) + n.to_bytes(8, "big")
 
 
-class _Encoder:
-    """One encoding walk with its running size, so limits cut the walk short."""
+def _too_big(max_bytes: int) -> InvalidValue:
+    return InvalidValue(f"value larger than {max_bytes} bytes")
 
-    __slots__ = ("parts", "size", "max_bytes", "max_depth", "max_int_bits")
 
-    def __init__(self, max_bytes: int, max_depth: int, max_int_bits: int) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.max_bytes = max_bytes
-        self.max_depth = max_depth
-        self.max_int_bits = max_int_bits
-
-    def put(self, b: bytes) -> None:
-        self.size += len(b)
-        if self.size > self.max_bytes:
-            raise InvalidValue(f"value larger than {self.max_bytes} bytes")
-        self.parts.append(b)
-
-    def encode(self, v: Any, depth: int) -> None:
-        t = type(v)
-        if t is int:
-            if v.bit_length() > self.max_int_bits:
-                raise InvalidValue(f"integer larger than {self.max_int_bits} bits")
-            if v >= 0:
-                if v < _U64:
-                    self.put(_head(0, v))
-                else:
-                    raw = v.to_bytes((v.bit_length() + 7) // 8, "big")
-                    self.put(b"\xc2" + _head(2, len(raw)) + raw)
-            else:
-                m = -1 - v
-                if m < _U64:
-                    self.put(_head(1, m))
-                else:
-                    raw = m.to_bytes((m.bit_length() + 7) // 8, "big")
-                    self.put(b"\xc3" + _head(2, len(raw)) + raw)
-        elif t is str:
-            try:
-                raw = v.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidValue("string is not valid Unicode (lone surrogate)") from None
-            self.put(_head(3, len(raw)))
-            self.put(raw)
-        elif t is bytes:
-            self.put(_head(2, len(v)))
-            self.put(v)
-        elif t is bool:
-            self.put(_TRUE if v else _FALSE)
-        elif v is None:
-            self.put(_NULL)
-        elif t is list or t is tuple:
-            if depth >= self.max_depth:
-                raise InvalidValue(f"value nested deeper than {self.max_depth}")
-            self.put(_head(4, len(v)))
-            for item in v:
-                self.encode(item, depth + 1)
-        elif t is dict:
-            if depth >= self.max_depth:
-                raise InvalidValue(f"value nested deeper than {self.max_depth}")
-            self.put(_head(5, len(v)))
-            parts = self.parts
-            first = len(parts)
+def _walk(v: Any, out: list[bytes], size: list[int], depth: int, limits: tuple[int, int, int]) -> None:
+    """Append the encoding of ``v`` to ``out``; ``size[0]`` is the running byte count,
+    checked at every string and container so an oversized value is cut short."""
+    max_bytes, max_depth, max_bits = limits
+    t = type(v)
+    if t is int:
+        if v.bit_length() > max_bits:
+            raise InvalidValue(f"integer larger than {max_bits} bits")
+        b = _int(v)
+    elif t is str:
+        try:
+            raw = v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidValue("string is not valid Unicode (lone surrogate)") from None
+        b = _head(3, len(raw)) + raw
+    elif t is bytes:
+        b = _head(2, len(v)) + v
+    elif t is bool:
+        b = _TRUE if v else _FALSE
+    elif v is None:
+        b = _NULL
+    elif t is list or t is tuple or t is dict:
+        if depth >= max_depth:
+            raise InvalidValue(f"value nested deeper than {max_depth}")
+        size[0] += 1 + len(v)  # a lower bound of what the items will take
+        if size[0] > max_bytes:
+            raise _too_big(max_bytes)
+        if t is dict:
+            out.append(_head(5, len(v)))
             pairs = []
             for key, item in v.items():
                 kt = type(key)
                 if kt is not str and kt is not int and kt is not bytes:
                     raise InvalidValue(f"dict key of type {kt.__name__} is not storable")
-                start = len(parts)
-                self.encode(key, depth + 1)
-                key_end = len(parts)
-                self.encode(item, depth + 1)
-                enc_key = b"".join(parts[start:key_end])
-                pairs.append((len(enc_key), enc_key, b"".join(parts[start:])))
-                del parts[start:]
-                parts.append(pairs[-1][2])
+                part: list[bytes] = []
+                _walk(key, part, size, depth + 1, limits)
+                enc_key = part[0]
+                _walk(item, part, size, depth + 1, limits)
+                pairs.append((len(enc_key), enc_key, part))
             # Canonical order: shorter encoded key first, then bytewise (as cbor2 does).
             pairs.sort(key=lambda p: (p[0], p[1]))
-            del parts[first:]
-            parts.extend(p[2] for p in pairs)
-        elif t is float:
-            raise InvalidValue("float values are not allowed (use integers)")
+            for _, _, part in pairs:
+                out.extend(part)
         else:
-            raise InvalidValue(f"value of type {t.__name__} is not storable")
+            out.append(_head(4, len(v)))
+            for item in v:
+                _walk(item, out, size, depth + 1, limits)
+        return
+    elif t is float:
+        raise InvalidValue("float values are not allowed (use integers)")
+    else:
+        raise InvalidValue(f"value of type {t.__name__} is not storable")
+    size[0] += len(b)
+    if size[0] > max_bytes:
+        raise _too_big(max_bytes)
+    out.append(b)
+
+
+def _int(v: int) -> bytes:
+    if v >= 0:
+        if v < _U64:
+            return _head(0, v)
+        raw = v.to_bytes((v.bit_length() + 7) // 8, "big")
+        return b"\xc2" + _head(2, len(raw)) + raw
+    m = -1 - v
+    if m < _U64:
+        return _head(1, m)
+    raw = m.to_bytes((m.bit_length() + 7) // 8, "big")
+    return b"\xc3" + _head(2, len(raw)) + raw
 
 
 def encode(
@@ -140,14 +130,14 @@ def encode(
     Raises :class:`InvalidValue` for anything not storable or over a limit.
     """
     t = type(value)
-    # Fast paths for the values contracts store most: small ints and short strings.
-    if t is int and 0 <= value < 24:
-        return _SMALL_HEADS[0][value]
-    if t is str and len(value) < 24 and value.isascii():
-        return _SMALL_HEADS[3][len(value)] + value.encode("ascii")
-    enc = _Encoder(max_bytes, max_depth, max_int_bits)
-    enc.encode(value, 0)
-    return b"".join(enc.parts)
+    # Fast paths for the values contracts store most: ints and ASCII strings.
+    if t is int and -_U64 <= value < _U64:
+        return _int(value)
+    if t is str and value.isascii() and len(value) <= max_bytes - 9:
+        return _head(3, len(value)) + value.encode("ascii")
+    out: list[bytes] = []
+    _walk(value, out, [0], 0, (max_bytes, max_depth, max_int_bits))
+    return b"".join(out)
 
 
 def decode(data: bytes) -> Any:
@@ -162,3 +152,72 @@ def is_scalar(value: Any) -> bool:
     """Immutable values may be cached and shared; lists and dicts are copied."""
     t = type(value)
     return t is int or t is str or t is bytes or t is bool or value is None
+
+
+def _check_scalar(v: Any, max_bits: int) -> int:
+    """Validate one scalar; return its approximate encoded size."""
+    t = type(v)
+    if t is int:
+        if v.bit_length() > max_bits:
+            raise InvalidValue(f"integer larger than {max_bits} bits")
+        return 9
+    if t is str:
+        if not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidValue("string is not valid Unicode (lone surrogate)") from None
+        return len(v) + 5
+    if t is bytes:
+        return len(v) + 5
+    if t is bool or v is None:
+        return 1
+    if t is float:
+        raise InvalidValue("float values are not allowed (use integers)")
+    raise InvalidValue(f"value of type {t.__name__} is not storable")
+
+
+def snapshot(
+    value: Any,
+    *,
+    max_bytes: int = 64 * 1024,
+    max_depth: int = 32,
+    max_int_bits: int = 4096,
+) -> Any:
+    """Validate ``value`` as storable and return a copy nobody else holds.
+
+    Cheaper than an encode/decode round trip for the common shapes (scalars, flat
+    lists and dicts), which is what events, return values and call arguments are.
+    """
+    t = type(value)
+    if t is dict:
+        size = 1
+        for k, v in value.items():
+            kt = type(k)
+            if kt is not str and kt is not int and kt is not bytes:
+                raise InvalidValue(f"dict key of type {kt.__name__} is not storable")
+            tv = type(v)
+            if tv is list or tv is dict or tv is tuple:
+                break
+            size += _check_scalar(k, max_int_bits) + _check_scalar(v, max_int_bits)
+        else:
+            if size > max_bytes:
+                raise InvalidValue(f"value larger than {max_bytes} bytes")
+            return dict(value)
+    elif t is list or t is tuple:
+        size = 1
+        for v in value:
+            tv = type(v)
+            if tv is list or tv is dict or tv is tuple:
+                break
+            size += _check_scalar(v, max_int_bits)
+        else:
+            if size > max_bytes:
+                raise InvalidValue(f"value larger than {max_bytes} bytes")
+            return list(value)
+    else:
+        if _check_scalar(value, max_int_bits) > max_bytes:
+            raise InvalidValue(f"value larger than {max_bytes} bytes")
+        return value
+    raw = encode(value, max_bytes=max_bytes, max_depth=max_depth, max_int_bits=max_int_bits)
+    return decode(raw)
