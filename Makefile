@@ -1,0 +1,33 @@
+# Tally: the two commands of the README, and their parts.
+#   make demo   install everything, then run the custody demo
+#   make test   install everything, then run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_cometbft.sh
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	bash scripts/install_cometbft.sh
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tally demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/python bench/bench_custody.py --http
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output
