@@ -125,7 +125,11 @@ def test_token_transfer_moves_balance_and_emits(h: Harness) -> None:
     assert h.query("tok", "balance_of", "alice") == 700
     assert h.query("tok", "balance_of", "bob") == 300
     ev = h.events[-1]
-    assert (ev.contract, ev.name, ev.data) == ("tok", "Transfer", {"from": "alice", "to": "bob", "amount": 300})
+    assert (ev.contract, ev.name, ev.data) == (
+        "tok",
+        "Transfer",
+        {"from": "alice", "to": "bob", "amount": 300},
+    )
 
 
 def test_token_transfer_over_balance_is_contract_error_and_writes_nothing(h: Harness) -> None:
@@ -147,7 +151,10 @@ def test_only_owner_mints(h: Harness) -> None:
 
 def test_storage_key_layout_and_canonical_values(h: Harness) -> None:
     data = h.storage.data
-    assert decode_value(data[code_id_key("tok")]) == __import__("hashlib").sha256(TOKEN.encode()).digest()
+    assert (
+        decode_value(data[code_id_key("tok")])
+        == __import__("hashlib").sha256(TOKEN.encode()).digest()
+    )
     assert decode_value(data[source_key("tok")]) == TOKEN
     assert data[b"c/tok/owner"] == encode_value("alice")
     assert data[b"c/tok/supply"] == encode_value(1000)
@@ -156,7 +163,10 @@ def test_storage_key_layout_and_canonical_values(h: Harness) -> None:
 
 def test_write_set_is_sorted_and_deletes_are_none() -> None:
     h = Harness()
-    h.deploy("m", "class M:\n    m = Map(str, int)\n    def f(self):\n        self.m['b'] = 1\n        self.m['a'] = 2\n        del self.m['b']\n")
+    h.deploy(
+        "m",
+        "class M:\n    m = Map(str, int)\n    def f(self):\n        self.m['b'] = 1\n        self.m['a'] = 2\n        del self.m['b']\n",
+    )
     ws = h.result("m", "f").write_set
     assert list(ws) == sorted(ws)
     assert ws[b"c/m/m/" + encode_value("b")] is None
@@ -284,7 +294,9 @@ def test_context_fields_visible_to_contract() -> None:
     )
     h.deploy("ctxc", src)
     vm, st = h.vm, h.storage
-    r = vm.query("ctxc", "info", [], storage=st, ctx=Context("bob", 7, 1234, b"\x01" * 32, origin="root"))
+    r = vm.query(
+        "ctxc", "info", [], storage=st, ctx=Context("bob", 7, 1234, b"\x01" * 32, origin="root")
+    )
     assert r.return_value == ["bob", "root", "ctxc", 7, 1234, b"\x01" * 32]
 
 
@@ -357,8 +369,14 @@ def _custody_host(request: HostRequest):
             raise HostError("custody balance too low", code="CUSTODY_INSUFFICIENT")
         request.put(src_key, encode_value(have - amount))
         dst_key = b"h/" + to.encode()
-        request.put(dst_key, encode_value(decode_value(request.get(dst_key) or encode_value(0)) + amount))
-        request.emit("CustodyTransfer", {"from": request.contract, "to": to, "amount": amount}, source="custody")
+        request.put(
+            dst_key, encode_value(decode_value(request.get(dst_key) or encode_value(0)) + amount)
+        )
+        request.emit(
+            "CustodyTransfer",
+            {"from": request.contract, "to": to, "amount": amount},
+            source="custody",
+        )
         return True
     if request.function == "float":
         return 1.5
@@ -367,7 +385,7 @@ def _custody_host(request: HostRequest):
     raise HostError(f"unknown host function {request.function}", code="HOST_UNKNOWN")
 
 
-VAULT = '''
+VAULT = """
 class Vault:
     paid = Var(int)
 
@@ -381,7 +399,7 @@ class Vault:
 
     def boom(self):
         host_call("boom")
-'''
+"""
 
 
 def test_host_hook_custody_transfer_commits_with_contract() -> None:
@@ -429,7 +447,9 @@ def test_host_cannot_reenter_vm() -> None:
     vm = VM()
 
     def host(request: HostRequest):
-        return vm.call("vault", "pay", ["x", 1, False], storage=DictStorage(), ctx=Context("a", 1, 1, b""))
+        return vm.call(
+            "vault", "pay", ["x", 1, False], storage=DictStorage(), ctx=Context("a", 1, 1, b"")
+        )
 
     h = Harness(vm=vm, host=host)
     h.deploy("vault", VAULT)

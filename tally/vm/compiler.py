@@ -180,8 +180,10 @@ def _reject(node: ast.AST | None, message: str) -> ContractRejected:
 
 
 def _is_scalar_constant(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and type(node.value) in (int, str, bytes, bool) or (
-        isinstance(node, ast.Constant) and node.value is None
+    return (
+        isinstance(node, ast.Constant)
+        and type(node.value) in (int, str, bytes, bool)
+        or (isinstance(node, ast.Constant) and node.value is None)
     )
 
 
@@ -293,7 +295,9 @@ class _Validator:
                     "only constants, functions and the contract class are allowed at module level",
                 ))  # fmt: skip
         if self.class_node is None:
-            raise _reject(None, "no contract class: define one class whose methods are entry points")
+            raise _reject(
+                None, "no contract class: define one class whose methods are entry points"
+            )
 
     def _collect_bound_names(self) -> None:
         for node in ast.walk(self.tree):
@@ -354,7 +358,7 @@ class _Validator:
     def _check_constant(self, stmt: ast.Assign) -> None:
         if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
             raise _reject(stmt, "constants are assigned one per line: NAME = value")
-        self._check_identifier(stmt, stmt.targets[0].id)
+        self._check_binding(stmt, stmt.targets[0].id)
         self._check_constant_expr(stmt.value)
 
     def _check_constant_expr(self, node: ast.AST) -> None:
@@ -419,7 +423,10 @@ class _Validator:
         raise _reject(node, f"annotations are {', '.join(TYPE_NAMES)}, None, or unions of them")
 
     def _check_function(self, node: ast.FunctionDef, method: bool) -> None:
-        self._check_identifier(node, node.name)
+        if method:
+            self._check_identifier(node, node.name)
+        else:
+            self._check_binding(node, node.name)
         if not method and node.decorator_list:
             raise _reject(node, "functions take no decorators (only methods may be @view)")
         self._check_arguments(node.args)
@@ -434,7 +441,7 @@ class _Validator:
         if args.vararg or args.kwarg:
             raise _reject(args.vararg or args.kwarg, "*args and **kwargs are not allowed")
         for a in args.args + args.posonlyargs + args.kwonlyargs:
-            self._check_identifier(a, a.arg)
+            self._check_binding(a, a.arg)
         # Defaults are evaluated once and shared by every later call: literals only.
         for default in list(args.defaults) + [d for d in args.kw_defaults if d is not None]:
             for sub in ast.walk(default):
@@ -449,7 +456,9 @@ class _Validator:
 
     def _check_statement(self, stmt: ast.stmt) -> None:
         if not isinstance(stmt, _ALLOWED_FUNCTION_STATEMENTS):
-            raise _reject(stmt, _STATEMENT_HINTS.get(type(stmt), f"{type(stmt).__name__} is not allowed"))
+            raise _reject(
+                stmt, _STATEMENT_HINTS.get(type(stmt), f"{type(stmt).__name__} is not allowed")
+            )
         if isinstance(stmt, ast.FunctionDef):
             self._check_function(stmt, method=False)
             return
@@ -545,7 +554,9 @@ class _Validator:
             if isinstance(n.ctx, ast.Del):
                 raise _reject(n, "attributes cannot be deleted")
         elif isinstance(n, ast.Compare):
-            for op, right, left in zip(n.ops, n.comparators, [n.left, *n.comparators[:-1]], strict=True):
+            for op, right, left in zip(
+                n.ops, n.comparators, [n.left, *n.comparators[:-1]], strict=True
+            ):
                 if isinstance(op, (ast.Is, ast.IsNot)) and not (
                     _is_singleton(left) or _is_singleton(right)
                 ):
@@ -553,13 +564,15 @@ class _Validator:
             if len(n.ops) > 1 and not all(
                 isinstance(c, (ast.Name, ast.Constant)) for c in n.comparators[:-1]
             ):
-                raise _reject(n, "in a chained comparison the middle operands must be names or literals")
+                raise _reject(
+                    n, "in a chained comparison the middle operands must be names or literals"
+                )
         elif (
             isinstance(n, ast.FormattedValue)
             and n.format_spec is not None
             and not isinstance(n.format_spec, ast.JoinedStr)
         ):
-                raise _reject(n, "unsupported format spec")
+            raise _reject(n, "unsupported format spec")
 
     def _check_constant_value(self, n: ast.Constant) -> None:
         v = n.value
@@ -583,6 +596,11 @@ class _Validator:
             return
         raise _reject(n, f"unknown name {name!r}")
 
+    def _check_binding(self, node: ast.AST, name: str) -> None:
+        self._check_identifier(node, name)
+        if name in RUNTIME_NAMES:
+            raise _reject(node, f"{name!r} is a runtime name and cannot be rebound")
+
     def _check_identifier(self, node: ast.AST, name: str) -> None:
         if name.startswith("_"):
             raise _reject(node, f"names starting with '_' are reserved ({name!r})")
@@ -602,8 +620,10 @@ def _division_hint(op: ast.operator) -> str:
 
 
 def _is_singleton(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and node.value in (None, True, False) and (
-        type(node.value) is not int
+    return (
+        isinstance(node, ast.Constant)
+        and node.value in (None, True, False)
+        and (type(node.value) is not int)
     )
 
 
@@ -722,7 +742,9 @@ class _Rewriter(ast.NodeTransformer):
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt | list[ast.stmt]:
         if node.value is None:
             return ast.Pass()
-        return self.visit_Assign(ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno))
+        return self.visit_Assign(
+            ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
+        )
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt | list[ast.stmt]:
         value = self.visit(node.value)
@@ -741,7 +763,9 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(target, ast.Attribute):
             tmp = self.temp()
             obj = self.visit(target.value)
-            after.append(ast.Expr(_call("_sa", obj, _const(target.attr), ast.Name(id=tmp, ctx=ast.Load()))))
+            after.append(
+                ast.Expr(_call("_sa", obj, _const(target.attr), ast.Name(id=tmp, ctx=ast.Load())))
+            )
             return ast.Name(id=tmp, ctx=ast.Store())
         if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Slice):
             tmp = self.temp()
@@ -771,9 +795,25 @@ class _Rewriter(ast.NodeTransformer):
         op = type(node.op)
         target = node.target
         if isinstance(target, ast.Attribute):
-            return ast.Expr(_call("_augattr", self.visit(target.value), _const(target.attr), _const(OP_CODES[op]), value))
+            return ast.Expr(
+                _call(
+                    "_augattr",
+                    self.visit(target.value),
+                    _const(target.attr),
+                    _const(OP_CODES[op]),
+                    value,
+                )
+            )
         if isinstance(target, ast.Subscript):
-            return ast.Expr(_call("_augitem", self.visit(target.value), self.visit(target.slice), _const(OP_CODES[op]), value))
+            return ast.Expr(
+                _call(
+                    "_augitem",
+                    self.visit(target.value),
+                    self.visit(target.slice),
+                    _const(OP_CODES[op]),
+                    value,
+                )
+            )
         assert isinstance(target, ast.Name)
         guard = GUARDED_INPLACE.get(op)
         if guard is None or (op is ast.Add and _is_int_constant(node.value)):
@@ -788,9 +828,21 @@ class _Rewriter(ast.NodeTransformer):
             if isinstance(t, ast.Subscript):
                 if isinstance(t.slice, ast.Slice):
                     s = t.slice
-                    out.append(ast.Expr(_call("_delslice", self.visit(t.value), self.slice_part(s.lower), self.slice_part(s.upper), self.slice_part(s.step))))
+                    out.append(
+                        ast.Expr(
+                            _call(
+                                "_delslice",
+                                self.visit(t.value),
+                                self.slice_part(s.lower),
+                                self.slice_part(s.upper),
+                                self.slice_part(s.step),
+                            )
+                        )
+                    )
                 else:
-                    out.append(ast.Expr(_call("_delitem", self.visit(t.value), self.visit(t.slice))))
+                    out.append(
+                        ast.Expr(_call("_delitem", self.visit(t.value), self.visit(t.slice)))
+                    )
             else:
                 out.append(ast.Delete(targets=[t]))
         return out
@@ -804,7 +856,13 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
         if isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Load):
             s = node.slice
-            return _call("_getslice", self.visit(node.value), self.slice_part(s.lower), self.slice_part(s.upper), self.slice_part(s.step))
+            return _call(
+                "_getslice",
+                self.visit(node.value),
+                self.slice_part(s.lower),
+                self.slice_part(s.upper),
+                self.slice_part(s.step),
+            )
         self.generic_visit(node)
         return node
 
@@ -814,7 +872,9 @@ class _Rewriter(ast.NodeTransformer):
         guard = GUARDED_BINOPS.get(op)
         if guard is None:
             return node
-        if op in (ast.Add, ast.BitOr) and (_is_int_constant(node.left) or _is_int_constant(node.right)):
+        if op in (ast.Add, ast.BitOr) and (
+            _is_int_constant(node.left) or _is_int_constant(node.right)
+        ):
             return node  # int arithmetic with a literal cannot grow a sequence
         if op is ast.Mod and _is_int_constant(node.left):
             return node
@@ -836,7 +896,10 @@ class _Rewriter(ast.NodeTransformer):
         cheap = (
             guard is None  # is / is not
             or (isinstance(op, (ast.In, ast.NotIn)) and _is_scalar_constant(right))
-            or (not isinstance(op, (ast.In, ast.NotIn)) and (_is_scalar_constant(left) or _is_scalar_constant(right)))
+            or (
+                not isinstance(op, (ast.In, ast.NotIn))
+                and (_is_scalar_constant(left) or _is_scalar_constant(right))
+            )
         )
         if cheap:
             return ast.Compare(left=left, ops=[op], comparators=[right])
@@ -859,7 +922,8 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Dict(self, node: ast.Dict) -> ast.expr:
         self.generic_visit(node)
         node.values = [
-            _call("_spread", v) if k is None else v for k, v in zip(node.keys, node.values, strict=True)
+            _call("_spread", v) if k is None else v
+            for k, v in zip(node.keys, node.values, strict=True)
         ]
         return node
 
@@ -874,7 +938,9 @@ class _Rewriter(ast.NodeTransformer):
         value = self.visit(node.value)
         spec = self.visit(node.format_spec) if node.format_spec is not None else _const("")
         return ast.FormattedValue(
-            value=_call("_fmt", value, _const(node.conversion), spec), conversion=-1, format_spec=None
+            value=_call("_fmt", value, _const(node.conversion), spec),
+            conversion=-1,
+            format_spec=None,
         )
 
     def visit_comprehension(self, node: ast.comprehension) -> ast.comprehension:
@@ -906,7 +972,10 @@ class _Rewriter(ast.NodeTransformer):
 def _check_source_text(source: str, limits: Limits) -> None:
     if type(source) is not str:
         raise ContractRejected("source must be a str")
-    if len(source) > limits.max_source_bytes or len(source.encode("utf-8", "surrogatepass")) > limits.max_source_bytes:
+    if (
+        len(source) > limits.max_source_bytes
+        or len(source.encode("utf-8", "surrogatepass")) > limits.max_source_bytes
+    ):
         raise ContractRejected(f"source larger than {limits.max_source_bytes} bytes")
     if "\x00" in source:
         raise ContractRejected("source contains a NUL character")
@@ -964,7 +1033,9 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     try:
-        code = compile(rewritten, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0)
+        code = compile(
+            rewritten, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0
+        )
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
         raise ContractRejected(f"cannot compile: {type(e).__name__}: {e}") from None
     return CompiledContract(

@@ -89,7 +89,9 @@ class SafeType:
 
     __slots__ = ("name", "pytype", "impl", "attrs")
 
-    def __init__(self, name: str, pytype: type, impl: Callable[..., Any], attrs: dict[str, Any]) -> None:
+    def __init__(
+        self, name: str, pytype: type, impl: Callable[..., Any], attrs: dict[str, Any]
+    ) -> None:
         self.name = name
         self.pytype = pytype
         self.impl = impl
@@ -303,9 +305,9 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         return a**b
 
     def lshift(a: Any, b: Any) -> Any:
-        if (type(a) is int or type(a) is bool) and (type(b) is int or type(b) is bool) and b > 0:
-            if a and a.bit_length() + b > max_bits:
-                raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+        ints = (type(a) is int or type(a) is bool) and (type(b) is int or type(b) is bool)
+        if ints and b > 0 and a and a.bit_length() + b > max_bits:
+            raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
         return a << b
 
     def mod(a: Any, b: Any) -> Any:
@@ -554,10 +556,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
     _NO_DEFAULT = object()
 
     def min_max(fn: Callable[..., Any], args: tuple[Any, ...], key: Any, default: Any) -> Any:
-        if len(args) == 1:
-            items = sized(args[0])
-        else:
-            items = args
+        items = sized(args[0]) if len(args) == 1 else args
         step(deep(list(items)) if items else 1)
         if default is _NO_DEFAULT:
             return fn(items, key=key)
@@ -604,7 +603,9 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
             return any(b_isinstance(value, t) for t in types)
         pytype = type_of.get(types)
         if pytype is None:
-            raise TypeError("isinstance() takes int, str, bytes, bool, list, dict or a list of them")
+            raise TypeError(
+                "isinstance() takes int, str, bytes, bool, list, dict or a list of them"
+            )
         if pytype is int and type(value) is bool:
             return False  # storage keeps them apart, so contracts do too
         return isinstance(value, pytype)
@@ -661,10 +662,8 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     def split(name: str) -> Callable[..., Any]:
         def method(obj: Any, sep: Any = None, maxsplit: Any = -1) -> Any:
-            if type(sep) is type(obj) and sep:
-                pieces = obj.count(sep) + 1
-            else:
-                pieces = len(obj) // 2 + 1
+            step(len(obj) >> 6)
+            pieces = obj.count(sep) + 1 if type(sep) is type(obj) and sep else len(obj) // 2 + 1
             if type(maxsplit) is int and maxsplit >= 0:
                 pieces = min(pieces, maxsplit + 1)
             alloc(len(obj) + 64 * pieces)
@@ -687,7 +686,9 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     def join(obj: Any, iterable: Any) -> Any:
         items = sized(iterable)
-        total = sum(len(x) for x in items if type(x) is type(obj)) + len(obj) * max(len(items) - 1, 0)
+        total = sum(len(x) for x in items if type(x) is type(obj)) + len(obj) * max(
+            len(items) - 1, 0
+        )
         alloc(total)
         return obj.join(items)
 
@@ -718,7 +719,9 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         alloc(len(obj) * 3)
         return obj.hex(*args)
 
-    def to_bytes(obj: Any, length: Any = 1, byteorder: Any = "big", *, signed: Any = False) -> bytes:
+    def to_bytes(
+        obj: Any, length: Any = 1, byteorder: Any = "big", *, signed: Any = False
+    ) -> bytes:
         if type(length) is int and length > 0:
             alloc(length)
         return obj.to_bytes(length, byteorder, signed=bool(signed))
@@ -746,9 +749,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         text_methods[name] = pad(name)
     for name in ("partition", "rpartition"):
         text_methods[name] = partition(name)
-    text_methods.update(
-        splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs
-    )
+    text_methods.update(splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs)
     str_methods = dict(text_methods, encode=encode, casefold=copy("casefold", 3))
     for name in ("isdecimal", "isidentifier", "isnumeric", "isprintable"):
         str_methods[name] = scan(name)
@@ -830,7 +831,11 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         return obj.index(value, *args)
 
     range_methods = {
-        "start": PLAIN, "stop": PLAIN, "step": PLAIN, "count": range_count, "index": range_index,
+        "start": PLAIN,
+        "stop": PLAIN,
+        "step": PLAIN,
+        "count": range_count,
+        "index": range_index,
     }
 
     def table_handler(table: dict[str, Any]) -> Callable[[Any, str], Any]:

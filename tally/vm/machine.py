@@ -153,7 +153,9 @@ class Contract:
 class _Declaration:
     __slots__ = ("kind", "key_type", "value_type", "default")
 
-    def __init__(self, kind: str, key_type: type | None, value_type: type | None, default: Any) -> None:
+    def __init__(
+        self, kind: str, key_type: type | None, value_type: type | None, default: Any
+    ) -> None:
         self.kind = kind
         self.key_type = key_type
         self.value_type = value_type
@@ -165,7 +167,9 @@ class _Frame:
 
     __slots__ = ("contract", "caller", "origin", "height", "time_ms", "tx_id")
 
-    def __init__(self, contract: str, caller: str, origin: str, height: int, time_ms: int, tx_id: bytes) -> None:
+    def __init__(
+        self, contract: str, caller: str, origin: str, height: int, time_ms: int, tx_id: bytes
+    ) -> None:
         self.contract = contract
         self.caller = caller
         self.origin = origin
@@ -241,8 +245,12 @@ class MapProxy:
         if raw is not None:
             return raw
         if type(k) is not self.key_type:
-            raise InvalidValue(f"{self.slot.label} keys are {self.key_type.__name__}, not {type(k).__name__}")
-        raw = self.prefix + values.encode(k, max_bytes=self.limits.max_key_bytes, max_int_bits=self.limits.max_int_bits)
+            raise InvalidValue(
+                f"{self.slot.label} keys are {self.key_type.__name__}, not {type(k).__name__}"
+            )
+        raw = self.prefix + values.encode(
+            k, max_bytes=self.limits.max_key_bytes, max_int_bits=self.limits.max_int_bits
+        )
         if len(self.keys) > 4096:
             self.keys.clear()
         self.keys[k] = raw
@@ -473,7 +481,10 @@ class _Runtime:
     def encode(self, value: Any) -> bytes:
         lim = self.limits
         raw = values.encode(
-            value, max_bytes=lim.max_value_bytes, max_depth=lim.max_value_depth, max_int_bits=lim.max_int_bits
+            value,
+            max_bytes=lim.max_value_bytes,
+            max_depth=lim.max_value_depth,
+            max_int_bits=lim.max_int_bits,
         )
         n = len(raw)
         if n >= 64:
@@ -485,7 +496,10 @@ class _Runtime:
         as a return value or event) and cut any aliasing: the receiver gets a copy."""
         lim = self.limits
         return values.snapshot(
-            value, max_bytes=lim.max_value_bytes, max_depth=lim.max_value_depth, max_int_bits=lim.max_int_bits
+            value,
+            max_bytes=lim.max_value_bytes,
+            max_depth=lim.max_value_depth,
+            max_int_bits=lim.max_int_bits,
         )
 
     def check_args(self, spec: MethodSpec, args: Any) -> tuple[Any, ...]:
@@ -493,12 +507,16 @@ class _Runtime:
             raise BadArguments("arguments are a list")
         n = len(args)
         if n < spec.required or n > len(spec.params):
-            raise BadArguments(f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}")
+            raise BadArguments(
+                f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}"
+            )
         out = []
         for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
             if types_ is not None and type(value) not in types_:
                 want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
-                raise BadArguments(f"{spec.name}({pname}): expected {want}, got {type(value).__name__}")
+                raise BadArguments(
+                    f"{spec.name}({pname}): expected {want}, got {type(value).__name__}"
+                )
             out.append(self.copy_value(value))
         return tuple(out)
 
@@ -577,7 +595,9 @@ class _Runtime:
     def _nested(self, target: Any, method: Any, args: tuple[Any, ...], read_only: bool) -> Any:
         self.guards["step"](self.limits.call_steps)
         if len(self.frames) > self.limits.max_call_depth:
-            raise RecursionLimitExceeded(f"more than {self.limits.max_call_depth} nested contract calls")
+            raise RecursionLimitExceeded(
+                f"more than {self.limits.max_call_depth} nested contract calls"
+            )
         if type(method) is not str:
             raise MethodNotFound("a method name is a str")
         overlay = self.overlay
@@ -588,7 +608,14 @@ class _Runtime:
             spec = _entry(inst, method)
             args = self.check_args(spec, args)
             caller = self.frame
-            frame = _Frame(inst.name, caller.contract, caller.origin, caller.height, caller.time_ms, caller.tx_id)
+            frame = _Frame(
+                inst.name,
+                caller.contract,
+                caller.origin,
+                caller.height,
+                caller.time_ms,
+                caller.tx_id,
+            )
             result = self.run(inst, spec, args, frame, read_only or spec.is_view)
             return self.copy_value(result)
         except BaseException:
@@ -616,7 +643,9 @@ class _Runtime:
             raise HostError("a host function name is a str")
         host = self.host
         if host is None:
-            raise HostError(f"no host function {function[:80]!r}: this VM has no host", code="VM_NO_HOST")
+            raise HostError(
+                f"no host function {function[:80]!r}: this VM has no host", code="VM_NO_HOST"
+            )
         copied = tuple(self.copy_value(list(args)))
         overlay = self.overlay
         checkpoint = overlay.checkpoint()
@@ -737,7 +766,10 @@ class VM:
                     raise AlreadyDeployed(f"contract {name!r} already exists")
                 raw_id = values.encode(compiled.code_id)
                 overlay.put(code_id_key(name), raw_id)
-                overlay.put(source_key(name), values.encode(source, max_bytes=4 * self.limits.max_source_bytes))
+                overlay.put(
+                    source_key(name),
+                    values.encode(source, max_bytes=4 * self.limits.max_source_bytes),
+                )
                 inst = rt.instance(name, compiled, raw_id)
                 result = None
                 if compiled.has_init:

@@ -34,21 +34,59 @@ class Harness:
         self.events.extend(result.events)
         return result
 
-    def deploy(self, name: str, source: str, *args: Any, caller: str = "alice", steps: int | None = None) -> ExecutionResult:
+    def deploy(
+        self, name: str, source: str, *args: Any, caller: str = "alice", steps: int | None = None
+    ) -> ExecutionResult:
         return self._commit(
-            self.vm.deploy(name, source, list(args), storage=self.storage, ctx=self.ctx(caller), host=self.host, steps=steps)
+            self.vm.deploy(
+                name,
+                source,
+                list(args),
+                storage=self.storage,
+                ctx=self.ctx(caller),
+                host=self.host,
+                steps=steps,
+            )
         )
 
-    def call(self, contract: str, method: str, *args: Any, caller: str = "alice", steps: int | None = None) -> Any:
+    def call(
+        self,
+        contract: str,
+        method: str,
+        *args: Any,
+        caller: str = "alice",
+        steps: int | None = None,
+    ) -> Any:
         result = self.vm.call(
-            contract, method, list(args), storage=self.storage, ctx=self.ctx(caller), host=self.host, steps=steps
+            contract,
+            method,
+            list(args),
+            storage=self.storage,
+            ctx=self.ctx(caller),
+            host=self.host,
+            steps=steps,
         )
         return self._commit(result).return_value
 
-    def result(self, contract: str, method: str, *args: Any, caller: str = "alice", steps: int | None = None) -> ExecutionResult:
+    def result(
+        self,
+        contract: str,
+        method: str,
+        *args: Any,
+        caller: str = "alice",
+        steps: int | None = None,
+    ) -> ExecutionResult:
         """Like :meth:`call` but returns the whole result."""
         return self._commit(
-            self.vm.call(contract, method, list(args), storage=self.storage, ctx=self.ctx(caller), host=self.host, steps=steps)
+            self.vm.call(
+                contract,
+                method,
+                list(args),
+                storage=self.storage,
+                ctx=self.ctx(caller),
+                host=self.host,
+                steps=steps,
+            )
         )
 
     def query(self, contract: str, method: str, *args: Any, caller: str = "alice") -> Any:

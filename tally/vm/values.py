@@ -47,7 +47,9 @@ def _too_big(max_bytes: int) -> InvalidValue:
     return InvalidValue(f"value larger than {max_bytes} bytes")
 
 
-def _walk(v: Any, out: list[bytes], size: list[int], depth: int, limits: tuple[int, int, int]) -> None:
+def _walk(
+    v: Any, out: list[bytes], size: list[int], depth: int, limits: tuple[int, int, int]
+) -> None:
     """Append the encoding of ``v`` to ``out``; ``size[0]`` is the running byte count,
     checked at every string and container so an oversized value is cut short."""
     max_bytes, max_depth, max_bits = limits
