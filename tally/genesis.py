@@ -35,12 +35,17 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class Validator:
+    """A validator: its name, the suite key that signs checkpoints, its voting power, and
+    (on a CometBFT network) the Ed25519 key CometBFT uses for consensus votes."""
+
     name: str
     public_key: bytes
     power: int = 1
+    consensus_key: bytes = b""
 
     def to_doc(self) -> dict[str, Any]:
-        return {"name": self.name, "public_key": self.public_key.hex(), "power": self.power}
+        return {"name": self.name, "public_key": self.public_key.hex(), "power": self.power,
+                "consensus_key": self.consensus_key.hex()}
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class Genesis:
             suite_name = doc["suite"]
             get_suite(suite_name)
             validators = tuple(
-                Validator(v["name"], bytes.fromhex(v["public_key"]), int(v["power"]))
+                Validator(v["name"], bytes.fromhex(v["public_key"]), int(v["power"]),
+                          bytes.fromhex(v.get("consensus_key", "")))
                 for v in doc["validators"]
             )
             if not validators or any(v.power <= 0 for v in validators):
@@ -115,12 +121,15 @@ def make_genesis(
     roles: dict[str, list[str]],
     time_ms: int,
     params: Params | None = None,
+    consensus_keys: dict[str, bytes] | None = None,
 ) -> Genesis:
+    consensus_keys = consensus_keys or {}
     return Genesis(
         chain_id=chain_id,
         suite_name=suite.name,
         time_ms=time_ms,
-        validators=tuple(Validator(name, key.public_key) for name, key in validator_keys),
+        validators=tuple(Validator(name, key.public_key, 1, consensus_keys.get(name, b""))
+                         for name, key in validator_keys),
         roles={account: tuple(sorted(r)) for account, r in roles.items()},
         params=params or Params(),
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from tally import tx as txmod
 from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
-from tally.exec import custody, roles
+from tally.exec import custody, governance, roles
 from tally.exec.context import Event, TxContext
 from tally.exec.operation import Operation
 from tally.exec.state import BlockState
@@ -43,8 +43,17 @@ def nonce_key(account: str) -> bytes:
 
 
 def genesis_writes(genesis: Genesis) -> dict[bytes, Any]:
-    """The state a chain starts with: its role table."""
-    return {roles.role_key(account): sorted(held) for account, held in genesis.roles.items()}
+    """The state a chain starts with: its role table, committee and validator set."""
+    writes: dict[bytes, Any] = {
+        roles.role_key(account): sorted(held) for account, held in genesis.roles.items()
+    }
+    writes[governance.COMMITTEE_KEY] = sorted(
+        account for account, held in genesis.roles.items() if "admin" in held)
+    writes[governance.VALIDATORS_KEY] = [
+        governance.validator_doc(v.name, v.public_key, v.consensus_key, v.power)
+        for v in sorted(genesis.validators, key=lambda v: v.name)
+    ]
+    return writes
 
 
 class Executor:
@@ -54,7 +63,8 @@ class Executor:
         self.chain = genesis.chain_id
         self.params = genesis.params
         self.operations: dict[str, Operation] = {}
-        for op in (*roles.OPERATIONS, *custody.OPERATIONS, *extra_operations):
+        for op in (*roles.OPERATIONS, *custody.OPERATIONS, *governance.OPERATIONS,
+                   *extra_operations):
             if op.kind in self.operations:
                 raise ValueError(f"two operations claim kind {op.kind!r}")
             self.operations[op.kind] = op

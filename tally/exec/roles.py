@@ -15,6 +15,8 @@ from tally.exec.operation import Operation
 from tally.exec.state import BlockState
 
 ROLES = ("admin", "issuer", "custodian", "regulator")
+#: The governance committee: the sorted addresses of every ``admin`` (tally.exec.governance).
+COMMITTEE_KEY = b"committee"
 
 
 def role_key(account: str) -> bytes:
@@ -47,6 +49,9 @@ def _grant(ctx: TxContext, args: dict[str, Any]) -> None:
     if args["role"] in held:
         raise ExecutionFailed(f"{args['account']} already holds {args['role']}", Code.ALREADY_EXISTS)
     ctx.state.put(role_key(args["account"]), sorted([*held, args["role"]]))
+    if args["role"] == "admin":
+        members = ctx.state.get(COMMITTEE_KEY) or []
+        ctx.state.put(COMMITTEE_KEY, sorted([*members, args["account"]]))
     ctx.emit(Event("role.grant", to=args["account"], details={"role": args["role"]}))
 
 
@@ -55,6 +60,11 @@ def _revoke(ctx: TxContext, args: dict[str, Any]) -> None:
     held = roles_of(ctx.state, args["account"])
     if args["role"] not in held:
         raise ExecutionFailed(f"{args['account']} does not hold {args['role']}", Code.NOT_FOUND)
+    if args["role"] == "admin":
+        members = [m for m in ctx.state.get(COMMITTEE_KEY) or [] if m != args["account"]]
+        if not members:
+            raise ExecutionFailed("the last admin cannot be removed", Code.INVALID_PAYLOAD)
+        ctx.state.put(COMMITTEE_KEY, members)
     remaining = [role for role in held if role != args["role"]]
     if remaining:
         ctx.state.put(role_key(args["account"]), remaining)
