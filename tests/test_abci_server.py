@@ -6,7 +6,6 @@ Flush, ordering, the exception path) that the process tests rely on without seei
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -19,7 +18,7 @@ from tally.consensus.abci import (
     tx_proto_size,
     vote_extension_sign_bytes,
 )
-from tally.consensus.abci.server import parse_address
+from tally.consensus.abci.client import ABCIClient, ABCIClosed
 from tally.consensus.abci.wire import (
     FramingError,
     decode_uvarint,
@@ -29,48 +28,15 @@ from tally.consensus.abci.wire import (
 )
 
 
-class Client:
-    """Minimal blocking ABCI client: frames requests, reads framed responses."""
-
-    def __init__(self, address: str) -> None:
-        kind, where = parse_address(address)
-        if kind == "unix":
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(where)
-        else:
-            self.sock = socket.create_connection(where)  # type: ignore[arg-type]
-        self.sock.settimeout(5)
-        self.buf = bytearray()
-
-    def send(self, *reqs: abci.Request) -> None:
-        self.sock.sendall(b"".join(frame(r.SerializeToString()) for r in reqs))
-
-    def recv(self) -> abci.Response | None:
-        while True:
-            frames, used = split_frames(self.buf)
-            if frames:
-                raw = frames[0]
-                head = decode_uvarint(self.buf)
-                assert head is not None
-                del self.buf[: head[1] + len(raw)]
-                return abci.Response.FromString(raw)
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            self.buf += data
-
-    def pending(self, wait: float = 0.3) -> bytes:
-        """Whatever arrives within `wait` seconds without asking (b'' if nothing)."""
-        self.sock.settimeout(wait)
-        try:
-            return self.sock.recv(65536)
-        except TimeoutError:
-            return b""
-        finally:
-            self.sock.settimeout(5)
-
-    def close(self) -> None:
-        self.sock.close()
+def pending(c: ABCIClient, wait: float = 0.3) -> bytes:
+    """Whatever the server sends within `wait` seconds unasked (b'' if nothing)."""
+    c.sock.settimeout(wait)
+    try:
+        return c.sock.recv(65536)
+    except TimeoutError:
+        return b""
+    finally:
+        c.sock.settimeout(5)
 
 
 def test_uvarint_roundtrip_and_partial() -> None:
@@ -128,57 +94,49 @@ class Recorder(Application):
 def test_pipelined_requests_answered_in_order_on_flush(transport: str, tmp_path) -> None:
     addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp_path}/abci.sock"
     app = Recorder()
-    with ThreadedServer(app, addr) as srv:
-        c = Client(srv.address)
-        try:
-            c.send(*[abci.Request(check_tx=abci.RequestCheckTx(tx=b"tx%d" % i)) for i in range(500)])
-            c.send(abci.Request(check_tx=abci.RequestCheckTx(tx=b"bad")))
-            # Responses are buffered until Flush, like CometBFT's own server.
-            assert c.pending() == b""
-            c.send(abci.Request(flush=abci.RequestFlush()))
-            logs = []
-            for _ in range(501):
-                r = c.recv()
-                assert r is not None and r.WhichOneof("value") == "check_tx"
-                logs.append((r.check_tx.code, r.check_tx.log))
-            assert logs == [(0, f"tx{i}") for i in range(500)] + [(7, "bad")]
-            assert c.recv().WhichOneof("value") == "flush"  # type: ignore[union-attr]
+    with ThreadedServer(app, addr) as srv, ABCIClient(srv.address) as c:
+        c.send(*[abci.Request(check_tx=abci.RequestCheckTx(tx=b"tx%d" % i)) for i in range(500)])
+        c.send(abci.Request(check_tx=abci.RequestCheckTx(tx=b"bad")))
+        c.send_now()
+        # Responses are buffered until Flush, like CometBFT's own server.
+        assert pending(c) == b""
+        responses = c.flush()
+        assert [r.WhichOneof("value") for r in responses] == ["check_tx"] * 501
+        logs = [(r.check_tx.code, r.check_tx.log) for r in responses]
+        assert logs == [(0, f"tx{i}") for i in range(500)] + [(7, "bad")]
 
-            c.send(
-                abci.Request(echo=abci.RequestEcho(message="hi")),
-                abci.Request(info=abci.RequestInfo(version="0.38.26")),
-                abci.Request(query=abci.RequestQuery(data=b"abc")),
-                abci.Request(flush=abci.RequestFlush()),
-            )
-            assert c.recv().echo.message == "hi"  # type: ignore[union-attr]
-            info = c.recv().info  # type: ignore[union-attr]
-            assert info.last_block_height == 42 and info.data == "0.38.26"
-            assert c.recv().query.value == b"cba"  # type: ignore[union-attr]
-            assert c.recv().WhichOneof("value") == "flush"  # type: ignore[union-attr]
-        finally:
-            c.close()
+        c.send(
+            abci.Request(echo=abci.RequestEcho(message="hi")),
+            abci.Request(info=abci.RequestInfo(version="0.38.26")),
+            abci.Request(query=abci.RequestQuery(data=b"abc")),
+        )
+        echo, info, query = c.flush()
+        assert echo.echo.message == "hi"
+        assert info.info.last_block_height == 42 and info.info.data == "0.38.26"
+        assert query.query.value == b"cba"
 
 
 def test_application_exception_is_reported_and_stops_server() -> None:
     srv = ThreadedServer(Recorder()).start()
     try:
-        other = Client(srv.address)
-        c = Client(srv.address)
-        c.send(
-            abci.Request(finalize_block=abci.RequestFinalizeBlock(height=3)),
-            abci.Request(flush=abci.RequestFlush()),
-        )
+        other = ABCIClient(srv.address)
+        c = ABCIClient(srv.address)
+        c.send(abci.Request(finalize_block=abci.RequestFinalizeBlock(height=3)))
+        c.send(abci.Request(flush=abci.RequestFlush()))
+        c.send_now()
         r = c.recv()
-        assert r is not None and r.WhichOneof("value") == "exception"
+        assert r.WhichOneof("value") == "exception"
         assert "boom at height 3" in r.exception.error
-        assert c.recv() is None  # connection closed, no answer to the Flush
+        with pytest.raises(ABCIClosed):  # connection closed, no answer to the Flush
+            c.recv()
         assert isinstance(srv.error, ValueError)
         # The whole server stops: other connections are closed, no new ones accepted.
-        assert other.recv() is None
+        with pytest.raises(ABCIClosed):
+            other.recv()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
-                Client(srv.address).close()
+                ABCIClient(srv.address).close()
             except OSError:
                 break
             time.sleep(0.05)

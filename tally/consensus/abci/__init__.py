@@ -12,12 +12,15 @@ from tally.consensus.abci.application import (
     tx_proto_size,
     vote_extension_sign_bytes,
 )
+from tally.consensus.abci.client import ABCIClient, ABCIClosed
 from tally.consensus.abci.proto_gen.tendermint.abci import types_pb2 as abci
 from tally.consensus.abci.server import ABCIServer, ApplicationError, ThreadedServer, serve
 
 __all__ = [
     "ABCI_VERSION",
     "CODE_OK",
+    "ABCIClient",
+    "ABCIClosed",
     "ABCIServer",
     "Application",
     "ApplicationError",
