@@ -227,6 +227,13 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
             return it
         return materialize(it)
 
+    def walkable(it: Any) -> Any:
+        """``it`` for a builtin that only walks it once (no copy): charged per item."""
+        if type(it) in _SIZED:
+            step(len(it))
+            return it
+        return materialize(it)
+
     def spread(x: Any) -> Any:
         if type(x) is dict:
             alloc(size_of(x))
@@ -549,15 +556,14 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
     def b_sum(iterable: Any, start: Any = 0) -> int:
         if type(start) is not int:
             raise Forbidden("sum() adds integers; use str.join or + for sequences")
-        items = sized(iterable)
-        step(len(items))
-        return check_int(sum(items, start))
+        return check_int(sum(walkable(iterable), start))
 
     _NO_DEFAULT = object()
 
     def min_max(fn: Callable[..., Any], args: tuple[Any, ...], key: Any, default: Any) -> Any:
-        items = sized(args[0]) if len(args) == 1 else args
-        step(deep(list(items)) if items else 1)
+        items = walkable(args[0]) if len(args) == 1 else args
+        if any(type(x) in _CONTAINERS for x in items):
+            step(deep(list(items)))
         if default is _NO_DEFAULT:
             return fn(items, key=key)
         return fn(items, key=key, default=default)
