@@ -366,11 +366,14 @@ def read_genesis(spec: NodeSpec) -> dict[str, Any]:
 # --- processes -----------------------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+with contextlib.suppress(Exception):  # resolved here: the child must not dlopen after fork
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -615,7 +618,7 @@ class Localnet:
         self.specs = list(specs)
         self.detached = detached
         self.apps: list[ManagedProcess | None] = []
-        self.nodes: list[CometProcess] = []
+        self.nodes: list[ManagedProcess] = []
         for s in self.specs:
             if app is not None:
                 self.apps.append(
@@ -627,6 +630,36 @@ class Localnet:
             else:
                 self.apps.append(None)
             self.nodes.append(CometProcess(s.home, binary=binary, proxy_app=builtin_app))
+
+    @classmethod
+    def attach(cls, base_dir: str | os.PathLike[str], **kw: Any) -> Localnet:
+        """The net in `base_dir` (from localnet.json), re-attached to processes that
+        another Python process started detached (found through their pid files)."""
+        net = cls(load_localnet(base_dir), detached=True, **kw)
+        for i, s in enumerate(net.specs):
+            node = ManagedProcess.from_pidfile(Path(s.home) / "cometbft.pid")
+            if node is not None and node.running:
+                net.nodes[i] = node
+            app = ManagedProcess.from_pidfile(Path(s.home) / "app.pid")
+            if app is not None and app.running:
+                net.apps[i] = app
+        return net
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per node: processes running, latest height (None if the RPC does not answer)."""
+        out = []
+        for i, s in enumerate(self.specs):
+            height = None
+            with contextlib.suppress(httpx.HTTPError, RPCError), self.rpc(i, timeout=2) as rpc:
+                height = rpc.latest_height()
+            app = self.apps[i]
+            out.append({
+                "node": s.moniker, "rpc": s.rpc_url,
+                "cometbft": self.nodes[i].running, "cometbft_pid": self.nodes[i].pid,
+                "app": app.running if app else None, "app_pid": app.pid if app else None,
+                "height": height,
+            })
+        return out
 
     def rpc(self, i: int, timeout: float = 10.0) -> CometRPC:
         return CometRPC(self.specs[i].rpc_url, timeout=timeout)

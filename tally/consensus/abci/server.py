@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tally.consensus.abci.application import Application
@@ -74,11 +74,11 @@ class ConnectionStats:
 
     peer: str
     requests: int = 0
-    kinds: dict[str, int] | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
-        kinds = self.kinds or {}
+        kinds = self.kinds
         if "check_tx" in kinds:
             return "mempool"
         if kinds.keys() & {"init_chain", "finalize_block", "commit", "prepare_proposal"}:
@@ -178,7 +178,7 @@ class ABCIServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername") or "unix")
-        stats = ConnectionStats(peer=peer, kinds={})
+        stats = ConnectionStats(peer=peer)
         self.connections.append(stats)
         self._writers.add(writer)
         log.info("ABCI connection from %s", peer)
@@ -197,7 +197,7 @@ class ABCIServer:
                     req = abci.Request.FromString(raw)
                     kind = req.WhichOneof("value")
                     stats.requests += 1
-                    stats.kinds[kind or "?"] = stats.kinds.get(kind or "?", 0) + 1  # type: ignore[index]
+                    stats.kinds[kind or "?"] = stats.kinds.get(kind or "?", 0) + 1
                     if kind == "flush":
                         out += _FLUSH_FRAME
                         writer.write(out)
