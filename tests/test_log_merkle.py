@@ -459,3 +459,20 @@ def test_prefix_proof_rejects_bad_shapes() -> None:
     with pytest.raises(ProofError) as e:
         roots_from_prefix_proof(sha256, 6, 8, [*C_6_8, SOME_HASH])
     assert e.value.reason == "proof_not_consumed"
+
+
+@pytest.mark.parametrize("bad", ["x" * 32, 7, None, [0] * 32])
+def test_non_bytes_proof_elements_are_rejected_as_bad_hashes(bad) -> None:
+    assert (
+        reason_of(verify_inclusion, sha256, 0, 8, LH0, [*P_0_8[:2], bad], ROOTS[8])
+        == "bad_hash_size"
+    )
+    assert reason_of(verify_consistency, sha256, 6, 8, [bad, *C_6_8[1:]], ROOTS[6], ROOTS[8]) == (
+        "bad_hash_size"
+    )
+
+
+def test_bytearray_hashes_are_accepted() -> None:
+    verify_inclusion(
+        sha256, 0, 8, bytearray(LH0), [bytearray(p) for p in P_0_8], bytearray(ROOTS[8])
+    )

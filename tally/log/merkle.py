@@ -20,6 +20,7 @@ a verifier must be able to say *why* a proof failed, not merely that it did.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from hmac import compare_digest
 
 __all__ = [
@@ -105,14 +106,37 @@ def consistency_proof_length(size1: int, size2: int) -> int:
     return n if size1 == 1 << shift else n + 1
 
 
+# Output size per hash function, so a verification does not spend a hash call on it.
+# Bounded: a caller that builds a new lambda per call just misses the cache.
+_SIZES: dict[HashFn, int] = {}
+_HASH_TYPES = frozenset((bytes, bytearray))
+
+
 def _hash_size(h: HashFn) -> int:
-    return len(h(b""))
+    try:
+        return _SIZES[h]
+    except (KeyError, TypeError):
+        pass
+    n = len(h(b""))
+    if len(_SIZES) < 64:
+        with suppress(TypeError):  # an unhashable callable is simply not cached
+            _SIZES[h] = n
+    return n
 
 
 def _check_size(what: str, value: bytes, size: int) -> None:
     if not isinstance(value, bytes | bytearray) or len(value) != size:
         got = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
         raise ProofError(ProofError.BAD_HASH_SIZE, f"{what} must be {size} bytes, got {got}")
+
+
+def _check_hashes(hashes: Sequence[bytes], size: int) -> None:
+    # Fast path in C (type and length of every element); the slow path names the
+    # first bad element.
+    if set(map(type, hashes)) <= _HASH_TYPES and all(map(size.__eq__, map(len, hashes))):
+        return
+    for i, p in enumerate(hashes):
+        _check_size(f"proof[{i}]", p, size)
 
 
 def _check_int(what: str, value: int) -> None:
@@ -145,8 +169,7 @@ def _root_from_inclusion(
     if index >= size:
         raise ProofError(ProofError.INDEX_OUT_OF_RANGE, f"leaf index {index} >= tree size {size}")
     _check_size("leaf hash", leaf, hs)
-    for i, p in enumerate(proof):
-        _check_size(f"proof[{i}]", p, hs)
+    _check_hashes(proof, hs)
     # Steps 2–3.
     fn, sn = index, size - 1
     r = bytes(leaf)
@@ -220,8 +243,7 @@ def _root_from_consistency(
     _check_int("size1", size1)
     _check_int("size2", size2)
     _check_size("root1", root1, hs)
-    for i, p in enumerate(proof):
-        _check_size(f"proof[{i}]", p, hs)
+    _check_hashes(proof, hs)
     if size1 > size2:
         raise ProofError(ProofError.SIZE_ORDER, f"size1 {size1} > size2 {size2}")
     if size1 == size2:
@@ -325,8 +347,7 @@ def roots_from_prefix_proof(
     if not 0 < size1 < size2:
         raise ProofError(ProofError.SIZE_ORDER, f"need 0 < size1 < size2, got {size1}, {size2}")
     hs = _hash_size(h)
-    for i, p in enumerate(prefix_proof):
-        _check_size(f"proof[{i}]", p, hs)
+    _check_hashes(prefix_proof, hs)
     want = consistency_proof_length(size1, size2) + (1 if size1 & (size1 - 1) == 0 else 0)
     if len(prefix_proof) < want:
         raise ProofError(
