@@ -154,8 +154,14 @@ def test_kvstore_commit_query_restart_and_replay(tmp_path: Path) -> None:
 
 
 def test_detached_localnet_is_found_again_and_stopped(tmp_path: Path) -> None:
-    """What `tally net up` / `status` / `down` need: start detached, find again, stop."""
-    specs = make_localnet(tmp_path, 1, free_port_block(10), timeout_commit="100ms")
+    """What `tally net up` / `status` / `down` need: start detached, find again, stop.
+
+    Also the unix-socket ABCI transport, end to end.
+    """
+    specs = make_localnet(
+        tmp_path, 1, free_port_block(10), timeout_commit="100ms", abci_transport="unix"
+    )
+    assert specs[0].proxy_app.startswith("unix://")
     home = Path(specs[0].home)
     Localnet(specs, detached=True).start()  # app + node; this handle is dropped at once
     try:

@@ -316,7 +316,10 @@ def make_localnet(
         app_dir.mkdir(exist_ok=True)
         port = base_port + 10 * i
         if abci_transport == "unix":
-            proxy_app = f"unix://{app_dir / 'abci.sock'}"
+            sock = app_dir / "abci.sock"
+            if len(str(sock)) > 100:  # sun_path holds 108 bytes
+                raise ValueError(f"unix socket path too long for the kernel: {sock}")
+            proxy_app = f"unix://{sock}"
         elif abci_transport == "tcp":
             proxy_app = f"tcp://{LOCALHOST}:{port + 2}"
         else:
