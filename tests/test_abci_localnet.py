@@ -6,6 +6,7 @@ one of four down, safety with two of four down (no progress, no fork), and recov
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from pathlib import Path
@@ -31,11 +32,16 @@ except CometBFTNotFound as e:  # pragma: no cover - depends on the machine
     pytest.skip(f"{e}", allow_module_level=True)
 
 
-def chain_view(rpc: CometRPC, lo: int, hi: int) -> dict[int, tuple[str, str]]:
-    """height -> (block hash, app hash after the block) as one node sees it."""
+def chain_view(rpc: CometRPC, lo: int, hi: int) -> dict[int, tuple[str, str, str]]:
+    """height -> (block hash, header app hash, app hash after the block), one node's view.
+
+    The header hash comes from /commit (the signed header), the block hash from /block.
+    """
     out = {}
     for h in range(lo, hi + 1):
-        out[h] = (rpc.block(h)["block_id"]["hash"], rpc.block_results(h)["app_hash"])
+        header = rpc.commit(h)["signed_header"]["header"]
+        out[h] = (rpc.block(h)["block_id"]["hash"], header["app_hash"],
+                  rpc.block_results(h)["app_hash"])
     return out
 
 
@@ -47,14 +53,17 @@ def heights(net: Localnet, nodes: list[int]) -> list[int]:
     return out
 
 
-def assert_agree(net: Localnet, nodes: list[int], hi: int) -> dict[int, tuple[str, str]]:
+def assert_agree(net: Localnet, nodes: list[int], hi: int) -> dict[int, tuple[str, str, str]]:
     views = []
     for i in nodes:
         with net.rpc(i) as rpc:
             views.append(chain_view(rpc, 1, hi))
     for i, v in zip(nodes[1:], views[1:], strict=True):
         assert v == views[0], f"node {i} disagrees with node {nodes[0]}"
-    return views[0]
+    view = views[0]
+    for h in range(1, hi):  # block h+1's header commits to the app hash after block h
+        assert bytes.fromhex(view[h + 1][1]) == base64.b64decode(view[h][2])
+    return view
 
 
 def test_four_validators_agree_survive_one_halt_at_two_and_recover(tmp_path: Path) -> None:
@@ -66,6 +75,12 @@ def test_four_validators_agree_survive_one_halt_at_two_and_recover(tmp_path: Pat
             with net.rpc(i) as rpc:
                 wait_for_rpc(rpc)
         net.wait_for_height(3, timeout=60)
+        with net.rpc(0) as rpc:
+            vals = rpc.validators()["validators"]
+            assert sorted(v["address"] for v in vals) == sorted(s.validator_address for s in specs)
+            assert {v["voting_power"] for v in vals} == {"10"}
+            sigs = rpc.commit(2)["signed_header"]["commit"]["signatures"]
+            assert len(sigs) == 4
 
         # Transactions sent to different nodes end up in every replica.
         state = {}
