@@ -22,6 +22,7 @@ import hashlib
 import io
 import re
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any
@@ -1017,7 +1018,10 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     valid contract. Pure: the same source always gives the same result."""
     _check_source_text(source, limits)
     try:
-        tree = ast.parse(source, filename="<contract>", mode="exec")
+        with warnings.catch_warnings():
+            # SyntaxWarnings are for people at a terminal; the host's log is no place for them.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, filename="<contract>", mode="exec")
     except SyntaxError as e:
         raise ContractRejected(f"syntax error: {e.msg}", e.lineno) from None
     except (ValueError, RecursionError, MemoryError, OverflowError) as e:
@@ -1033,9 +1037,11 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     try:
-        code = compile(
-            rewritten, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = compile(
+                rewritten, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0
+            )
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
         raise ContractRejected(f"cannot compile: {type(e).__name__}: {e}") from None
     return CompiledContract(

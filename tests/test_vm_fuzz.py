@@ -1,0 +1,175 @@
+"""Generated inputs: whatever source is deployed and whatever it computes, only
+typed errors come out of the VM, never an internal exception. And the value
+encoder agrees byte for byte with cbor2's canonical mode."""
+
+from __future__ import annotations
+
+import textwrap
+
+import cbor2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tally.vm import VM, Context, DictStorage, VMError, compile_contract, decode_value, encode_value
+from tally.vm.compiler import RUNTIME_NAMES
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+VALID = """
+class Token(Contract):
+    owner = Var(str)
+    balances = Map(str, int)
+
+    def init(self):
+        self.owner = ctx.caller
+
+    def transfer(self, to: str, amount: int) -> bool:
+        balance = self.balances[ctx.caller]
+        require(balance >= amount, "insufficient balance")
+        self.balances[ctx.caller] = balance - amount
+        self.balances[to] += amount
+        emit("Transfer", {"to": to, "amount": amount})
+        return True
+"""
+
+TOKENS = [
+    "class", "def", "C", "(", ")", ":", "self", "return", "x", "=", "+", "*", "**", "/", "//",
+    "[", "]", "{", "}", ",", ".", "__class__", "__globals__", "lambda", "yield", "for", "in",
+    "while", "True", "if", "else", "not", "import", "os", "1", "1.5", "'s'", "b'b'", "@view",
+    "view", "Map", "Var", "(str, int)", "emit", "ctx", "caller", "require", "exec", "\n",
+    "\n    ", "\n        ", "pass", "try", "except", "global", "async", "await", "f'{x}'",
+    "10 ** 10", "range", "len", "call", "raise", "ContractError", "\\", "#", "'''", "é", "ｅ",
+    "\x00", "\t", ";", "->", "is", "None", "del", "with", "match", "case",
+]  # fmt: skip
+
+
+def _run_everything(source: str) -> None:
+    """Deploy and call every method without arguments; only VMError may escape."""
+    try:
+        compiled = compile_contract(source)
+    except VMError:
+        return
+    vm = VM()
+    storage = DictStorage()
+    ctx = Context("fuzzer", 1, 1, b"t")
+    try:
+        result = vm.deploy("fz", source, [], storage=storage, ctx=ctx, steps=20_000)
+    except VMError:
+        return
+    storage.apply(result.write_set)
+    for name in compiled.methods:
+        if name == "init":
+            continue
+        try:
+            vm.call("fz", name, [], storage=storage, ctx=ctx, steps=20_000)
+        except VMError:
+            pass
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_token_soup_only_typed_errors(tokens: list[str]) -> None:
+    _run_everything(" ".join(tokens))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_contract_only_typed_errors(data: st.DataObject) -> None:
+    source = VALID
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(source)))
+        j = data.draw(st.integers(i, min(len(source), i + 12)))
+        insert = data.draw(st.sampled_from(["", *TOKENS, " ", "__", "_"]))
+        source = source[:i] + insert + source[j:]
+    _run_everything(source)
+
+
+NAMES = ["x", "s", "b", "d", "lst", "self", "ctx", "emit", "str", "int", "len", "list", "dict",
+         "range", "sorted", "sum", "max", "zip", "enumerate", "bytes", "require", "call",
+         "__class__", "exec", "getattr", "type", "object"]  # fmt: skip
+ATTRS = ["upper", "join", "split", "replace", "ljust", "zfill", "encode", "decode", "hex",
+         "append", "extend", "keys", "items", "get", "pop", "sort", "count", "index",
+         "bit_length", "to_bytes", "from_bytes", "fromhex", "caller", "height", "format",
+         "gi_frame", "__class__", "__dict__", "mro", "send", "n", "f"]  # fmt: skip
+LITERALS = ["0", "1", "-1", "7", "10 ** 9", "2 ** 70", "'abc'", "''", "b'xy'", "None", "True",
+            "[]", "{}", "[1, 'a']", "{'k': 1}", "1.5", "3 / 2"]  # fmt: skip
+BINOPS = ["+", "-", "*", "//", "%", "**", "<<", ">>", "|", "&", "^", "==", "<", "in", "not in",
+          "is", "and", "or"]  # fmt: skip
+
+
+def _expressions() -> st.SearchStrategy[str]:
+    leaf = st.sampled_from(NAMES + LITERALS)
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.tuples(inner, st.sampled_from(BINOPS), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            st.tuples(inner, st.sampled_from(ATTRS)).map(lambda t: f"{t[0]}.{t[1]}"),
+            st.tuples(inner, st.lists(inner, max_size=3)).map(
+                lambda t: f"{t[0]}({', '.join(t[1])})"
+            ),
+            st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),
+            st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}:]"),
+            st.lists(inner, max_size=3).map(lambda t: f"[{', '.join(t)}]"),
+            st.tuples(inner, inner).map(lambda t: f"{{{t[0]}: {t[1]}}}"),
+            st.tuples(inner, inner).map(lambda t: f"[{t[0]} for x in {t[1]}]"),
+            st.tuples(inner, inner).map(lambda t: f"sum({t[0]} for x in {t[1]})"),
+            inner.map(lambda e: f"(lambda x: {e})(1)"),
+            inner.map(lambda e: f"f'{{{e}}}'"),
+            inner.map(lambda e: f"str({e})"),
+            inner.map(lambda e: f"not {e}"),
+            inner.map(lambda e: f"-{e}"),
+            st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        )
+
+    return st.recursive(leaf, extend, max_leaves=8)
+
+
+@FUZZ
+@given(_expressions())
+def test_generated_expressions_only_typed_errors(expr: str) -> None:
+    body = f"""
+    x = 3
+    s = "abc"
+    b = b"xy"
+    d = {{"k": [1, 2]}}
+    lst = [3, 1, 2]
+    self.n = len(lst)
+    return {expr}
+    """
+    source = "class C:\n    n = Var(int)\n    def f(self):\n" + textwrap.indent(
+        textwrap.dedent(body), " " * 8
+    )
+    _run_everything(source)
+
+
+def test_fuzz_vocabulary_avoids_runtime_name_typos() -> None:
+    assert {"emit", "ctx", "call", "require"} <= RUNTIME_NAMES
+
+
+storable = st.recursive(
+    st.one_of(
+        st.integers(min_value=-(2**200), max_value=2**200),
+        st.text(max_size=30),
+        st.binary(max_size=30),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(
+            st.one_of(st.text(max_size=8), st.integers(-1000, 1000), st.binary(max_size=4)),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(storable)
+def test_encoding_is_cbor2_canonical(value: object) -> None:
+    assert encode_value(value) == cbor2.dumps(value, canonical=True)
+    assert decode_value(encode_value(value)) == value
