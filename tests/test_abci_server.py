@@ -144,3 +144,16 @@ def test_application_exception_is_reported_and_stops_server() -> None:
             pytest.fail("server still accepting after application error")
     finally:
         srv.stop()
+
+
+def test_garbage_closes_only_that_connection() -> None:
+    """A peer that is not speaking ABCI is dropped; the app and other peers carry on."""
+    with ThreadedServer(Recorder()) as srv, ABCIClient(srv.address) as good:
+        bad = ABCIClient(srv.address)
+        bad.sock.sendall(frame(b"\xff\xff\xff"))  # not a protobuf Request
+        with pytest.raises(ABCIClosed):
+            bad.recv()
+        bad.close()
+        assert srv.error is None
+        info = good.call(abci.Request(info=abci.RequestInfo()))
+        assert info.info.last_block_height == 42

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from tally.consensus.abci.application import Application
 from tally.consensus.abci.proto_gen.tendermint.abci import types_pb2 as abci
 from tally.consensus.abci.wire import FramingError, encode_uvarint, split_frames
@@ -127,7 +129,7 @@ class ABCIServer:
         self._stop_task: asyncio.Task[None] | None = None
         # Resolve bound methods once: dispatch is on the hot path.
         self._handlers: dict[str, tuple[Callable[[Any], Any], str]] = {
-            kind: (getattr(app, meth), field) for kind, (meth, field) in DISPATCH.items()
+            kind: (getattr(app, meth), out) for kind, (meth, out) in DISPATCH.items()
         }
 
     # --- lifecycle -------------------------------------------------------------------
@@ -219,8 +221,8 @@ class ABCIServer:
                         await writer.drain()
                     if i + 1 < len(frames):
                         await asyncio.sleep(0)  # let other connections' requests in
-        except FramingError as e:
-            log.error("ABCI connection %s: bad frame (%s); closing", peer, e)
+        except (FramingError, DecodeError) as e:
+            log.error("ABCI connection %s: not an ABCI message (%s); closing", peer, e)
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             log.warning("ABCI connection %s lost: %s", peer, e)
         finally:
@@ -234,13 +236,13 @@ class ABCIServer:
         if handler is None:
             self._record_error(ValueError(f"unknown ABCI request {kind!r}"))
             return None
-        fn, field = handler
+        fn, resp_field = handler
         try:
             result = fn(getattr(req, kind))  # type: ignore[arg-type]
             if inspect.isawaitable(result):
                 result = await result
             resp = abci.Response()
-            getattr(resp, field).CopyFrom(result)
+            getattr(resp, resp_field).CopyFrom(result)
             return resp
         except Exception as e:
             log.exception("ABCI application raised in %s", kind)
