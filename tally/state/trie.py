@@ -10,13 +10,15 @@ brief, with ``H`` the chain suite's hash (32-byte digests):
 
       T(slot) = EMPTY                          no leaf under the slot
               = H(0x00 || H(key) || H(value))  exactly one leaf under the slot
-              = H(0x01 || T(slot+0) || ... || T(slot+15))   two or more leaves
+              = H(0x01 || present || T(slot+i) for each occupied child i, in order)
+                                               two or more leaves
 
-  ``EMPTY`` is 32 zero bytes (no hash output equals it), and it is also the root of
-  the empty state. So a leaf sits at the shallowest slot where its path prefix is
-  unique, every internal node covers at least two leaves, and the shape, hence the
-  root, depends only on the set of (key, value) pairs: never on the order or the
-  batching of writes (history independence).
+  ``present`` is a 16-bit big-endian mask (bit ``1 << i`` set when child ``i`` is
+  not EMPTY). ``EMPTY`` is 32 zero bytes (no hash output equals it), and it is also
+  the root of the empty state. So a leaf sits at the shallowest slot where its path
+  prefix is unique, every internal node covers at least two leaves, and the shape,
+  hence the root, depends only on the set of (key, value) pairs: never on the order
+  or the batching of writes (history independence).
 
 * A proof lists, from the root down, the non-empty sibling hashes at each internal
   node on the key's path, and ends in one of three ways: the key's own leaf
@@ -31,9 +33,11 @@ reads nodes lazily through a bounded cache, so opening a large state is instant.
 
 from __future__ import annotations
 
+from binascii import hexlify
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from operator import eq, itemgetter
 from typing import Any, Literal, Protocol
 
@@ -67,7 +71,6 @@ EMPTY_ROOT = bytes(HASH_SIZE)
 _EMPTY = EMPTY_ROOT
 _LEAF_TAG = b"\x00"
 _NODE_TAG = b"\x01"
-_FULL = 0xFFFF
 # key_path: hex digit -> nibble value, so one translate() turns a digest into a path.
 _HEX_TO_NIBBLE = bytes.maketrans(b"0123456789abcdef", bytes(range(16)))
 # _NIBBLE[i] is the one-byte path step i; _NIBBLE[16] is an upper bound for bisection.
@@ -88,7 +91,7 @@ def key_path(hash_fn: HashFn, key: bytes) -> bytes:
 
 
 def _nibbles(digest: bytes) -> bytes:
-    return digest.hex().encode("ascii").translate(_HEX_TO_NIBBLE)
+    return hexlify(digest).translate(_HEX_TO_NIBBLE)
 
 
 class TrieCorruptError(RuntimeError):
@@ -106,11 +109,12 @@ class TrieStore(Protocol):
 
     Records are keyed by slot path (one byte per nibble; the root at ``b""``):
 
-    * a leaf record is ``0x00 || H(key) || H(value)`` (65 bytes), which is exactly the
-      preimage of the leaf hash;
-    * an internal record is ``0x01 || present || leaves || hashes``: ``present`` and
-      ``leaves`` are 16-bit big-endian masks (bit ``1 << i`` for child ``i``: occupied,
-      and occupied by a leaf), then the hashes of the occupied children in nibble order.
+    * a leaf record is ``0x00 || H(key) || H(value)`` (65 bytes): the leaf hash's
+      preimage;
+    * an internal record is ``0x01 || present || hashes || leaves``: the node hash's
+      preimage (``present`` is a 16-bit big-endian mask, bit ``1 << i`` set when child
+      ``i`` is occupied, then the occupied children's hashes in nibble order), followed
+      by ``leaves``, the 16-bit mask of the children that are leaves.
     """
 
     def get(self, path: bytes) -> bytes | None:
@@ -140,46 +144,45 @@ class DictTrieStore:
 class _Node:
     """An internal node as held in memory.
 
-    ``kids`` is ``[0x01, child 0, ..., child 15]`` with ``EMPTY`` in empty slots, so the
-    node hash is one ``H(b"".join(kids))``: one join and one hash call per dirty node.
+    ``buf`` is the node hash's preimage, ``0x01 || present || child hashes``, kept as a
+    bytearray so that a child is replaced, inserted or removed in place; ``present``
+    and ``leaves`` are the two masks as ints. Child ``i``'s hash starts at
+    ``3 + 32 * popcount(present & ((1 << i) - 1))``.
     """
 
-    __slots__ = ("kids", "present", "leaves")
+    __slots__ = ("buf", "present", "leaves")
 
-    def __init__(self, kids: list[bytes], present: int, leaves: int) -> None:
-        self.kids = kids
+    def __init__(self, buf: bytearray, present: int, leaves: int) -> None:
+        self.buf = buf
         self.present = present
         self.leaves = leaves
 
-    def encode(self) -> bytes:
-        masks = ((self.present << 16) | self.leaves).to_bytes(4, "big")
-        return _NODE_TAG + masks + b"".join([k for k in self.kids[1:] if k != _EMPTY])
+    def children(self) -> list[tuple[int, bytes]]:
+        """(nibble, hash) of the occupied children, in nibble order."""
+        out = []
+        offset = 3
+        for i in range(16):
+            if self.present >> i & 1:
+                out.append((i, bytes(self.buf[offset : offset + HASH_SIZE])))
+                offset += HASH_SIZE
+        return out
 
 
 def _decode_node(path: bytes, record: bytes | None) -> _Node:
     if record is None or len(record) < 5 or record[0] != 1:
         raise TrieCorruptError(f"no internal node at path {path.hex()}")
     present = int.from_bytes(record[1:3], "big")
-    leaves = int.from_bytes(record[3:5], "big")
+    leaves = int.from_bytes(record[-2:], "big")
     if len(record) != 5 + HASH_SIZE * present.bit_count() or leaves & ~present or not present:
         raise TrieCorruptError(f"malformed internal node at path {path.hex()}")
-    if present == _FULL:
-        kids = [_NODE_TAG]
-        kids += [record[o : o + HASH_SIZE] for o in range(5, 5 + 16 * HASH_SIZE, HASH_SIZE)]
-    else:
-        kids = [_NODE_TAG] + [_EMPTY] * 16
-        offset = 5
-        for i in range(16):
-            if present >> i & 1:
-                kids[i + 1] = record[offset : offset + HASH_SIZE]
-                offset += HASH_SIZE
-    return _Node(kids, present, leaves)
+    return _Node(bytearray(record[:-2]), present, leaves)
 
 
-def _check_leaf(path: bytes, record: bytes | None) -> bytes:
-    if record is None or len(record) != 1 + 2 * HASH_SIZE or record[0] != 0:
-        raise TrieCorruptError(f"no leaf at path {path.hex()}")
-    return record
+def _corrupt_leaf(path: bytes) -> TrieCorruptError:
+    return TrieCorruptError(f"no leaf at path {path.hex()}")
+
+
+_LEAF_SIZE = 1 + 2 * HASH_SIZE
 
 
 # --------------------------------------------------------------------------------------
@@ -199,6 +202,9 @@ class StateTrie:
     and the records from ``take_dirty`` must be persisted before the trie is used
     again, because the trie then reads them back from the store. ``discard`` drops
     updates that were not taken (a rejected proposal).
+
+    ``cache_nodes`` bounds the decoded internal nodes held in memory (each costs about
+    its record size plus ~150 bytes); the deepest are evicted first.
     """
 
     def __init__(
@@ -226,11 +232,13 @@ class StateTrie:
         if record is None:
             self._root, self._root_is_leaf = _EMPTY, False
         elif record[:1] == _LEAF_TAG:
-            self._root, self._root_is_leaf = self._hash(_check_leaf(b"", record)), True
+            if len(record) != _LEAF_SIZE:
+                raise _corrupt_leaf(b"")
+            self._root, self._root_is_leaf = self._hash(record), True
         else:
             node = _decode_node(b"", record)
             self._cache[0][b""] = node
-            self._root, self._root_is_leaf = self._hash(b"".join(node.kids)), False
+            self._root, self._root_is_leaf = self._hash(bytes(node.buf)), False
 
     # ----- public API -----------------------------------------------------------------
 
@@ -251,7 +259,7 @@ class StateTrie:
         staged: list[tuple[bytes, bytes, bytes | None, bytes | None]] = []
         for key, value in changes.items():
             key_hash = h(key)
-            path = key_hash.hex().encode("ascii").translate(_HEX_TO_NIBBLE)
+            path = hexlify(key_hash).translate(_HEX_TO_NIBBLE)
             if value is None:
                 staged.append((path, key_hash, None, None))
             else:
@@ -263,9 +271,11 @@ class StateTrie:
             raise ValueError("two keys in the batch have the same hash")
 
         batch = _Batch(self, staged, paths)
-        old_root = None if self._root == _EMPTY else self._root
         try:
-            new_root, leaf = batch.apply(b"", 0, len(staged), old_root, self._root_is_leaf)
+            if self._root == _EMPTY or self._root_is_leaf:
+                new_root, leaf = batch.resettle(b"", 0, len(staged), self._root_is_leaf)
+            else:
+                new_root, leaf = batch.apply(b"", 0, len(staged))
         except BaseException:
             # Nodes are updated in place in the cache; after a failure, forget them all
             # (what is pending or stored is still intact) and start cold.
@@ -297,24 +307,18 @@ class StateTrie:
         if self._root == _EMPTY:
             return StateProof("absent-empty", ())
         levels: list[tuple[tuple[int, bytes], ...]] = []
-        if self._root_is_leaf:
-            leaf = self._read_leaf(b"")
-        else:
-            node = self._node(b"")
-            depth = 0
+        depth = 0
+        if not self._root_is_leaf:
             while True:
+                node = self._node(path[:depth])
                 step = path[depth]
-                kids, present = node.kids, node.present
-                levels.append(
-                    tuple((i, kids[i + 1]) for i in range(16) if i != step and present >> i & 1)
-                )
+                levels.append(tuple(c for c in node.children() if c[0] != step))
                 depth += 1
-                if not present >> step & 1:
+                if not node.present >> step & 1:
                     return StateProof("absent-empty", tuple(levels))
                 if node.leaves >> step & 1:
-                    leaf = self._read_leaf(path[:depth])
                     break
-                node = self._node(path[:depth])
+        leaf = self._read_leaf(path[:depth])
         if leaf[1 : 1 + HASH_SIZE] == key_hash:
             return StateProof("present", tuple(levels))
         other = (leaf[1 : 1 + HASH_SIZE], leaf[1 + HASH_SIZE :])
@@ -337,14 +341,16 @@ class StateTrie:
         record = self._pending.get(path) if self._pending else None
         if record is None:
             record = self._store.get(path)
-        return _check_leaf(path, record)
+        if record is None or len(record) != _LEAF_SIZE or record[0] != 0:
+            raise _corrupt_leaf(path)
+        return record
 
     def _drop_cache(self) -> None:
         for level in self._cache:
             level.clear()
 
     def _trim_cache(self) -> None:
-        """Evict the deepest nodes until the cache fits its limit."""
+        """Evict the deepest nodes, oldest first, until the cache fits its limit."""
         excess = sum(map(len, self._cache)) - self._cache_limit
         for level in reversed(self._cache):
             if excess <= 0:
@@ -353,9 +359,8 @@ class StateTrie:
                 excess -= len(level)
                 level.clear()
             else:
-                keep = list(level.items())[excess:]  # keep the most recently added
-                level.clear()
-                level.update(keep)
+                for path in list(islice(level, excess)):
+                    del level[path]
                 return
 
 
@@ -363,10 +368,13 @@ class _Batch:
     """One ``update`` call: the sorted changes, and the records they produce.
 
     ``items[i]`` is ``(path, key hash, leaf record or None, leaf hash or None)`` and
-    ``paths[i]`` its path; a slot's changes are a contiguous range ``lo:hi``.
+    ``paths[i]`` its path; the changes under one slot are a contiguous range ``lo:hi``.
+    Each method returns the slot's new hash (None when empty) and, when the slot now
+    holds a single leaf, that leaf's record, so that a parent left with only that leaf
+    can hoist it (the shape rule: a lone leaf sits as high as it can).
     """
 
-    __slots__ = ("trie", "hash", "items", "paths", "writes")
+    __slots__ = ("trie", "hash", "items", "paths", "writes", "cache", "pending", "store_get")
 
     def __init__(
         self,
@@ -379,22 +387,19 @@ class _Batch:
         self.items = items
         self.paths = paths
         self.writes: dict[bytes, bytes | None] = {}
+        self.cache = trie._cache
+        self.pending = trie._pending
+        self.store_get = trie._store.get
 
-    def apply(
-        self, path: bytes, lo: int, hi: int, old: bytes | None, old_is_leaf: int | bool
-    ) -> tuple[bytes | None, bytes | None]:
-        """Apply ``items[lo:hi]`` to the slot at ``path``, whose hash was ``old`` (None
-        when empty). Returns the slot's new hash (None when empty) and, when the slot
-        now holds a single leaf, that leaf's record, so the parent can hoist it."""
-        if old is None or old_is_leaf:
-            return self._resettle(path, lo, hi, old)
-        trie = self.trie
-        node = trie._node(path)
-        kids = node.kids
-        present, leaves = node.present, node.leaves
+    def apply(self, path: bytes, lo: int, hi: int) -> tuple[bytes | None, bytes | None]:
+        """Apply ``items[lo:hi]`` under the internal node at ``path``."""
         depth = len(path)
-        paths = self.paths
-        hoist: bytes | None = None  # the record of a leaf child this batch returned
+        node = self.cache[depth].get(path)
+        if node is None:
+            node = self.trie._node(path)
+        buf, present, leaves = node.buf, node.present, node.leaves
+        items, paths, writes = self.items, self.paths, self.writes
+        hoist: bytes | None = None  # the record of a leaf child, should this node go
         i = lo
         while i < hi:
             step = paths[i][depth]
@@ -402,20 +407,41 @@ class _Batch:
             if j < hi and paths[j][depth] == step:
                 j = bisect_left(paths, path + _NIBBLE[step + 1], j, hi)
             bit = 1 << step
-            new, leaf = self.apply(
-                path + _NIBBLE[step],
-                i,
-                j,
-                kids[step + 1] if present & bit else None,
-                leaves & bit,
-            )
-            if new is None:
-                kids[step + 1] = _EMPTY
-                present &= ~bit
-                leaves &= ~bit
+            child = path + _NIBBLE[step]
+            if present & bit and not leaves & bit:
+                new, leaf = self.apply(child, i, j)
+            elif j - i > 1:
+                new, leaf = self.resettle(child, i, j, present & bit)
             else:
-                kids[step + 1] = new
-                present |= bit
+                # One change for a slot that is empty or holds a leaf. Inlined, because
+                # it is nearly every change of a large batch: an overwrite, a delete or
+                # an insert into an empty slot.
+                _, key_hash, leaf, new = items[i]
+                if not present & bit:
+                    if leaf is None:  # delete of an absent key
+                        i = j
+                        continue
+                    writes[child] = leaf
+                else:
+                    existing = self.pending.get(child) if self.pending else None
+                    if existing is None:
+                        existing = self.store_get(child)
+                    if existing is None or existing[1 : 1 + HASH_SIZE] != key_hash:
+                        new, leaf = self.resettle(child, i, j, True)  # another key's leaf
+                    elif leaf != existing:
+                        writes[child] = leaf  # the new leaf, or None to delete
+            offset = 3 + HASH_SIZE * (present & (bit - 1)).bit_count()
+            if new is None:
+                if present & bit:
+                    del buf[offset : offset + HASH_SIZE]
+                    present ^= bit
+                    leaves &= ~bit
+            else:
+                if present & bit:
+                    buf[offset : offset + HASH_SIZE] = new
+                else:
+                    buf[offset:offset] = new
+                    present |= bit
                 if leaf is None:
                     leaves &= ~bit
                 else:
@@ -425,29 +451,36 @@ class _Batch:
 
         count = present.bit_count()
         if count == 0 or (count == 1 and leaves):
-            # Fewer than two leaves left: the node disappears, and a lone leaf moves
-            # up to this slot (and may keep moving up, in the callers).
-            trie._cache[depth].pop(path, None)
+            # Fewer than two leaves left: the node goes, and a lone leaf moves up to
+            # this slot (and maybe further, in the callers).
+            self.cache[depth].pop(path, None)
             if count == 0:
-                self.writes[path] = None
+                writes[path] = None
                 return None, None
-            step = leaves.bit_length() - 1
-            child = path + _NIBBLE[step]
+            child = path + _NIBBLE[leaves.bit_length() - 1]
             if hoist is None:  # the lone leaf was not touched by this batch
-                hoist = trie._read_leaf(child)
-            self.writes[child] = None
-            self.writes[path] = hoist
-            return kids[step + 1], hoist
+                hoist = self.trie._read_leaf(child)
+            writes[child] = None
+            writes[path] = hoist
+            return bytes(buf[3:]), hoist
+        buf[1:3] = present.to_bytes(2, "big")
         node.present, node.leaves = present, leaves
-        self.writes[path] = node.encode()
-        return self.hash(b"".join(kids)), None
+        preimage = bytes(buf)
+        writes[path] = preimage + leaves.to_bytes(2, "big")
+        return self.hash(preimage), None
 
-    def _resettle(
-        self, path: bytes, lo: int, hi: int, old: bytes | None
+    def resettle(
+        self, path: bytes, lo: int, hi: int, occupied: int | bool
     ) -> tuple[bytes | None, bytes | None]:
-        """The slot held at most one leaf (hash ``old``): work out the leaves it holds
-        after ``items[lo:hi]`` and lay them out from scratch."""
-        existing = None if old is None else self.trie._read_leaf(path)
+        """Apply ``items[lo:hi]`` to the slot at ``path``, which is empty or holds one
+        leaf: work out the leaves it holds now and lay them out from scratch."""
+        existing = None
+        if occupied:
+            existing = self.pending.get(path) if self.pending else None
+            if existing is None:
+                existing = self.store_get(path)
+            if existing is None or len(existing) != _LEAF_SIZE or existing[0] != 0:
+                raise _corrupt_leaf(path)
         items = self.items
         if hi - lo == 1:  # the common case, without building lists
             _, key_hash, record, leaf_hash = items[lo]
@@ -460,13 +493,13 @@ class _Batch:
                     self.writes[path] = record
                 return leaf_hash, record
             if record is None:  # delete of an absent key; the other leaf stays
-                return old, existing
+                return self.hash(existing), existing
         leaves = [(p, record, leaf_hash) for p, _, record, leaf_hash in items[lo:hi] if record]
         if existing is not None:
             existing_path = _nibbles(existing[1 : 1 + HASH_SIZE])
             k = bisect_left(self.paths, existing_path, lo, hi)
             if k == hi or self.paths[k] != existing_path:  # not overwritten by the batch
-                leaves.append((existing_path, existing, old))
+                leaves.append((existing_path, existing, self.hash(existing)))
                 leaves.sort(key=itemgetter(0))
         if not leaves:
             if existing is not None:
@@ -477,14 +510,14 @@ class _Batch:
             if record != existing:
                 self.writes[path] = record
             return leaf_hash, record
-        return self._build(path, leaves), None
+        return self.build(path, leaves), None
 
-    def _build(self, path: bytes, leaves: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    def build(self, path: bytes, leaves: list[tuple[bytes, bytes, bytes]]) -> bytes:
         """Lay out two or more leaves (sorted by path) under a fresh node at ``path``."""
         depth = len(path)
         if depth >= MAX_DEPTH:
             raise ValueError("two keys have the same hash")
-        kids = [_NODE_TAG] + [_EMPTY] * 16
+        hashes = []
         present = leaf_mask = 0
         i, n = 0, len(leaves)
         while i < n:
@@ -493,20 +526,19 @@ class _Batch:
             while j < n and leaves[j][0][depth] == step:
                 j += 1
             child = path + _NIBBLE[step]
-            bit = 1 << step
             if j - i == 1:
                 _, record, leaf_hash = leaves[i]
                 self.writes[child] = record
-                kids[step + 1] = leaf_hash
-                leaf_mask |= bit
+                hashes.append(leaf_hash)
+                leaf_mask |= 1 << step
             else:
-                kids[step + 1] = self._build(child, leaves[i:j])
-            present |= bit
+                hashes.append(self.build(child, leaves[i:j]))
+            present |= 1 << step
             i = j
-        node = _Node(kids, present, leaf_mask)
-        self.trie._cache[depth][path] = node
-        self.writes[path] = node.encode()
-        return self.hash(b"".join(kids))
+        preimage = _NODE_TAG + present.to_bytes(2, "big") + b"".join(hashes)
+        self.cache[depth][path] = _Node(bytearray(preimage), present, leaf_mask)
+        self.writes[path] = preimage + leaf_mask.to_bytes(2, "big")
+        return self.hash(preimage)
 
 
 # --------------------------------------------------------------------------------------
@@ -758,14 +790,25 @@ def verify_state_proof(
             raise StateProofError(
                 StateProofError.NOT_CANONICAL, "an internal node with fewer than two leaves"
             )
-        slots = [_NODE_TAG] + [_EMPTY] * 16
+        # Rebuild the node's preimage: its occupied children in nibble order, with
+        # the path's own child (unless that slot is the empty terminal) in its place.
+        present = 0
+        hashes = []
+        pending = current != _EMPTY
         for nibble, digest in level:
             if nibble == step:
                 raise StateProofError(
                     StateProofError.NOT_ON_PATH, f"a sibling at depth {d} sits on the key's path"
                 )
-            slots[nibble + 1] = digest
-        slots[step + 1] = current
-        current = hash_fn(b"".join(slots))
+            if pending and nibble > step:
+                hashes.append(current)
+                present |= 1 << step
+                pending = False
+            hashes.append(digest)
+            present |= 1 << nibble
+        if pending:
+            hashes.append(current)
+            present |= 1 << step
+        current = hash_fn(_NODE_TAG + present.to_bytes(2, "big") + b"".join(hashes))
     if current != root:
         raise StateProofError(StateProofError.ROOT_MISMATCH, "the proof does not lead to the root")
