@@ -254,6 +254,21 @@ def test_dict_store_satisfies_the_protocol() -> None:
     assert isinstance(DictNodeStore(), NodeStore)
 
 
+def test_dict_store_keeps_out_of_order_writes_and_overwrites() -> None:
+    store = DictNodeStore()
+    a, b, c, d = (bytes([i]) * 32 for i in range(4))
+    store.put_many([((0, 2), a), ((3, 0), b), ((-1, 0), c), ((0, -1), d)])
+    assert store.get(0, 2) == a and store.get(3, 0) == b
+    assert store.get(-1, 0) == c and store.get(0, -1) == d
+    assert store.get(0, 0) is None and store.get(0, 3) is None and store.get(9, 9) is None
+    store.put_many([((0, 0), b), ((0, 1), c), ((0, 2), d)])  # fills up to and over (0, 2)
+    assert [store.get(0, i) for i in range(3)] == [b, c, d]
+    store.put_many([((0, 1), a)])
+    assert store.get(0, 1) == a
+    assert store.nodes == {(0, 0): b, (0, 1): a, (0, 2): d, (3, 0): b, (-1, 0): c, (0, -1): d}
+    assert len(store) == 6
+
+
 # -- argument errors -------------------------------------------------------------------
 
 

@@ -51,16 +51,48 @@ class NodeStore(Protocol):
 
 class DictNodeStore:
     """An in-memory :class:`NodeStore`, for tests, tools and verifiers that rebuild
-    a tree from a bundle."""
+    a tree from a bundle.
+
+    Nodes live in one list per level (a log writes each level left to right), so a
+    million-leaf tree is two million list slots rather than two million tuple-keyed
+    dict entries, which the garbage collector would have to scan over and over.
+    Writes out of order (never made by :class:`MerkleLog`) go to a side dict.
+    """
 
     def __init__(self) -> None:
-        self.nodes: dict[NodeKey, bytes] = {}
+        self._levels: list[list[bytes]] = []
+        self._other: dict[NodeKey, bytes] = {}
 
     def get(self, level: int, index: int) -> bytes | None:
-        return self.nodes.get((level, index))
+        if level >= 0 and index >= 0:
+            try:
+                return self._levels[level][index]
+            except IndexError:
+                pass
+        return self._other.get((level, index))
 
     def put_many(self, items: list[tuple[NodeKey, bytes]]) -> None:
-        self.nodes.update(items)
+        levels, other = self._levels, self._other
+        for (level, index), value in items:
+            while len(levels) <= level:
+                levels.append([])
+            row = levels[level] if level >= 0 else None
+            if row is not None and index == len(row):
+                row.append(value)
+                if other:
+                    other.pop((level, index), None)
+            elif row is not None and 0 <= index < len(row):
+                row[index] = value
+            else:
+                other[(level, index)] = value
+
+    @property
+    def nodes(self) -> dict[NodeKey, bytes]:
+        """A snapshot of every stored node, keyed ``(level, index)``."""
+        out = {(lv, i): h for lv, row in enumerate(self._levels) for i, h in enumerate(row)}
+        for key, value in self._other.items():
+            out.setdefault(key, value)
+        return out
 
     def __len__(self) -> int:
         return len(self.nodes)
