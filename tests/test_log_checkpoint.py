@@ -85,7 +85,21 @@ GOOD_ROOT_LINE = base64.b64encode(ROOT).decode()
 
 @pytest.mark.parametrize(
     "size_line",
-    ["01", "+1", "-1", " 1", "1 ", "1_000", "\u0661", "0x10", "", "1.0", str(1 << 63), "9" * 30],
+    [
+        "01",
+        "+1",
+        "-1",
+        " 1",
+        "1 ",
+        "1_000",
+        "\u0661",
+        "0x10",
+        "",
+        "1.0",
+        str(1 << 63),
+        "9" * 30,
+        "9" * 5000,
+    ],
 )
 def test_parse_checkpoint_rejects_non_canonical_sizes(size_line: str) -> None:
     body = f"{ORIGIN}\n{size_line}\n{GOOD_ROOT_LINE}\n"

@@ -133,6 +133,8 @@ def _parse_decimal(text: str, what: str, reason: str) -> int:
         raise NoteError(
             reason, f"{what} must be a decimal with no sign or leading zeros, got {text!r}"
         )
+    if len(text) > 19:  # 2^63 - 1 has 19 digits; also keeps int() off huge inputs
+        raise NoteError(reason, f"{what} exceeds 2^63 - 1")
     value = int(text)
     if value > MAX_U63:
         raise NoteError(reason, f"{what} {value} exceeds 2^63 - 1")
