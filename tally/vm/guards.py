@@ -104,6 +104,37 @@ class SafeType:
         return f"<type {self.name}>"
 
 
+class ContractInstance:
+    """``self`` in a contract: one deployed contract (name + code) bound to a VM.
+
+    ``members`` holds what reading an attribute returns as is (map proxies, bound
+    methods, class constants); ``vars`` holds the Var slots, read from storage.
+    """
+
+    __slots__ = ("name", "compiled", "members", "vars", "functions")
+
+    def __init__(self, name: str, compiled: Any) -> None:
+        self.name = name
+        self.compiled = compiled
+        self.members: dict[str, Any] = {}
+        self.vars: dict[str, Any] = {}
+        self.functions: dict[str, Callable[..., Any]] = {}
+
+
+class ContextView:
+    """The ``ctx`` object in contracts: reads the frame that is running now."""
+
+    __slots__ = ("rt",)
+
+    FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+
+_NO_MEMBER = object()
+
+
 def scrub(message: str) -> str:
     """Error text without object addresses, which differ between nodes."""
     return _ADDRESS.sub("", message)[:300]
@@ -873,8 +904,24 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         SafeType: safe_type_attr,
     }
 
+    ctx_fields = ContextView.FIELDS
+
     def getattr_guard(obj: Any, name: str) -> Any:
-        handler = attr_handlers.get(type(obj))
+        t = type(obj)
+        # The two receivers of nearly every attribute read in contracts come first.
+        if t is ContractInstance:
+            value = obj.members.get(name, _NO_MEMBER)
+            if value is not _NO_MEMBER:
+                return value
+            slot = obj.vars.get(name)
+            if slot is not None:
+                return slot.read(slot.key)
+            raise AttributeError(f"contract {obj.name} has no attribute {name!r}")
+        if t is ContextView:
+            if name in ctx_fields:
+                return getattr(obj.rt.frame, name)
+            raise Forbidden(f"ctx has no attribute {name!r}")
+        handler = attr_handlers.get(t)
         if handler is None:
             raise Forbidden(f"attribute {name!r} of {type(obj).__name__} is not available")
         return handler(obj, name)
@@ -897,7 +944,14 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         setattr_guard(obj, name, ops[op](getattr_guard(obj, name), value))
 
     def augitem(obj: Any, key: Any, op: str, value: Any) -> None:
-        obj[key] = ops[op](obj[key], value)
+        current = obj[key]
+        if op == "+" and type(current) is int and type(value) is int:
+            result = current + value  # `balances[to] += amount`, the common case
+            if not -int_lim < result < int_lim:
+                raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+            obj[key] = result
+        else:
+            obj[key] = ops[op](current, value)
 
     guards: dict[str, Any] = {
         "_s": step, "_tick": tick, "_enter": enter, "_leave": leave, "_enterv": enter_view,

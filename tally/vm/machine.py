@@ -15,7 +15,7 @@ import threading
 import types
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import values
@@ -44,9 +44,11 @@ from .errors import (
     VMBusy,
     VMError,
 )
-from .guards import Meter, SafeType, make_guards, scrub
+from .guards import _NO_MEMBER, ContextView, ContractInstance, Meter, make_guards, scrub
 from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
+
+_U64 = 1 << 64
 
 # --------------------------------------------------------------------------------------
 # Public data types
@@ -69,7 +71,7 @@ class Context:
     origin: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     """An event emitted by a contract (or by a host function on its behalf)."""
 
@@ -78,7 +80,7 @@ class Event:
     data: Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionResult:
     """The outcome of a successful execution. Nothing is written until the executor
     applies ``write_set`` (``None`` values mean delete)."""
@@ -178,17 +180,6 @@ class _Frame:
         self.tx_id = tx_id
 
 
-class ContextView:
-    """The ``ctx`` object in contracts: reads the frame that is running now."""
-
-    __slots__ = ("rt",)
-
-    FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
-
-    def __init__(self, rt: _Runtime) -> None:
-        self.rt = rt
-
-
 class _Slot:
     """A typed storage location (a Var, or the shape shared by a Map's entries)."""
 
@@ -204,7 +195,11 @@ class _Slot:
         self.label = label
 
     def read(self, key: bytes) -> Any:
-        value = self.rt.overlay.get_value(key)
+        overlay = self.rt.overlay
+        value = overlay.values.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        value = overlay.get_value(key)
         if value is MISSING:
             if values.is_scalar(self.default):
                 return self.default
@@ -218,7 +213,10 @@ class _Slot:
         vt = self.value_type
         if vt is not None and type(value) is not vt and not (value is None and self.nullable):
             raise InvalidValue(f"{self.label} holds {vt.__name__}, not {type(value).__name__}")
-        raw = rt.encode(value)
+        if type(value) is int and -_U64 <= value < _U64:
+            raw = values.encode_int(value)
+        else:
+            raw = rt.encode(value)
         rt.overlay.put(key, raw, value)
 
     def delete(self, key: bytes) -> None:
@@ -257,10 +255,12 @@ class MapProxy:
         return raw
 
     def __getitem__(self, k: Any) -> Any:
-        return self.slot.read(self.key(k))
+        key = self.keys.get(k) if type(k) is self.key_type else None
+        return self.slot.read(key or self.key(k))
 
     def __setitem__(self, k: Any, value: Any) -> None:
-        self.slot.write(self.key(k), value)
+        key = self.keys.get(k) if type(k) is self.key_type else None
+        self.slot.write(key or self.key(k), value)
 
     def __delitem__(self, k: Any) -> None:
         self.slot.delete(self.key(k))
@@ -271,22 +271,6 @@ class MapProxy:
     def get(self, k: Any, default: Any = None) -> Any:
         value = self.slot.rt.overlay.get_value(self.key(k))
         return default if value is MISSING else value
-
-
-class ContractInstance:
-    """``self`` in a contract: one deployed contract (name + code) bound to a VM."""
-
-    __slots__ = ("name", "compiled", "members", "vars", "functions")
-
-    def __init__(self, name: str, compiled: CompiledContract) -> None:
-        self.name = name
-        self.compiled = compiled
-        self.members: dict[str, Any] = {}
-        self.vars: dict[str, _Slot] = {}
-        self.functions: dict[str, Callable[..., Any]] = {}
-
-
-_NO_MEMBER = object()
 
 
 # --------------------------------------------------------------------------------------
@@ -327,6 +311,8 @@ class _Runtime:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.int_limit = 1 << limits.max_int_bits
+        self.id_keys: dict[str, bytes] = {}
         self.meter = Meter()
         guards, builtins, attr_handlers = make_guards(self.meter, limits)
         self.guards = guards
@@ -346,8 +332,6 @@ class _Runtime:
         type_of = guards["type_of"]
         type_of[Contract] = Contract
 
-        attr_handlers[ContractInstance] = self._instance_getattr
-        attr_handlers[ContextView] = self._ctx_getattr
         attr_handlers[MapProxy] = self._map_getattr
         guards["setattr_handlers"][ContractInstance] = self._instance_setattr
         guards["in_handlers"][MapProxy] = MapProxy.contains
@@ -451,25 +435,11 @@ class _Runtime:
 
     # -- attribute handlers ----------------------------------------------------------
 
-    def _instance_getattr(self, obj: ContractInstance, name: str) -> Any:
-        value = obj.members.get(name, _NO_MEMBER)
-        if value is not _NO_MEMBER:
-            return value
-        slot = obj.vars.get(name)
-        if slot is not None:
-            return slot.read(slot.key)
-        raise AttributeError(f"contract {obj.name} has no attribute {name!r}")
-
     def _instance_setattr(self, obj: ContractInstance, name: str, value: Any) -> None:
         slot = obj.vars.get(name)
         if slot is None:
             raise Forbidden(f"only Var fields can be assigned ({name!r} is not one)")
         slot.write(slot.key, value)
-
-    def _ctx_getattr(self, obj: ContextView, name: str) -> Any:
-        if name in ContextView.FIELDS:
-            return getattr(self.frame, name)
-        raise Forbidden(f"ctx has no attribute {name!r}")
 
     def _map_getattr(self, obj: MapProxy, name: str) -> Any:
         if name == "get":
@@ -494,6 +464,16 @@ class _Runtime:
     def copy_value(self, value: Any) -> Any:
         """Validate a value crossing a boundary (between contracts, from a host, out
         as a return value or event) and cut any aliasing: the receiver gets a copy."""
+        t = type(value)
+        # Scalars are immutable: checking them is enough.
+        if t is int:
+            if -self.int_limit < value < self.int_limit:
+                return value
+        elif t is str:
+            if value.isascii() and len(value) <= self.limits.max_value_bytes:
+                return value
+        elif t is bool or value is None:
+            return value
         lim = self.limits
         return values.snapshot(
             value,
@@ -537,9 +517,15 @@ class _Runtime:
         self.host = None
 
     def load(self, name: Any) -> ContractInstance:
-        if not is_valid_contract_name(name):
-            raise ContractNotFound(f"no contract named {str(name)[:80]!r}")
-        raw_id = self.overlay.get_raw(code_id_key(name))
+        id_key = self.id_keys.get(name) if type(name) is str else None
+        if id_key is None:
+            if not is_valid_contract_name(name):
+                raise ContractNotFound(f"no contract named {str(name)[:80]!r}")
+            id_key = code_id_key(name)
+            if len(self.id_keys) > 4096:
+                self.id_keys.clear()
+            self.id_keys[name] = id_key
+        raw_id = self.overlay.get_raw(id_key)
         if raw_id is None:
             raise ContractNotFound(f"no contract named {name!r}")
         inst = self.instances.get((name, raw_id))
@@ -734,8 +720,11 @@ class VM:
         """Check and compile ``source`` (cached by its SHA-256) and load it once, so
         every deploy-time error surfaces here as :class:`ContractRejected`."""
         compiled = _compile_cached(source, self.limits)
-        with self._exclusive():
+        self._acquire()
+        try:
             self._rt.namespace(compiled)
+        finally:
+            self._release()
         return compiled
 
     def deploy(
@@ -757,9 +746,11 @@ class VM:
             raise BadArguments(f"invalid contract name {str(name)[:80]!r}")
         _check_context(ctx)
         compiled = self.compile(source)
-        with self._exclusive():
+        budget = self._budget(steps)
+        self._acquire()
+        try:
             rt = self._rt
-            rt.begin(storage, host, self._budget(steps))
+            rt.begin(storage, host, budget)
             try:
                 overlay = rt.overlay
                 if overlay.get_raw(code_id_key(name)) is not None:
@@ -780,6 +771,8 @@ class VM:
                 return self._finish(result)
             finally:
                 rt.end()
+        finally:
+            self._release()
 
     def call(
         self,
@@ -818,8 +811,18 @@ class VM:
             raise BadArguments("steps must be a non-negative int")
         return steps
 
-    def _exclusive(self) -> _Exclusive:
-        return _Exclusive(self)
+    def _acquire(self) -> None:
+        """One execution per VM at a time; re-entry from the same thread is a bug in
+        the host and is refused rather than deadlocking."""
+        me = threading.get_ident()
+        if self._owner == me:
+            raise VMBusy("this VM is already executing (a host hook re-entered it)")
+        self._lock.acquire()
+        self._owner = me
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
 
     def _entry_call(
         self,
@@ -834,7 +837,8 @@ class VM:
     ) -> ExecutionResult:
         _check_context(ctx)
         budget = self._budget(steps)
-        with self._exclusive():
+        self._acquire()
+        try:
             rt = self._rt
             rt.begin(storage, host, budget)
             try:
@@ -848,6 +852,8 @@ class VM:
                 return self._finish(result)
             finally:
                 rt.end()
+        finally:
+            self._release()
 
     def _run_top(
         self, inst: ContractInstance, spec: MethodSpec, args: Any, ctx: Context, read_only: bool
@@ -868,28 +874,6 @@ class VM:
         )
 
 
-class _Exclusive:
-    """One execution per VM at a time; re-entry from the same thread is a bug in
-    the host and is refused rather than deadlocking."""
-
-    __slots__ = ("vm",)
-
-    def __init__(self, vm: VM) -> None:
-        self.vm = vm
-
-    def __enter__(self) -> None:
-        vm = self.vm
-        me = threading.get_ident()
-        if vm._owner == me:
-            raise VMBusy("this VM is already executing (a host hook re-entered it)")
-        vm._lock.acquire()
-        vm._owner = me
-
-    def __exit__(self, *exc: object) -> None:
-        self.vm._owner = None
-        self.vm._lock.release()
-
-
 __all__ = [
     "VM",
     "Context",
@@ -898,6 +882,4 @@ __all__ = [
     "ExecutionResult",
     "Host",
     "HostRequest",
-    "SafeType",
-    "field",
 ]

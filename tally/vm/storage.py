@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from .values import decode, is_scalar
+from .values import decode
 
 
 @runtime_checkable
@@ -80,13 +80,16 @@ class Overlay:
     def get_value(self, key: bytes) -> Any:
         """The decoded value, or ``_MISSING``. Lists and dicts come back as fresh copies."""
         values = self.values
-        if key in values:
-            return values[key]
-        raw = self.get_raw(key)
+        value = values.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        writes = self.writes
+        raw = writes[key] if key in writes else self.get_raw(key)
         if raw is None:
             return _MISSING
         value = decode(raw)
-        if is_scalar(value):
+        t = type(value)
+        if t is int or t is str or t is bytes or t is bool or value is None:
             values[key] = value
         return value
 
@@ -95,7 +98,8 @@ class Overlay:
         writes = self.writes
         self.journal.append((key, writes.get(key, _MISSING)))
         writes[key] = raw
-        if value is not _MISSING and is_scalar(value) and raw is not None:
+        t = type(value)
+        if raw is not None and (t is int or t is str or t is bytes or t is bool):
             self.values[key] = value
         else:
             self.values.pop(key, None)

@@ -17,6 +17,7 @@ store (tests compare the two on generated values).
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import cbor2
@@ -30,17 +31,23 @@ _NULL = b"\xf6"
 _U64 = 1 << 64
 
 
+_HEADS = [
+    [bytes((major << 5 | n,)) if n < 24 else bytes((major << 5 | 24, n)) for n in range(256)]
+    for major in range(8)
+]
+_PACK = struct.Struct(">BH").pack, struct.Struct(">BI").pack, struct.Struct(">BQ").pack
+
+
 def _head(major: int, n: int) -> bytes:
-    if n < 24:
-        return _SMALL_HEADS[major][n]
-    m = major << 5
+    """The shortest CBOR head for ``major`` with argument ``n``."""
     if n < 0x100:
-        return bytes((m | 24, n))
+        return _HEADS[major][n]
+    m = major << 5
     if n < 0x10000:
-        return bytes((m | 25,)) + n.to_bytes(2, "big")
+        return _PACK[0](m | 25, n)
     if n < 0x100000000:
-        return bytes((m | 26,)) + n.to_bytes(4, "big")
-    return bytes((m | 27,)) + n.to_bytes(8, "big")
+        return _PACK[1](m | 26, n)
+    return _PACK[2](m | 27, n)
 
 
 def _too_big(max_bytes: int) -> InvalidValue:
@@ -107,6 +114,11 @@ def _walk(
     out.append(b)
 
 
+def encode_int(v: int) -> bytes:
+    """Canonical CBOR of an int (no size check: callers bound it)."""
+    return _int(v)
+
+
 def _int(v: int) -> bytes:
     if v >= 0:
         if v < _U64:
@@ -142,11 +154,35 @@ def encode(
     return b"".join(out)
 
 
+_ARG_SIZE = {24: 1, 25: 2, 26: 4, 27: 8}
+
+
 def decode(data: bytes) -> Any:
-    """Decode a value written by :func:`encode` (a fresh object every time)."""
+    """Decode a value written by :func:`encode` (a fresh object every time).
+
+    Single ints, strings and byte strings, which is most of what contracts store,
+    are decoded here directly; anything else goes to cbor2.
+    """
     first = data[0]
-    if first < 24 and len(data) == 1:
-        return first
+    major = first >> 5
+    if major <= 3:
+        info = first & 31
+        if info < 24:
+            arg, start = info, 1
+        else:
+            size = _ARG_SIZE.get(info)
+            if size is None:
+                return cbor2.loads(data)
+            start = 1 + size
+            arg = int.from_bytes(data[1:start], "big")
+        if major == 0:
+            if start == len(data):
+                return arg
+        elif major == 1:
+            if start == len(data):
+                return -1 - arg
+        elif start + arg == len(data):
+            return data[start:].decode("utf-8") if major == 3 else data[start:]
     return cbor2.loads(data)
 
 
@@ -196,12 +232,21 @@ def snapshot(
         size = 1
         for k, v in value.items():
             kt = type(k)
-            if kt is not str and kt is not int and kt is not bytes:
+            if kt is str and k.isascii():
+                size += len(k) + 5
+            elif kt is not str and kt is not int and kt is not bytes:
                 raise InvalidValue(f"dict key of type {kt.__name__} is not storable")
+            else:
+                size += _check_scalar(k, max_int_bits)
             tv = type(v)
             if tv is list or tv is dict or tv is tuple:
                 break
-            size += _check_scalar(k, max_int_bits) + _check_scalar(v, max_int_bits)
+            if tv is str and v.isascii():
+                size += len(v) + 5
+            elif tv is int and -_U64 <= v < _U64:
+                size += 9
+            else:
+                size += _check_scalar(v, max_int_bits)
         else:
             if size > max_bytes:
                 raise InvalidValue(f"value larger than {max_bytes} bytes")
