@@ -72,8 +72,9 @@ def _time(s: str) -> float:
     return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
 
 
-async def _load(urls: list[str], total: int, batch: int, concurrency: int, tag: str,
-                method: str) -> int:
+async def _load(
+    urls: list[str], total: int, batch: int, concurrency: int, tag: str, method: str
+) -> int:
     clients = [AsyncCometRPC(u, timeout=60) for u in urls]
     next_i = 0
     accepted = 0
@@ -85,8 +86,7 @@ async def _load(urls: list[str], total: int, batch: int, concurrency: int, tag: 
             lo = next_i
             hi = min(total, lo + batch)
             next_i = hi
-            calls = [tx_call(method, b"%s-%d=v%d" % (tag.encode(), i, i))
-                     for i in range(lo, hi)]
+            calls = [tx_call(method, b"%s-%d=v%d" % (tag.encode(), i, i)) for i in range(lo, hi)]
             for r in await rpc.call_batch(calls):
                 if not isinstance(r, RPCError) and r["code"] == 0:
                     accepted += 1
@@ -111,11 +111,25 @@ def committed_between(rpc: CometRPC, lo: int, hi: int) -> list[tuple[int, int, f
     return sorted(out)
 
 
-def run(app: str, nodes: int, txs: int, batch: int, concurrency: int,
-        timeout_commit: str, keep: bool, method: str) -> Result:
+def run(
+    app: str,
+    nodes: int,
+    txs: int,
+    batch: int,
+    concurrency: int,
+    timeout_commit: str,
+    keep: bool,
+    method: str,
+) -> Result:
     base = Path(tempfile.mkdtemp(prefix=f"bench-{app}-{nodes}-"))
-    specs = make_localnet(base, nodes, free_port_block(10 * nodes), timeout_commit=timeout_commit,
-                          log_level="error", mempool_size=max(50000, 2 * txs))
+    specs = make_localnet(
+        base,
+        nodes,
+        free_port_block(10 * nodes),
+        timeout_commit=timeout_commit,
+        log_level="error",
+        mempool_size=max(50000, 2 * txs),
+    )
     if app == "go":
         net = Localnet(specs, app=None, builtin_app="persistent_kvstore")
     else:
@@ -152,10 +166,16 @@ def run(app: str, nodes: int, txs: int, batch: int, concurrency: int,
         else:
             span = e2e = float("nan")
         return Result(
-            app=app, nodes=nodes, sent=txs, accepted=accepted, committed=committed,
-            accept_per_s=accepted / t_sent, commit_per_s=committed / span if span else 0.0,
+            app=app,
+            nodes=nodes,
+            sent=txs,
+            accepted=accepted,
+            committed=committed,
+            accept_per_s=accepted / t_sent,
+            commit_per_s=committed / span if span else 0.0,
             e2e_per_s=committed / e2e if e2e else 0.0,
-            blocks=len(with_txs), txs_per_block=committed / max(1, len(with_txs)),
+            blocks=len(with_txs),
+            txs_per_block=committed / max(1, len(with_txs)),
             seconds=time.monotonic() - t0,
         )
     finally:
@@ -176,8 +196,17 @@ def abci_ceiling(n_txs: int = 20000, block: int = 5000) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-abci-"))
     addr = f"tcp://127.0.0.1:{free_port_block(1)}"
     app = ManagedProcess(
-        [sys.executable, "-m", "tally.consensus.abci.kvstore", "--address", addr,
-         "--db", str(tmp / "kv.sqlite"), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "tally.consensus.abci.kvstore",
+            "--address",
+            addr,
+            "--db",
+            str(tmp / "kv.sqlite"),
+            "--log-level",
+            "WARNING",
+        ],
         log_path=tmp / "app.log",
     )
     app.start()
@@ -188,14 +217,21 @@ def abci_ceiling(n_txs: int = 20000, block: int = 5000) -> dict[str, float]:
             c.call(abci.Request(init_chain=abci.RequestInitChain(chain_id="bench")))
             t = time.perf_counter()
             for lo in range(0, n_txs, 1000):  # CometBFT pipelines CheckTx the same way
-                c.send(*[abci.Request(check_tx=abci.RequestCheckTx(tx=tx))
-                         for tx in txs[lo:lo + 1000]])
+                c.send(
+                    *[
+                        abci.Request(check_tx=abci.RequestCheckTx(tx=tx))
+                        for tx in txs[lo : lo + 1000]
+                    ]
+                )
                 assert all(r.check_tx.code == 0 for r in c.flush())
             check = n_txs / (time.perf_counter() - t)
             t = time.perf_counter()
             for h, lo in enumerate(range(0, n_txs, block), start=1):
-                c.call(abci.Request(finalize_block=abci.RequestFinalizeBlock(
-                    height=h, txs=txs[lo:lo + block])))
+                c.call(
+                    abci.Request(
+                        finalize_block=abci.RequestFinalizeBlock(height=h, txs=txs[lo : lo + block])
+                    )
+                )
                 c.call(abci.Request(commit=abci.RequestCommit()))
             final = n_txs / (time.perf_counter() - t)
     finally:
@@ -212,9 +248,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--timeout-commit", default="500ms")
-    ap.add_argument("--method", default="broadcast_tx_async",
-                    choices=["broadcast_tx_async", "broadcast_tx_sync"],
-                    help="sync waits for CheckTx per tx (batches run sequentially on the node)")
+    ap.add_argument(
+        "--method",
+        default="broadcast_tx_async",
+        choices=["broadcast_tx_async", "broadcast_tx_sync"],
+        help="sync waits for CheckTx per tx (batches run sequentially on the node)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep node homes (logs) in /tmp")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the raw ABCI measurement")
@@ -224,19 +263,31 @@ def main() -> None:
     results = []
     for n in args.nodes:
         for app in args.apps:
-            r = run(app, n, args.txs, args.batch, args.concurrency, args.timeout_commit, args.keep,
-                    args.method)
+            r = run(
+                app,
+                n,
+                args.txs,
+                args.batch,
+                args.concurrency,
+                args.timeout_commit,
+                args.keep,
+                args.method,
+            )
             results.append(r)
             with contextlib.suppress(Exception):
                 print(f"  {app:6} nodes={n}: {r.commit_per_s:8.0f} commit/s", file=sys.stderr)
     if args.json:
         print(json.dumps({"runs": [asdict(r) for r in results], "abci": ceiling}, indent=2))
         return
-    print(f"{'app':7}{'nodes':>6}{'sent':>8}{'committed':>11}"
-          f"{'accept/s':>10}{'commit/s':>10}{'e2e/s':>8}{'blocks':>8}{'tx/block':>10}")
+    print(
+        f"{'app':7}{'nodes':>6}{'sent':>8}{'committed':>11}"
+        f"{'accept/s':>10}{'commit/s':>10}{'e2e/s':>8}{'blocks':>8}{'tx/block':>10}"
+    )
     for r in results:
-        print(f"{r.app:7}{r.nodes:>6}{r.sent:>8}{r.committed:>11}{r.accept_per_s:>10.0f}"
-              f"{r.commit_per_s:>10.0f}{r.e2e_per_s:>8.0f}{r.blocks:>8}{r.txs_per_block:>10.0f}")
+        print(
+            f"{r.app:7}{r.nodes:>6}{r.sent:>8}{r.committed:>11}{r.accept_per_s:>10.0f}"
+            f"{r.commit_per_s:>10.0f}{r.e2e_per_s:>8.0f}{r.blocks:>8}{r.txs_per_block:>10.0f}"
+        )
     if ceiling:
         print("\nPython ABCI path alone (raw client -> kvstore process, no CometBFT):")
         for k, v in ceiling.items():

@@ -96,9 +96,13 @@ def protoc_python(cache: Path | None) -> Path:
     py = root / "bin" / "python"
     if py.exists():
         probe = subprocess.run(
-            [str(py), "-c", "import grpc_tools, importlib.metadata as m;"
-             "print(m.version('grpcio-tools'))"],
-            capture_output=True, text=True,
+            [
+                str(py),
+                "-c",
+                "import grpc_tools, importlib.metadata as m;print(m.version('grpcio-tools'))",
+            ],
+            capture_output=True,
+            text=True,
         )
         if probe.returncode == 0 and probe.stdout.strip() == GRPCIO_TOOLS_VERSION:
             return py
@@ -124,8 +128,10 @@ def rewrite_py(text: str, module: str) -> str:
         1,
     )
     short = module.removeprefix(PKG + ".")
-    text = text.replace(f"_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, '{short}'",
-                        f"_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, '{module}'")
+    text = text.replace(
+        f"_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, '{short}'",
+        f"_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, '{module}'",
+    )
     return text
 
 
@@ -138,28 +144,48 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--cometbft-src", type=Path, help="cometbft module dir (has proto/)")
     ap.add_argument("--gogoproto-src", type=Path, help="cosmos/gogoproto module dir")
-    ap.add_argument("--tools-venv", type=Path,
-                    help="reuse/create the grpcio-tools venv here instead of a temp dir")
+    ap.add_argument(
+        "--tools-venv",
+        type=Path,
+        help="reuse/create the grpcio-tools venv here instead of a temp dir",
+    )
     args = ap.parse_args()
 
     modcache = None
     if args.cometbft_src is None or args.gogoproto_src is None:
         modcache = go_modcache()
-    cb = args.cometbft_src or ensure_module(modcache, "github.com/cometbft/cometbft",
-                                            COMETBFT_VERSION)
-    gg = args.gogoproto_src or ensure_module(modcache, "github.com/cosmos/gogoproto",
-                                             GOGOPROTO_VERSION)
+    cb = args.cometbft_src or ensure_module(
+        modcache, "github.com/cometbft/cometbft", COMETBFT_VERSION
+    )
+    gg = args.gogoproto_src or ensure_module(
+        modcache, "github.com/cosmos/gogoproto", GOGOPROTO_VERSION
+    )
     py = protoc_python(args.tools_venv)
     wkt = subprocess.run(
-        [str(py), "-c", "import grpc_tools, os; "
-         "print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))"],
-        check=True, capture_output=True, text=True,
+        [
+            str(py),
+            "-c",
+            "import grpc_tools, os; "
+            "print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [str(py), "-m", "grpc_tools.protoc", f"-I{cb / 'proto'}", f"-I{gg}", f"-I{wkt}",
-             f"--python_out={tmp}", f"--pyi_out={tmp}", *PROTOS],
+            [
+                str(py),
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{cb / 'proto'}",
+                f"-I{gg}",
+                f"-I{wkt}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                *PROTOS,
+            ],
             check=True,
         )
         out: Path = args.out
@@ -171,8 +197,10 @@ def main() -> int:
         for proto in PROTOS:
             stem = proto.removesuffix(".proto")
             module = f"{PKG}.{stem.replace('/', '.')}_pb2"
-            for suffix, fix in ((".py", lambda t, m=module: rewrite_py(t, m)),
-                                (".pyi", rewrite_pyi)):
+            for suffix, fix in (
+                (".py", lambda t, m=module: rewrite_py(t, m)),
+                (".pyi", rewrite_pyi),
+            ):
                 src = Path(tmp) / f"{stem}_pb2{suffix}"
                 dst = out / f"{stem}_pb2{suffix}"
                 dst.parent.mkdir(parents=True, exist_ok=True)

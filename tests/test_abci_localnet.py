@@ -40,8 +40,11 @@ def chain_view(rpc: CometRPC, lo: int, hi: int) -> dict[int, tuple[str, str, str
     out = {}
     for h in range(lo, hi + 1):
         header = rpc.commit(h)["signed_header"]["header"]
-        out[h] = (rpc.block(h)["block_id"]["hash"], header["app_hash"],
-                  rpc.block_results(h)["app_hash"])
+        out[h] = (
+            rpc.block(h)["block_id"]["hash"],
+            header["app_hash"],
+            rpc.block_results(h)["app_hash"],
+        )
     return out
 
 

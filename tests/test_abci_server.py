@@ -66,9 +66,14 @@ def test_prepare_proposal_size_rule_matches_cometbft() -> None:
 def test_vote_extension_sign_bytes_layout() -> None:
     b = vote_extension_sign_bytes("c", 5, 1, b"ext")
     # uvarint length, then CanonicalVoteExtension: 1:bytes, 2:sfixed64, 3:sfixed64, 4:string
-    body = b"\x0a\x03ext" + b"\x11" + (5).to_bytes(8, "little") + b"\x19" + (1).to_bytes(
-        8, "little"
-    ) + b"\x22\x01c"
+    body = (
+        b"\x0a\x03ext"
+        + b"\x11"
+        + (5).to_bytes(8, "little")
+        + b"\x19"
+        + (1).to_bytes(8, "little")
+        + b"\x22\x01c"
+    )
     assert b == bytes([len(body)]) + body
 
 

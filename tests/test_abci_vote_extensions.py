@@ -86,13 +86,19 @@ class CheckpointCosigner(Application):
     # Runs at height h after h-1 is committed, so the latest checkpoint is h-1's.
     def extend_vote(self, req: abci.RequestExtendVote) -> abci.ResponseExtendVote:
         assert self.height == req.height - 1
-        return abci.ResponseExtendVote(vote_extension=checkpoint(self.height, self.hashes[self.height]))
+        return abci.ResponseExtendVote(
+            vote_extension=checkpoint(self.height, self.hashes[self.height])
+        )
 
     def verify_vote_extension(
         self, req: abci.RequestVerifyVoteExtension
     ) -> abci.ResponseVerifyVoteExtension:
         ok = req.vote_extension == checkpoint(req.height - 1, self.hashes[req.height - 1])
-        status = abci.ResponseVerifyVoteExtension.ACCEPT if ok else abci.ResponseVerifyVoteExtension.REJECT
+        status = (
+            abci.ResponseVerifyVoteExtension.ACCEPT
+            if ok
+            else abci.ResponseVerifyVoteExtension.REJECT
+        )
         self.verified.append((req, status))
         return abci.ResponseVerifyVoteExtension(status=status)
 
@@ -115,7 +121,7 @@ class CheckpointCosigner(Application):
             return None
         if not txs or not txs[0].startswith(COSIG):
             return "no cosig tx"
-        eci = abci.ExtendedCommitInfo.FromString(txs[0][len(COSIG):])
+        eci = abci.ExtendedCommitInfo.FromString(txs[0][len(COSIG) :])
         want = checkpoint(height - 2, self.hashes[height - 2])
         signed = 0
         for v in eci.votes:

@@ -162,7 +162,9 @@ def init_node(
     home.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [str(find_cometbft(binary)), "init", "--home", str(home)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     update_config(home, {"": {"moniker": moniker}})
     return read_node_keys(home)
@@ -326,9 +328,16 @@ def make_localnet(
             raise ValueError("abci_transport must be 'tcp' or 'unix'")
         specs.append(
             NodeSpec(
-                index=i, moniker=moniker, home=str(home), node_id=keys.node_id,
-                validator_address=keys.validator_address, validator_pubkey=keys.validator_pubkey,
-                p2p_port=port, rpc_port=port + 1, proxy_app=proxy_app, chain_id=chain_id,
+                index=i,
+                moniker=moniker,
+                home=str(home),
+                node_id=keys.node_id,
+                validator_address=keys.validator_address,
+                validator_pubkey=keys.validator_pubkey,
+                p2p_port=port,
+                rpc_port=port + 1,
+                proxy_app=proxy_app,
+                chain_id=chain_id,
                 app_dir=str(app_dir),
             )
         )
@@ -485,8 +494,15 @@ class ManagedProcess:
         self._pid = self._popen.pid
         if self.pid_path:
             self.pid_path.write_text(
-                json.dumps({"pid": self._pid, "argv": self.argv, "log": str(self.log_path),
-                            "name": self.name, "detached": detached})
+                json.dumps(
+                    {
+                        "pid": self._pid,
+                        "argv": self.argv,
+                        "log": str(self.log_path),
+                        "name": self.name,
+                        "detached": detached,
+                    }
+                )
             )
         return self
 
@@ -563,7 +579,9 @@ class CometProcess(ManagedProcess):
             argv.append(f"--proxy_app={proxy_app}")
         argv.extend(extra_args)
         super().__init__(
-            argv, log_path=home / "cometbft.log", pid_path=home / "cometbft.pid",
+            argv,
+            log_path=home / "cometbft.log",
+            pid_path=home / "cometbft.pid",
             name=f"cometbft[{home.name}]",
         )
         self.home = home
@@ -572,8 +590,13 @@ class CometProcess(ManagedProcess):
 def kvstore_argv(spec: NodeSpec) -> list[str]:
     """Command line of the example Python kvstore app for `spec` (db in its app_dir)."""
     return [
-        sys.executable, "-m", "tally.consensus.abci.kvstore",
-        "--address", spec.proxy_app, "--db", str(Path(spec.app_dir) / "kv.sqlite"),
+        sys.executable,
+        "-m",
+        "tally.consensus.abci.kvstore",
+        "--address",
+        spec.proxy_app,
+        "--db",
+        str(Path(spec.app_dir) / "kv.sqlite"),
     ]
 
 
@@ -626,8 +649,10 @@ class Localnet:
             if app is not None:
                 self.apps.append(
                     ManagedProcess(
-                        app(s), log_path=Path(s.home) / "app.log",
-                        pid_path=Path(s.home) / "app.pid", name=f"app[{s.moniker}]",
+                        app(s),
+                        log_path=Path(s.home) / "app.log",
+                        pid_path=Path(s.home) / "app.pid",
+                        name=f"app[{s.moniker}]",
                     )
                 )
             else:
@@ -656,12 +681,17 @@ class Localnet:
             with contextlib.suppress(httpx.HTTPError, RPCError), self.rpc(i, timeout=2) as rpc:
                 height = rpc.latest_height()
             app = self.apps[i]
-            out.append({
-                "node": s.moniker, "rpc": s.rpc_url,
-                "cometbft": self.nodes[i].running, "cometbft_pid": self.nodes[i].pid,
-                "app": app.running if app else None, "app_pid": app.pid if app else None,
-                "height": height,
-            })
+            out.append(
+                {
+                    "node": s.moniker,
+                    "rpc": s.rpc_url,
+                    "cometbft": self.nodes[i].running,
+                    "cometbft_pid": self.nodes[i].pid,
+                    "app": app.running if app else None,
+                    "app_pid": app.pid if app else None,
+                    "height": height,
+                }
+            )
         return out
 
     def rpc(self, i: int, timeout: float = 10.0) -> CometRPC:
@@ -779,16 +809,12 @@ class _Methods:
 
     def blockchain(self, min_height: int, max_height: int) -> Any:
         """Block metas (header, num_txs) for up to 20 heights, newest first."""
-        return self.call(
-            "blockchain", {"minHeight": str(min_height), "maxHeight": str(max_height)}
-        )
+        return self.call("blockchain", {"minHeight": str(min_height), "maxHeight": str(max_height)})
 
     def num_unconfirmed_txs(self) -> Any:
         return self.call("num_unconfirmed_txs")
 
-    def abci_query(
-        self, path: str, data: bytes, height: int = 0, prove: bool = False
-    ) -> Any:
+    def abci_query(self, path: str, data: bytes, height: int = 0, prove: bool = False) -> Any:
         return self.call(
             "abci_query",
             {"path": path, "data": data.hex(), "height": str(height), "prove": prove},
@@ -842,8 +868,8 @@ class CometRPC(_Methods):
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         self._id += 1
         resp = self._client.post(
-            self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                            "params": params or {}}
+            self.url,
+            json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}},
         )
         return _unwrap(method, resp)
 
@@ -893,8 +919,8 @@ class AsyncCometRPC(_Methods):
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         self._id += 1
         resp = await self._client.post(
-            self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method,
-                            "params": params or {}}
+            self.url,
+            json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}},
         )
         return _unwrap(method, resp)
 
@@ -921,9 +947,7 @@ def wait_for_rpc(rpc: CometRPC, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def wait_for_height(
-    rpc: CometRPC, height: int, timeout: float = 30.0, poll: float = 0.1
-) -> int:
+def wait_for_height(rpc: CometRPC, height: int, timeout: float = 30.0, poll: float = 0.1) -> int:
     """Poll until the node's latest committed height is >= `height`; return it."""
     deadline = time.monotonic() + timeout
     last: int | None = None

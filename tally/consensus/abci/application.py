@@ -97,15 +97,11 @@ class Application:
         """Empty response: keep genesis validators and consensus params as they are."""
         return abci.ResponseInitChain()
 
-    def prepare_proposal(
-        self, req: abci.RequestPrepareProposal
-    ) -> abci.ResponsePrepareProposal:
+    def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
         """Propose the mempool's txs as given, cut to max_tx_bytes (required by the spec)."""
         return abci.ResponsePrepareProposal(txs=take_txs_within(req.txs, req.max_tx_bytes))
 
-    def process_proposal(
-        self, req: abci.RequestProcessProposal
-    ) -> abci.ResponseProcessProposal:
+    def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
         return abci.ResponseProcessProposal(status=abci.ResponseProcessProposal.ACCEPT)
 
     def extend_vote(self, req: abci.RequestExtendVote) -> abci.ResponseExtendVote:
@@ -114,9 +110,7 @@ class Application:
     def verify_vote_extension(
         self, req: abci.RequestVerifyVoteExtension
     ) -> abci.ResponseVerifyVoteExtension:
-        return abci.ResponseVerifyVoteExtension(
-            status=abci.ResponseVerifyVoteExtension.ACCEPT
-        )
+        return abci.ResponseVerifyVoteExtension(status=abci.ResponseVerifyVoteExtension.ACCEPT)
 
     def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
         """Every tx succeeds; the app hash stays empty (a stateless chain)."""

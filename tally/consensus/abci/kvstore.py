@@ -120,15 +120,11 @@ class KVStore(Application):
             return abci.ResponseCheckTx(code=CODE_BAD_FORMAT, log="want key=value")
         return abci.ResponseCheckTx(code=CODE_OK, gas_wanted=1)
 
-    def prepare_proposal(
-        self, req: abci.RequestPrepareProposal
-    ) -> abci.ResponsePrepareProposal:
+    def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
         valid = (tx for tx in req.txs if parse_tx(tx) is not None)
         return abci.ResponsePrepareProposal(txs=take_txs_within(valid, req.max_tx_bytes))
 
-    def process_proposal(
-        self, req: abci.RequestProcessProposal
-    ) -> abci.ResponseProcessProposal:
+    def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
         ok = all(parse_tx(tx) is not None for tx in req.txs)
         status = abci.ResponseProcessProposal.ACCEPT if ok else abci.ResponseProcessProposal.REJECT
         return abci.ResponseProcessProposal(status=status)

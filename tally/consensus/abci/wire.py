@@ -48,9 +48,7 @@ def frame(payload: bytes) -> bytes:
     return encode_uvarint(len(payload)) + payload
 
 
-def split_frames(
-    buf: bytearray, max_size: int = MAX_MESSAGE_SIZE
-) -> tuple[list[bytes], int]:
+def split_frames(buf: bytearray, max_size: int = MAX_MESSAGE_SIZE) -> tuple[list[bytes], int]:
     """Cut every complete frame out of `buf`.
 
     Returns the payloads and how many bytes of `buf` they used; the caller keeps the
