@@ -663,3 +663,13 @@ def test_the_documented_example_is_reproduced_exactly() -> None:
         "validator-1.tally.example": (k1.public_key, 1),
     }
     assert verify_quorum(DOC_EXAMPLE, keyset, INTL).signers == list(keyset)
+
+
+def test_a_key_cosigning_twice_counts_once_with_its_first_timestamp() -> None:
+    w = keypair(7)
+    body = Checkpoint(ORIGIN, 5, ROOT).body()
+    first = signature_line(body, CosignatureSigner("w", w, clock=lambda: 10))
+    second = signature_line(body, CosignatureSigner("w", w, clock=lambda: 20))
+    opened = open_note(body + "\n" + first + second, [CosignatureVerifier("w", w.public_key, INTL)])
+    assert opened.signed_by == ["w"]
+    assert opened.cosigned_at == {"w": 10}
