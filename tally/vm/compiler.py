@@ -266,8 +266,9 @@ class _Validator:
     """Walks the whole tree once, rejecting anything outside the allow-list and
     collecting what the rewriter and the VM need (the class, fields, methods)."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, limits: Limits) -> None:
         self.tree = tree
+        self.limits = limits
         self.class_node: ast.ClassDef | None = None
         self.bound_names: set[str] = set()
         self.methods: dict[str, MethodSpec] = {}
@@ -585,6 +586,8 @@ class _Validator:
             raise _reject(n, "... is not allowed")
         if type(v) not in (int, str, bytes, bool) and v is not None:
             raise _reject(n, f"constant of type {type(v).__name__} is not allowed")
+        if type(v) is int and v.bit_length() > self.limits.max_int_bits:
+            raise _reject(n, f"integer literal larger than {self.limits.max_int_bits} bits")
 
     def _check_name_load(self, n: ast.Name) -> None:
         name = n.id
@@ -1028,7 +1031,7 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
         raise ContractRejected(f"cannot parse: {type(e).__name__}") from None
     _check_identifiers_ascii(source)
     _check_shape(tree, limits)
-    validator = _Validator(tree)
+    validator = _Validator(tree, limits)
     validator.run()
     class_node = validator.class_node
     assert class_node is not None

@@ -49,6 +49,10 @@ from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
 
 _U64 = 1 << 64
+#: Steps for a storage read and for a storage write or event, on top of the AST
+#: nodes around them: each is a few microseconds of work (see docs/contracts.md).
+READ_STEPS = 5
+WRITE_STEPS = 20
 
 # --------------------------------------------------------------------------------------
 # Public data types
@@ -195,7 +199,12 @@ class _Slot:
         self.label = label
 
     def read(self, key: bytes) -> Any:
-        overlay = self.rt.overlay
+        rt = self.rt
+        meter = rt.meter
+        meter.steps -= READ_STEPS
+        if meter.steps < 0:
+            rt.guards["step"](0)
+        overlay = rt.overlay
         value = overlay.values.get(key, MISSING)
         if value is not MISSING:
             return value
@@ -217,11 +226,13 @@ class _Slot:
             raw = values.encode_int(value)
         else:
             raw = rt.encode(value)
+        rt.charge_write(key, raw)
         rt.overlay.put(key, raw, value)
 
     def delete(self, key: bytes) -> None:
         if self.rt.meter.read_only:
             raise ViewWriteError(f"cannot write {self.label} in a read-only call")
+        self.rt.charge_write(key, b"")
         self.rt.overlay.put(key, None)
 
 
@@ -448,6 +459,16 @@ class _Runtime:
 
     # -- values at boundaries --------------------------------------------------------
 
+    def charge_write(self, key: bytes, raw: bytes) -> None:
+        """A write costs steps, and its bytes stay in the overlay until the end of
+        the call, so they count against the memory budget too."""
+        meter = self.meter
+        meter.steps -= WRITE_STEPS
+        meter.memory -= len(key) + len(raw) + 64
+        if meter.steps < 0 or meter.memory < 0:
+            self.guards["alloc"](0)
+            self.guards["step"](0)
+
     def encode(self, value: Any) -> bytes:
         lim = self.limits
         raw = values.encode(
@@ -571,7 +592,9 @@ class _Runtime:
             raise ViewWriteError("cannot emit events in a read-only call")
         if type(name) is not str or not 0 < len(name) <= 64:
             raise InvalidValue("an event name is a str of 1 to 64 characters")
-        self.events.append(Event(contract, name, self.copy_value(data)))
+        data = self.copy_value(data)
+        self.charge_write(b"", b"")  # an event lives in the result like a write
+        self.events.append(Event(contract, name, data))
 
     # -- functions contracts call ----------------------------------------------------
 
