@@ -286,6 +286,11 @@ class StateTrie:
         self._pending.update(batch.writes)
         self._trim_cache()
 
+    @property
+    def cached_nodes(self) -> int:
+        """How many decoded internal nodes are held in memory now (for metrics)."""
+        return sum(map(len, self._cache))
+
     def take_dirty(self) -> list[tuple[bytes, bytes | None]]:
         """The records changed since the last call, as ``(path, record or None)``,
         sorted by path; None means delete. Persist them before using the trie again."""
@@ -351,7 +356,7 @@ class StateTrie:
 
     def _trim_cache(self) -> None:
         """Evict the deepest nodes, oldest first, until the cache fits its limit."""
-        excess = sum(map(len, self._cache)) - self._cache_limit
+        excess = self.cached_nodes - self._cache_limit
         for level in reversed(self._cache):
             if excess <= 0:
                 return
