@@ -29,7 +29,7 @@ class Limits:
     #: Largest contract source, in UTF-8 bytes.
     max_source_bytes: int = 64 * 1024
     #: Deepest AST a contract may have (guards the compiler's own recursion).
-    max_ast_depth: int = 60
+    max_ast_depth: int = 100
     #: Largest width or precision in an f-string format spec.
     max_format_width: int = 1000
     #: Steps charged for each contract-to-contract call, on top of the callee's own.
