@@ -469,3 +469,13 @@ def test_compiled_code_is_cached_by_source_hash() -> None:
 def test_results_report_steps_used(h: Harness) -> None:
     r = h.result("tok", "transfer", "bob", 1)
     assert 0 < r.steps_used < 1000
+
+
+def test_maps_are_not_iterable() -> None:
+    h = Harness()
+    h.deploy(
+        "m",
+        "class M:\n    m = Map(int, int)\n    def f(self):\n        return [k for k in self.m]\n",
+    )
+    with pytest.raises(ContractRuntimeError, match="not iterable"):
+        h.call("m", "f")

@@ -276,6 +276,12 @@ class MapProxy:
     def __delitem__(self, k: Any) -> None:
         self.slot.delete(self.key(k))
 
+    def __iter__(self) -> Any:
+        # Without this, Python would iterate by calling __getitem__(0), (1)... forever.
+        raise TypeError(
+            "maps are not iterable: storage has no range reads; keep a Var(list) of keys"
+        )
+
     def contains(self, k: Any) -> bool:
         return self.slot.rt.overlay.get_raw(self.key(k)) is not None
 
