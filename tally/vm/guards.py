@@ -303,8 +303,11 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     def mul(a: Any, b: Any) -> Any:
         if type(a) is int and type(b) is int:
-            if a.bit_length() + b.bit_length() - 1 > max_bits:
+            bits_a, bits_b = a.bit_length(), b.bit_length()
+            if bits_a + bits_b - 1 > max_bits:
                 raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+            if bits_a > 512 and bits_b > 512:
+                step((bits_a * bits_b) >> 16)  # schoolbook-ish cost of big products
             return check_int(a * b)
         rep = repeat_count(a, b)
         if rep is not None:
@@ -495,6 +498,10 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     def fmt(value: Any, conversion: int, spec: str) -> str:
         check_formattable(value)
+        if type(value) is int:
+            bits = value.bit_length()
+            if bits > 512:
+                step((bits * bits) >> 16)  # int -> decimal text is quadratic
         if conversion == 114:
             value = repr(value)
         elif conversion == 97:
@@ -533,7 +540,8 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
     def b_int(value: Any = 0, base: Any = None) -> int:
         t = type(value)
         if t is str or t is bytes:
-            step(len(value) >> 6)
+            n = len(value)
+            step((n >> 6) + ((n * n) >> 12 if n > 300 else 0))  # decimal -> int is quadratic
         r = int(value) if base is None else int(value, base)
         return check_int(r)
 
