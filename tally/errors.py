@@ -67,3 +67,16 @@ class ExecutionFailed(TallyError):
 
 class NotFound(TallyError):
     code = Code.NOT_FOUND
+
+
+#: Numeric codes for CometBFT (CheckTx and block results; 0 means success). Fixed
+#: forever: clients of CometBFT's RPC see these numbers.
+ABCI_CODES: dict[str, int] = {
+    Code.MALFORMED: 1, Code.OVERSIZE: 2, Code.BAD_SIGNATURE: 3, Code.WRONG_CHAIN: 4,
+    Code.WRONG_SUITE: 5, Code.NONCE_REPLAYED: 6, Code.NONCE_GAP: 7, Code.EXPIRED: 8,
+    Code.UNKNOWN_KIND: 9, Code.DUPLICATE: 10, Code.MEMPOOL_FULL: 11, Code.INVALID_PAYLOAD: 12,
+    Code.UNAUTHORISED: 13, Code.NOT_FOUND: 14, Code.ALREADY_EXISTS: 15,
+    Code.INSUFFICIENT_UNITS: 16, Code.ASSET_RETIRED: 17, Code.UNAVAILABLE: 18,
+    Code.INVALID_REQUEST: 19, "INTERNAL": 99,
+}
+CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

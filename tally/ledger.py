@@ -94,6 +94,8 @@ class PendingBlock:
     changes: dict[bytes, bytes | None]
     decoded: dict[bytes, Any]
     checkpoint: Checkpoint
+    #: Validator-set changes this block made (details of its validator.update events).
+    validator_updates: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +244,25 @@ class Ledger:
                 f"block {base64.b64encode(block_hash).decode()}",
             ),
         )
+        updates = [ev.details for o in outcomes if o.ok for ev in o.events
+                   if ev.type == "validator.update"]
         return PendingBlock(height, time_ms, header, block_hash, outcomes, leaves, details, assets,
-                            event_txs, first_event, changes, state.decoded_changes(), checkpoint)
+                            event_txs, first_event, changes, state.decoded_changes(), checkpoint,
+                            updates)
+
+    def discard(self) -> None:
+        """Forget an executed block that will not be committed (another proposal won the
+        round): the log and the trie return to the last committed block."""
+        self._log_nodes.pending = {}
+        self.log = MerkleLog(self.suite.hash, self._log_nodes,
+                             size=int(self.store.meta("log_size") or b"0"))
+        self.trie.discard()
+
+    def sign_checkpoint(self, body: str) -> str:
+        """This node's signature line on a checkpoint body ('' if it is not a validator)."""
+        if not self._signers:
+            return ""
+        return sign_note(body, self._signers)[len(body) + 1:]
 
     def commit(self, block: PendingBlock) -> CommittedBlock:
         note = sign_note(block.checkpoint.body(), self._signers) if self._signers else \

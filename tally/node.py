@@ -97,9 +97,22 @@ class _ReadTrieNodes:
         return self.store.read_trie_node(path)
 
 
+@dataclass(frozen=True)
+class CometSettings:
+    """Where this node's CometBFT process talks to it, and where its RPC listens."""
+
+    abci_address: str
+    rpc_url: str
+
+
 class Node:
+    """One node. ``comet=None`` runs the solo engine in this process; with
+    :class:`CometSettings`, CometBFT orders the transactions and this node serves it as
+    an ABCI application (the ledger and executor are the same)."""
+
     def __init__(self, data_dir: Path, genesis: Genesis, validator: NamedKey | None = None,
-                 *, clock_ms: Callable[[], int] | None = None) -> None:
+                 *, clock_ms: Callable[[], int] | None = None,
+                 comet: CometSettings | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.genesis = genesis
         self.suite = genesis.suite
@@ -107,25 +120,50 @@ class Node:
         self.store = Store(self.data_dir / "chain.sqlite")
         self.ledger = Ledger(self.store, genesis, validator.key if validator else None,
                              validator.name if validator else None)
-        self.mempool = Mempool(
-            self.ledger.executor,
-            committed_nonce=self._committed_nonce,
-            next_height=lambda: self.ledger.height + 1,
-        )
         self._listeners: list[Callable[[CommittedBlock], None]] = []
         self._height_changed = threading.Condition()
-        kwargs = {"clock_ms": clock_ms} if clock_ms else {}
-        self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit, **kwargs)
+        self.comet = comet
+        if comet is None:
+            self.engine_name = "solo"
+            self.mempool = Mempool(
+                self.ledger.executor,
+                committed_nonce=self._committed_nonce,
+                next_height=lambda: self.ledger.height + 1,
+            )
+            kwargs = {"clock_ms": clock_ms} if clock_ms else {}
+            self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit, **kwargs)
+        else:
+            from tally.consensus.abci import ThreadedServer
+            from tally.consensus.app import TallyApplication
+            from tally.net.cometbft import CometRPC
+
+            self.engine_name = "cometbft"
+            self.app = TallyApplication(self.ledger, validator, on_commit=self._on_commit)
+            self.abci = ThreadedServer(self.app, comet.abci_address)
+            self.rpc = CometRPC(comet.rpc_url, timeout=30)
+            self._waiters: dict[bytes, Future] = {}
+            self._waiters_lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> Node:
-        self.engine.start()
+        if self.comet is None:
+            self.engine.start()
+        else:
+            self.abci.start()
         return self
 
     def stop(self) -> None:
-        self.engine.stop()
-        self.mempool.fail_all(TallyError("the node is shutting down", Code.UNAVAILABLE))
+        shutting_down = TallyError("the node is shutting down", Code.UNAVAILABLE)
+        if self.comet is None:
+            self.engine.stop()
+            self.mempool.fail_all(shutting_down)
+        else:
+            self.abci.stop()
+            with self._waiters_lock:
+                for future in self._waiters.values():
+                    if not future.done():
+                        future.set_exception(shutting_down)
         self.store.close()
 
     def __enter__(self) -> Node:
@@ -140,6 +178,12 @@ class Node:
     def _on_commit(self, block: CommittedBlock) -> None:
         with self._height_changed:
             self._height_changed.notify_all()
+        if self.comet is not None:
+            with self._waiters_lock:
+                for outcome in block.outcomes:
+                    future = self._waiters.pop(outcome.tx.id, None)
+                    if future is not None:
+                        future.set_result(outcome)
         for listener in list(self._listeners):
             listener(block)
 
@@ -151,32 +195,79 @@ class Node:
 
     def submit(self, raw: bytes) -> str:
         """Admit a transaction; returns its id. Raises a TallyError if refused."""
-        tx, _ = self.mempool.admit(raw)
+        if self.comet is None:
+            tx, _ = self.mempool.admit(raw)
+            return tx.id_hex
+        tx = self.app.admit(raw)
+        self._broadcast([raw])
         return tx.id_hex
 
     def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
         """Admit a transaction and wait until its block is durable."""
-        _, future = self.mempool.admit(raw, want_receipt=True)
-        assert future is not None
-        return self._receipt_of(future.result(timeout))
+        if self.comet is None:
+            _, future = self.mempool.admit(raw, want_receipt=True)
+            assert future is not None
+        else:
+            tx = self.app.admit(raw)
+            future = self._wait_for(tx.id)
+            self._broadcast([raw])
+        settled = self._settle(future, timeout)
+        if isinstance(settled, TallyError):
+            raise settled
+        return settled
 
     def submit_many(self, raws: list[bytes], *, wait: bool) -> list[Receipt | str | TallyError]:
         """Admit a batch. Each result is a receipt (``wait``), a transaction id (not
         ``wait``), or the error that refused that transaction."""
         pending: list[Future | str | TallyError] = []
-        for result in self.mempool.admit_many(raws, want_receipts=wait):
-            if isinstance(result, TallyError):
-                pending.append(result)
-            else:
-                tx, future = result
-                pending.append(future if wait and future is not None else tx.id_hex)
-        return [self._settle(p) if isinstance(p, Future) else p for p in pending]
+        if self.comet is None:
+            for result in self.mempool.admit_many(raws, want_receipts=wait):
+                if isinstance(result, TallyError):
+                    pending.append(result)
+                else:
+                    tx, future = result
+                    pending.append(future if wait and future is not None else tx.id_hex)
+        else:
+            accepted = []
+            for raw in raws:
+                try:
+                    tx = self.app.admit(raw)
+                except TallyError as exc:
+                    pending.append(exc)
+                    continue
+                pending.append(self._wait_for(tx.id) if wait else tx.id_hex)
+                accepted.append(raw)
+            self._broadcast(accepted)
+        return [self._settle(p, 120) if isinstance(p, Future) else p for p in pending]
 
-    def _settle(self, future: Future) -> Receipt | TallyError:
+    def _wait_for(self, tx_id: bytes) -> Future:
+        future: Future = Future()
+        with self._waiters_lock:
+            self._waiters[tx_id] = future
+        return future
+
+    def _broadcast(self, raws: list[bytes], chunk: int = 500) -> None:
+        """Hand admitted transactions to CometBFT's mempool (asynchronously: the typed
+        checks already ran here, and CheckTx will not count them twice)."""
+        for start in range(0, len(raws), chunk):
+            calls = [("broadcast_tx_async", {"tx": base64.b64encode(r).decode()})
+                     for r in raws[start:start + chunk]]
+            try:
+                if len(calls) == 1:  # CometBFT answers a one-call batch with a bare object
+                    self.rpc.call(*calls[0])
+                else:
+                    self.rpc.call_batch(calls)
+            except Exception as exc:
+                raise TallyError(f"CometBFT did not take the transactions: {exc}",
+                                 Code.UNAVAILABLE) from None
+
+    def _settle(self, future: Future, timeout: float) -> Receipt | TallyError:
         try:
-            return self._receipt_of(future.result(120))
+            return self._receipt_of(future.result(timeout))
         except TallyError as exc:
             return exc
+        except TimeoutError:
+            return TallyError(f"not committed within {timeout:.0f} s", Code.UNAVAILABLE)
 
     def _receipt_of(self, outcome: TxOutcome) -> Receipt:
         row = self.store.tx(outcome.tx.id)
@@ -200,8 +291,8 @@ class Node:
             "block_hash": latest.hash.hex() if latest else None,
             "log_size": latest.log_size if latest else 0,
             "state_root": (self.store.read_meta("state_root") or b"").hex(),
-            "mempool": len(self.mempool),
-            "engine": "solo",
+            "mempool": len(self.mempool) if self.comet is None else None,
+            "engine": self.engine_name,
             "validator": self.validator.name if self.validator else None,
         }
 
@@ -281,18 +372,24 @@ class Node:
             "value": jsonable(codec.decode(raw)) if raw is not None else None,
             "value_cbor": raw.hex() if raw is not None else None,
             "state_root": header["state"].hex(), "height": latest.height,
-            "checkpoint": latest.checkpoint, "proof": proof.to_dict(),
+            "checkpoint": self.checkpoint_note(latest.height), "proof": proof.to_dict(),
         }
 
     def checkpoint_note(self, height: int) -> str:
-        """The signed checkpoint of block ``height``, with every cosignature collected."""
+        """The signed checkpoint of block ``height``, with every cosignature collected
+        (one line per signer, in name order)."""
         row = self.store.block(height)
         if row is None:
             raise NotFound(f"no block at height {height}")
-        cosignatures = self.store.cosignatures(height)
-        if not cosignatures:
-            return row.checkpoint
-        return row.checkpoint + "".join(cosignatures[name] for name in sorted(cosignatures))
+        end = row.checkpoint.find("\n\n")
+        body = row.checkpoint if end < 0 else row.checkpoint[:end + 1]
+        lines = {} if end < 0 else {
+            line.split(" ", 2)[1]: line + "\n"
+            for line in row.checkpoint[end + 2:].splitlines() if line}
+        lines.update(self.store.cosignatures(height))
+        if not lines:
+            return body
+        return body + "\n" + "".join(lines[name] for name in sorted(lines))
 
     def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:
         self._check_log_size(size)

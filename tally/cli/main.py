@@ -24,6 +24,9 @@ app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and 
 keys_app = typer.Typer(help="Create and inspect key files.", no_args_is_help=True)
 node_app = typer.Typer(help="Run an embedded (solo) node.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Export and verify evidence bundles.", no_args_is_help=True)
+net_app = typer.Typer(help="A local consortium network: N validators on CometBFT.",
+                      no_args_is_help=True)
+app.add_typer(net_app, name="net")
 app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(evidence_app, name="evidence")
@@ -92,22 +95,34 @@ def init(home: HomeOpt = DEFAULT_HOME,
 def node_run(home: HomeOpt = DEFAULT_HOME,
              host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
              port: Annotated[int, typer.Option(help="API port")] = 26680,
+             engine: Annotated[str, typer.Option(help="solo, or cometbft")] = "solo",
+             abci: Annotated[str, typer.Option(help="cometbft: where to serve ABCI")] =
+             "tcp://127.0.0.1:26658",
+             rpc: Annotated[str, typer.Option(help="cometbft: its RPC URL")] =
+             "http://127.0.0.1:26657",
              log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning") -> None:
-    """Run the embedded node and its HTTP API until interrupted."""
+    """Run a node and its HTTP API until interrupted: the embedded solo engine, or the
+    ABCI application of a CometBFT process (``--engine cometbft``)."""
+    import logging
+
     import uvicorn
 
     from tally.api.app import create_app
     from tally.home import Home
-    from tally.node import Node
+    from tally.node import CometSettings, Node
 
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if engine not in ("solo", "cometbft"):
+        fail("--engine must be solo or cometbft", 2)
+    comet = CometSettings(abci, rpc) if engine == "cometbft" else None
     h = Home(home)
     try:
-        node = Node(h.data_dir, h.genesis(), h.validator())
+        node = Node(h.data_dir, h.genesis(), h.validator(), comet=comet)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     node.start()
-    console.print(f"Node of chain {node.genesis.chain_id} at height {node.ledger.height}, "
-                  f"API on http://{host}:{port} (OpenAPI: /docs)")
+    console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
+                  f"{node.ledger.height}, API on http://{host}:{port} (OpenAPI: /docs)")
     try:
         uvicorn.run(create_app(node), host=host, port=port, log_level=log_level)
     finally:
@@ -123,6 +138,83 @@ def dev(home: HomeOpt = DEFAULT_HOME, port: int = 26680,
     if not (home / "genesis.json").exists():
         init_home(home, suite_name=suite)
     node_run(home=home, port=port)
+
+
+# --- net -------------------------------------------------------------------------------
+
+NetDir = Annotated[Path, typer.Option("--dir", help="network directory", envvar="TALLY_NET")]
+DEFAULT_NET = Path(".tally-net")
+
+
+@net_app.command("init")
+def net_init_cmd(dir: NetDir = DEFAULT_NET,
+                 validators: Annotated[int, typer.Option(help="number of validators")] = 4,
+                 suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
+                 chain_id: Annotated[str, typer.Option(help="the chain's name")] = "tally-net",
+                 base_port: Annotated[int | None, typer.Option(
+                     help="first port (node i uses base+10i..base+10i+3)")] = None) -> None:
+    """Write keys, genesis and configuration for a network of N validators."""
+    from tally.net.local import api_url, net_init
+
+    if validators < 1:
+        fail("a network needs at least one validator", 2)
+    try:
+        specs = net_init(dir, validators, suite_name=suite, chain_id=chain_id,
+                         base_port=base_port)
+    except (FileExistsError, ValueError) as exc:
+        fail(str(exc))
+    for spec in specs:
+        console.print(f"{spec.moniker}: API {api_url(spec)}, CometBFT RPC {spec.rpc_url}")
+    console.print(f"Network written to {dir}; start it with `tally net up --dir {dir}`")
+
+
+@net_app.command("up")
+def net_up_cmd(dir: NetDir = DEFAULT_NET) -> None:
+    """Start every node (detached) and wait until all serve."""
+    from tally.net.local import net_up
+
+    try:
+        net_up(dir)
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        fail(str(exc))
+    net_status_cmd(dir)
+
+
+@net_app.command("down")
+def net_down_cmd(dir: NetDir = DEFAULT_NET) -> None:
+    """Stop every node of the network."""
+    from tally.net.local import net_down
+
+    net_down(dir)
+    console.print("network stopped")
+
+
+@net_app.command("status")
+def net_status_cmd(dir: NetDir = DEFAULT_NET) -> None:
+    """Processes, heights and roots of every node."""
+    from rich.table import Table
+
+    from tally.net.local import net_status
+
+    try:
+        rows = net_status(dir)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    table = Table("node", "cometbft", "app", "height", "log size", "state root", "API")
+    for r in rows:
+        table.add_row(r["node"], "up" if r["cometbft"] else "down", "up" if r["app"] else "down",
+                      str(r.get("tally_height")), str(r.get("log_size", "")),
+                      r.get("state_root", ""), r["api"])
+    console.print(table)
+
+
+@net_app.command("logs")
+def net_logs_cmd(node: int, dir: NetDir = DEFAULT_NET,
+                 lines: Annotated[int, typer.Option(help="lines per log")] = 40) -> None:
+    """The last lines of node N's Tally and CometBFT logs."""
+    from tally.net.local import net_logs
+
+    print(net_logs(dir, node, lines))
 
 
 # --- demo ------------------------------------------------------------------------------
@@ -151,23 +243,50 @@ def _wait_for_api(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
 
 @app.command()
 def demo(suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
-         home: Annotated[Path | None, typer.Option(help="keep the chain here")] = None,
+         engine: Annotated[str, typer.Option(
+             help="cometbft: a 4-validator network; solo: one embedded node")] = "cometbft",
+         validators: Annotated[int, typer.Option(help="validators of the network")] = 4,
          out: Annotated[Path, typer.Option(help="where to write the evidence bundle")] = Path(
              "demo-output")) -> None:
-    """Start an embedded node, run the custody scenario, export and verify evidence."""
+    """Start a network (or an embedded node), run the custody scenario, export and verify
+    evidence, stop everything."""
     from tally.demo import run_scenario
     from tally.home import Home, init_home
     from tally.sdk import TallyClient
 
-    tmp = None
-    if home is None:
-        tmp = tempfile.mkdtemp(prefix="tally-demo-")
-        home = Path(tmp)
-    if not (home / "genesis.json").exists():
-        init_home(home, suite_name=suite, chain_id="tally-demo")
+    tmp = Path(tempfile.mkdtemp(prefix="tally-demo-"))
+    try:
+        if engine == "cometbft":
+            from tally.net.local import api_url, net_down, net_init, net_up
+
+            console.rule(f"Tally custody demo — {validators} validators on CometBFT, "
+                         f"suite {suite}")
+            specs = net_init(tmp, validators, suite_name=suite, chain_id="tally-demo")
+            try:
+                net_up(tmp)
+                with TallyClient(api_url(specs[0])) as client:
+                    result = run_scenario(client, Home(tmp), out, console)
+            finally:
+                net_down(tmp)
+        elif engine == "solo":
+            console.rule(f"Tally custody demo — embedded node, suite {suite}")
+            init_home(tmp, suite_name=suite, chain_id="tally-demo")
+            result = _demo_solo(tmp, out, run_scenario)
+        else:
+            fail("--engine must be cometbft or solo", 2)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    console.rule("done")
+    if not (result.verified and result.tamper_detected):
+        fail("the demo's evidence checks did not hold")
+
+
+def _demo_solo(home: Path, out: Path, run_scenario: Any) -> Any:
+    from tally.home import Home
+    from tally.sdk import TallyClient
+
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    console.rule(f"Tally custody demo — embedded node, suite {suite}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tally", "node", "run", "--home", str(home), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -175,18 +294,13 @@ def demo(suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
     try:
         _wait_for_api(url, proc)
         with TallyClient(url) as client:
-            result = run_scenario(client, Home(home), out, console)
+            return run_scenario(client, Home(home), out, console)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-    console.rule("done")
-    if not (result.verified and result.tamper_detected):
-        fail("the demo's evidence checks did not hold")
 
 
 # --- evidence --------------------------------------------------------------------------

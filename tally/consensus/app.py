@@ -1,0 +1,399 @@
+"""Tally as a CometBFT ABCI 2.0 application.
+
+The same :class:`~tally.ledger.Ledger` (and so the same block executor) as the solo
+engine; CometBFT only decides the order of transactions. What this module adds:
+
+* **Admission** (CheckTx): the typed checks of the solo mempool, with the nonce counted
+  against the committed state plus the sender's transactions already in the mempool.
+* **Execution as soon as a proposal is seen** (ProcessProposal, or ExtendVote on the
+  proposer): ABCI 2.0 allows it, and it lets each validator sign the checkpoint of the
+  very block it is voting for.
+* **Cosigned checkpoints**: each validator's vote extension is its signature line on the
+  block's checkpoint. Validators collect each other's lines as they verify the votes, so
+  when a block commits they already hold the cosignatures of more than two thirds of the
+  power. The next proposer also writes the lines it saw into its block (a system
+  transaction), so every node, including ones that replay the chain later, has them.
+* **Validator updates**: the governance module's ``validator.update`` events become
+  CometBFT validator updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from tally.consensus.abci import Application, abci, take_txs_within
+from tally.consensus.abci.proto_gen.tendermint.crypto import keys_pb2
+from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
+from tally.errors import ABCI_CODES, Code, TallyError, TxRejected
+from tally.exec.executor import OK, TxOutcome, nonce_key
+from tally.keys import NamedKey
+from tally.ledger import CommittedBlock, Ledger, PendingBlock
+from tally.log.checkpoint import NoteError, NoteVerifier, open_note
+from tally.tx import Transaction
+
+log = logging.getLogger("tally.app")
+
+COMMIT_FLAG = validator_pb2.BLOCK_ID_FLAG_COMMIT
+ACCEPT = abci.ResponseProcessProposal.ACCEPT
+REJECT = abci.ResponseProcessProposal.REJECT
+CODESPACE = "tally"
+_SYSTEM_KEY = "cosign"
+
+
+def consensus_address(consensus_key: bytes) -> bytes:
+    """CometBFT's validator address: the first 20 bytes of SHA-256 of the Ed25519 key."""
+    return hashlib.sha256(consensus_key).digest()[:20]
+
+
+def encode_cosign_tx(height: int, lines: dict[str, str]) -> bytes:
+    """The system transaction that writes a checkpoint's cosignatures into a block."""
+    return cbor2.dumps({_SYSTEM_KEY: {"height": height, "lines": lines}}, canonical=True)
+
+
+def decode_cosign_tx(raw: bytes) -> tuple[int, dict[str, str]] | None:
+    """(height, lines) if ``raw`` is a cosignature system transaction, else None."""
+    if not raw or raw[0] != 0xA1:  # user transactions are CBOR arrays (0x82)
+        return None
+    try:
+        value = cbor2.loads(raw)
+        body = value[_SYSTEM_KEY]
+        height, lines = body["height"], body["lines"]
+        if type(height) is int and isinstance(lines, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in lines.items()):
+            return height, lines
+    except Exception:  # anything malformed is simply not a system transaction
+        return None
+    return None
+
+
+def _time_ms(ts: Any) -> int:
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+@dataclass(frozen=True)
+class KnownValidator:
+    name: str
+    public_key: bytes
+    consensus_key: bytes
+
+
+class CheckState:
+    """Nonces as CheckTx sees them: committed, plus the sender's pending transactions."""
+
+    def __init__(self, committed_nonce: Callable[[str], int]) -> None:
+        self._committed = committed_nonce
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, tx: Transaction, check: Callable[[int], None]) -> None:
+        with self._lock:
+            expected = self._next.get(tx.sender)
+            if expected is None:
+                expected = self._committed(tx.sender)
+            check(expected)
+            self._next[tx.sender] = expected + 1
+
+    def forget_behind(self, senders: set[str]) -> None:
+        """After a block: drop counters the committed state has caught up with."""
+        with self._lock:
+            for sender in senders:
+                tracked = self._next.get(sender)
+                if tracked is not None and tracked <= self._committed(sender):
+                    del self._next[sender]
+
+    def reset(self, sender: str) -> None:
+        with self._lock:
+            self._next.pop(sender, None)
+
+
+class TallyApplication(Application):
+    def __init__(self, ledger: Ledger, validator: NamedKey | None,
+                 on_commit: Callable[[CommittedBlock], None] = lambda block: None) -> None:
+        self.ledger = ledger
+        self.executor = ledger.executor
+        self.genesis = ledger.genesis
+        self.validator = validator
+        self.on_commit = on_commit
+        self.check_state = CheckState(self._committed_nonce)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()  # tx ids with valid signatures
+        self._pre_admitted: set[bytes] = set()
+        self._speculative: tuple[bytes, PendingBlock, list] | None = None
+        self._finalized: tuple[PendingBlock, list] | None = None
+        self._votes: dict[int, dict[str, str]] = {}
+        self._known: dict[bytes, KnownValidator] = {}
+        self._learn_validators(self.ledger.read(b"validators") or [])
+        self._lock = threading.Lock()
+
+    # --- validators -----------------------------------------------------------------
+
+    def _learn_validators(self, docs: list[dict[str, Any]]) -> None:
+        for v in docs:
+            ck = bytes.fromhex(v["consensus_key"])
+            if ck:
+                self._known[consensus_address(ck)] = KnownValidator(
+                    v["name"], bytes.fromhex(v["public_key"]), ck)
+
+    def _by_name(self, name: str) -> KnownValidator | None:
+        return next((v for v in self._known.values() if v.name == name), None)
+
+    # --- admission --------------------------------------------------------------------
+
+    def _committed_nonce(self, account: str) -> int:
+        raw = self.ledger.store.read_value(nonce_key(account))
+        return 0 if raw is None else cbor2.loads(raw)
+
+    def _mark_verified(self, tx_id: bytes) -> None:
+        self._verified[tx_id] = None
+        if len(self._verified) > 200_000:
+            self._verified.popitem(last=False)
+
+    def admit(self, raw: bytes, *, local: bool = True) -> Transaction:
+        """Full admission; raises a TallyError. ``local`` marks a transaction this node's
+        API admitted, so CometBFT's own CheckTx of it does not count its nonce twice."""
+        tx = self.executor.decode(raw)
+        self.executor.check_stateless(tx, verify_signature=tx.id not in self._verified)
+        self._mark_verified(tx.id)
+        next_height = self.ledger.height + 1
+        self.check_state.admit(
+            tx, lambda expected: self.executor.check_nonce_and_expiry(tx, expected, next_height))
+        if local:
+            with self._lock:
+                self._pre_admitted.add(tx.id)
+        return tx
+
+    def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
+        try:
+            if req.type == abci.RECHECK:
+                self._recheck(req.tx)
+            else:
+                tx_id = self.ledger.suite.hash(cbor2.loads(req.tx)[0]) if req.tx[:1] == b"\x82" \
+                    else None
+                with self._lock:
+                    pre = tx_id is not None and tx_id in self._pre_admitted
+                    if pre:
+                        self._pre_admitted.discard(tx_id)
+                if not pre:
+                    self.admit(req.tx, local=False)
+        except TallyError as exc:
+            return abci.ResponseCheckTx(code=ABCI_CODES[exc.code], log=exc.message,
+                                        codespace=CODESPACE)
+        except Exception as exc:  # undecodable input of any kind
+            return abci.ResponseCheckTx(code=ABCI_CODES[Code.MALFORMED], log=str(exc),
+                                        codespace=CODESPACE)
+        return abci.ResponseCheckTx(code=0)
+
+    def _recheck(self, raw: bytes) -> None:
+        """After a block: is a transaction still in the mempool still possible?"""
+        tx = self.executor.decode(raw)
+        if tx.nonce < self._committed_nonce(tx.sender):
+            raise TxRejected("already committed", Code.NONCE_REPLAYED)
+        if tx.expiry < self.ledger.height + 1:
+            self.check_state.reset(tx.sender)
+            raise TxRejected("expired", Code.EXPIRED)
+
+    # --- chain start and handshake ----------------------------------------------------
+
+    def info(self, req: abci.RequestInfo) -> abci.ResponseInfo:
+        height = self.ledger.height
+        return abci.ResponseInfo(
+            data="tally", version="1", app_version=1, last_block_height=height,
+            last_block_app_hash=self.ledger.last_hash if height else b"")
+
+    def init_chain(self, req: abci.RequestInitChain) -> abci.ResponseInitChain:
+        if req.chain_id != self.genesis.chain_id:
+            raise ValueError(f"CometBFT's chain id {req.chain_id!r} is not Tally genesis "
+                             f"{self.genesis.chain_id!r}: refusing to start")
+        theirs = sorted((v.pub_key.ed25519, v.power) for v in req.validators)
+        ours = sorted((v.consensus_key, v.power) for v in self.genesis.validators)
+        if theirs != ours:
+            raise ValueError("CometBFT's genesis validators differ from Tally's genesis: "
+                             "refusing to start")
+        return abci.ResponseInitChain()
+
+    # --- proposals and votes ----------------------------------------------------------
+
+    def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
+        lines: dict[str, str] = {}
+        for vote in req.local_last_commit.votes:
+            if vote.block_id_flag != COMMIT_FLAG or not vote.vote_extension:
+                continue
+            known = self._known.get(vote.validator.address)
+            decoded = _decode_extension(vote.vote_extension)
+            if known and decoded and decoded[0] == req.height - 1:
+                lines[known.name] = decoded[1]
+        system = [encode_cosign_tx(req.height - 1, lines)] if lines else []
+        budget = req.max_tx_bytes - sum(len(t) + 8 for t in system)
+        user = [t for t in req.txs if decode_cosign_tx(t) is None]
+        return abci.ResponsePrepareProposal(txs=system + take_txs_within(user, budget))
+
+    def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
+        for position, raw in enumerate(req.txs):
+            cosign = decode_cosign_tx(raw)
+            if cosign is None:
+                continue
+            if position != 0 or not self._valid_cosignatures(*cosign):
+                log.warning("rejecting proposal %s: bad cosignature transaction", req.hash.hex())
+                return abci.ResponseProcessProposal(status=REJECT)
+        try:
+            self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
+        except Exception:
+            log.exception("rejecting proposal %s: it does not execute", req.hash.hex())
+            return abci.ResponseProcessProposal(status=REJECT)
+        return abci.ResponseProcessProposal(status=ACCEPT)
+
+    def extend_vote(self, req: abci.RequestExtendVote) -> abci.ResponseExtendVote:
+        if self.validator is None:
+            return abci.ResponseExtendVote(vote_extension=b"")
+        pending, _ = self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
+        line = self.ledger.sign_checkpoint(pending.checkpoint.body())
+        self._votes.setdefault(req.height, {})[self.validator.name] = line
+        return abci.ResponseExtendVote(vote_extension=cbor2.dumps([req.height, line]))
+
+    def verify_vote_extension(self, req: abci.RequestVerifyVoteExtension
+                              ) -> abci.ResponseVerifyVoteExtension:
+        accept = abci.ResponseVerifyVoteExtension.ACCEPT
+        if not req.vote_extension:
+            return abci.ResponseVerifyVoteExtension(status=accept)  # counts for nothing
+        decoded = _decode_extension(req.vote_extension)
+        known = self._known.get(req.validator_address)
+        if decoded is None or known is None or decoded[0] != req.height or \
+                not decoded[1].startswith(f"— {known.name} "):
+            return abci.ResponseVerifyVoteExtension(
+                status=abci.ResponseVerifyVoteExtension.REJECT)
+        # The line is checked against the checkpoint when the block commits; a bad one is
+        # then dropped, so it can never count towards a quorum.
+        self._votes.setdefault(req.height, {})[known.name] = decoded[1]
+        return abci.ResponseVerifyVoteExtension(status=accept)
+
+    # --- execution --------------------------------------------------------------------
+
+    def _execute(self, block_hash: bytes, height: int, time_ms: int, raws: list[bytes]
+                 ) -> tuple[PendingBlock, list]:
+        spec = self._speculative
+        if spec is not None and spec[0] == block_hash:
+            return spec[1], spec[2]
+        if spec is not None:
+            self.ledger.discard()
+            self._speculative = None
+        if height != self.ledger.height + 1:
+            raise RuntimeError(f"asked to execute height {height}; the ledger is at "
+                               f"{self.ledger.height}")
+        txs, slots = [], []
+        for raw in raws:
+            if decode_cosign_tx(raw) is not None:
+                slots.append(("system", None))
+                continue
+            try:
+                tx = self.executor.decode(raw)
+            except TallyError as exc:
+                slots.append(("error", exc))
+                continue
+            slots.append(("tx", len(txs)))
+            txs.append(tx)
+        pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
+        self._speculative = (block_hash, pending, slots)
+        return pending, slots
+
+    def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
+        pending, slots = self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
+        results = []
+        for kind, value in slots:
+            if kind == "system":
+                results.append(abci.ExecTxResult(code=0, info="cosignatures"))
+            elif kind == "error":
+                results.append(abci.ExecTxResult(code=ABCI_CODES[value.code], log=value.message,
+                                                 codespace=CODESPACE))
+            else:
+                results.append(_exec_result(pending.outcomes[value]))
+        updates = [
+            abci.ValidatorUpdate(pub_key=keys_pb2.PublicKey(
+                ed25519=bytes.fromhex(u["consensus_key"])), power=u["power"])
+            for u in pending.validator_updates
+        ]
+        self._finalized = (pending, list(req.txs))
+        return abci.ResponseFinalizeBlock(tx_results=results, validator_updates=updates,
+                                          app_hash=pending.hash)
+
+    def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
+        assert self._finalized is not None, "commit without finalize_block"
+        pending, raws = self._finalized
+        self._finalized = None
+        self._speculative = None
+        block = self.ledger.commit(pending)
+        self._learn_validators([{k: u[k] for k in ("name", "public_key", "consensus_key")}
+                                for u in pending.validator_updates])
+        self._store_cosignatures(block, raws)
+        self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
+        self.on_commit(block)
+        return abci.ResponseCommit()
+
+    # --- cosignatures -----------------------------------------------------------------
+
+    def _valid_cosignatures(self, height: int, lines: dict[str, str]) -> bool:
+        row = self.ledger.store.block(height)
+        if row is None or height != self.ledger.height:
+            return False
+        body = _body_of(row.checkpoint)
+        return all(self._line_verifies(body, name, line) for name, line in lines.items())
+
+    def _line_verifies(self, body: str, name: str, line: str) -> bool:
+        known = self._by_name(name)
+        if known is None or not line.startswith(f"— {name} "):
+            return False
+        try:
+            open_note(body + "\n" + line, [NoteVerifier(name, known.public_key,
+                                                        self.ledger.suite)])
+        except (NoteError, ValueError):
+            return False
+        return True
+
+    def _store_cosignatures(self, block: CommittedBlock, raws: list[bytes]) -> None:
+        store = self.ledger.store
+        for raw in raws[:1]:
+            cosign = decode_cosign_tx(raw)
+            if cosign is not None:
+                height, lines = cosign
+                previous = store.block(height)
+                if previous is not None:
+                    body = _body_of(previous.checkpoint)
+                    good = {n: ln for n, ln in lines.items() if self._line_verifies(body, n, ln)}
+                    store.add_cosignatures(height, good)
+        collected = self._votes.pop(block.height, {})
+        for old in [h for h in self._votes if h < block.height]:
+            del self._votes[old]
+        body = _body_of(block.checkpoint)
+        good = {n: ln for n, ln in collected.items() if self._line_verifies(body, n, ln)}
+        if good:
+            store.add_cosignatures(block.height, good)
+
+
+def _body_of(note: str) -> str:
+    """The checkpoint text of a signed note (the whole text if it has no signatures)."""
+    end = note.find("\n\n")
+    return note if end < 0 else note[:end + 1]
+
+
+def _decode_extension(data: bytes) -> tuple[int, str] | None:
+    try:
+        height, line = cbor2.loads(data)
+    except Exception:
+        return None
+    if type(height) is int and isinstance(line, str) and line.endswith("\n") and \
+            line.count("\n") == 1:
+        return height, line
+    return None
+
+
+def _exec_result(outcome: TxOutcome) -> abci.ExecTxResult:
+    if outcome.code == OK:
+        return abci.ExecTxResult(code=0, data=outcome.tx.id)
+    return abci.ExecTxResult(code=ABCI_CODES.get(outcome.code, 99), log=outcome.message,
+                             codespace=CODESPACE, data=outcome.tx.id)
