@@ -403,7 +403,7 @@ class _Batch:
         if node is None:
             node = self.trie._node(path)
         buf, present, leaves = node.buf, node.present, node.leaves
-        items, paths, writes = self.items, self.paths, self.writes
+        items, paths, writes, pending = self.items, self.paths, self.writes, self.pending
         hoist: bytes | None = None  # the record of a leaf child, should this node go
         i = lo
         while i < hi:
@@ -412,38 +412,39 @@ class _Batch:
             if j < hi and paths[j][depth] == step:
                 j = bisect_left(paths, path + _NIBBLE[step + 1], j, hi)
             bit = 1 << step
+            occupied = present & bit
             child = path + _NIBBLE[step]
-            if present & bit and not leaves & bit:
+            if occupied and not leaves & bit:
                 new, leaf = self.apply(child, i, j)
             elif j - i > 1:
-                new, leaf = self.resettle(child, i, j, present & bit)
+                new, leaf = self.resettle(child, i, j, occupied)
             else:
                 # One change for a slot that is empty or holds a leaf. Inlined, because
                 # it is nearly every change of a large batch: an overwrite, a delete or
                 # an insert into an empty slot.
                 _, key_hash, leaf, new = items[i]
-                if not present & bit:
+                if not occupied:
                     if leaf is None:  # delete of an absent key
                         i = j
                         continue
                     writes[child] = leaf
                 else:
-                    existing = self.pending.get(child) if self.pending else None
+                    existing = pending.get(child) if pending else None
                     if existing is None:
                         existing = self.store_get(child)
-                    if existing is None or existing[1 : 1 + HASH_SIZE] != key_hash:
+                    if existing is None or existing[1:33] != key_hash:
                         new, leaf = self.resettle(child, i, j, True)  # another key's leaf
                     elif leaf != existing:
                         writes[child] = leaf  # the new leaf, or None to delete
-            offset = 3 + HASH_SIZE * (present & (bit - 1)).bit_count()
+            offset = 3 + 32 * (present & (bit - 1)).bit_count()
             if new is None:
-                if present & bit:
-                    del buf[offset : offset + HASH_SIZE]
+                if occupied:
+                    del buf[offset : offset + 32]
                     present ^= bit
                     leaves &= ~bit
             else:
-                if present & bit:
-                    buf[offset : offset + HASH_SIZE] = new
+                if occupied:
+                    buf[offset : offset + 32] = new
                 else:
                     buf[offset:offset] = new
                     present |= bit
