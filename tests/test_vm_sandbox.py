@@ -127,13 +127,24 @@ DEPLOY = [
     ("deep-nesting", method("return " + "(" * 300 + "1" + ")" * 300)),
     ("mro-method", method("return int.mro()")),
     ("with-traceback", method("e = ContractError('x')\nreturn e.with_traceback(None)")),
+    ("ctx-internals", method("return ctx.rt")),
+    ("ctx-write", method("ctx.caller = 'root'")),
+    ("set-undeclared-attribute", method("self.x = 5")),
+    ("set-method", method("self.f = 5")),
+    ("unknown-attribute", method("return self.nope")),
+    ("rebind-self", method("self = ctx\nreturn self.caller")),
+    ("rebind-self-walrus", method("return [(self := 1)]")),
+    ("self-loop-target", method("for self in [1]:\n    pass")),
+    ("self-in-lambda", method("g = lambda self: self.__class__\nreturn g(1)")),
+    ("self-in-helper", "def g(self):\n    return self.x\n" + method("return g(1)")),
+    ("self-comprehension", method("return [self for self in [1]]")),
 ]
 
 # (case id, source, error raised when f runs) -----------------------------------------
 RUNTIME = [
     ("generator-send", method("g = (x for x in [1])\nreturn g.send(None)"), Forbidden),
     ("generator-throw", method("g = (x for x in [1])\nreturn g.throw(ContractError)"), Forbidden),
-    ("ctx-internals", method("return ctx.rt"), Forbidden),
+    ("ctx-internals-aliased", method("c = ctx\nreturn c.rt"), Forbidden),
     (
         "map-internals",
         "class C:\n    m = Map(str, int)\n    def f(self):\n        return self.m.slot",
@@ -155,8 +166,8 @@ RUNTIME = [
     ("format-locale", method('return f"{1000:n}"'), Forbidden),
     ("format-function-address", method("return f'{self.f}'"), Forbidden),
     ("str-of-object", method("return str(self)"), Forbidden),
-    ("set-undeclared-attribute", method("self.x = 5"), Forbidden),
-    ("set-method", method("self.f = 5"), Forbidden),
+    ("set-undeclared-attribute-aliased", method("s = self\ns.x = 5"), Forbidden),
+    ("set-method-aliased", method("s = self\ns.f = 5"), Forbidden),
     ("setattr-on-function", method("g = lambda: 1\ng.x = 1"), Forbidden),
     ("in-on-iterator", method("return 1 in zip([1], [2])"), Forbidden),
     ("sum-of-lists", method("return sum([[1], [2]], [])"), Forbidden),
@@ -168,7 +179,7 @@ RUNTIME = [
     ),
     ("emit-object", method("emit('E', {'x': ctx})"), InvalidValue),
     ("contract-error-carries-object", method("raise ContractError(self)"), None),
-    ("unknown-attribute", method("return self.nope"), ContractRuntimeError),
+    ("unknown-attribute-aliased", method("s = self\nreturn s.nope"), ContractRuntimeError),
 ]
 
 

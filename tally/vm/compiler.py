@@ -48,6 +48,9 @@ RUNTIME_NAMES = frozenset(
     }
 )
 
+#: Attributes of ``ctx``.
+CTX_FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
+
 #: Builtins a contract may use (each a guarded wrapper where its cost depends on data).
 BUILTIN_NAMES = frozenset(
     {
@@ -274,6 +277,8 @@ class _Validator:
         self.methods: dict[str, MethodSpec] = {}
         self.fields: dict[str, FieldSpec] = {}
         self.views: set[str] = set()
+        #: Names `self.<name>` may read: fields, methods, class constants.
+        self.member_names: set[str] = set()
 
     # -- structure -------------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class _Validator:
                 self.bound_names.add(node.arg)
 
     def _check_class(self, node: ast.ClassDef) -> None:
-        self._check_identifier(node, node.name)
+        self._check_binding(node, node.name)
         if node.decorator_list:
             raise _reject(node, "the contract class takes no decorators")
         if node.keywords:
@@ -327,6 +332,10 @@ class _Validator:
                 self._check_declaration(stmt)
             elif isinstance(stmt, ast.Assign):
                 self._check_constant(stmt)
+                name = stmt.targets[0].id  # type: ignore[attr-defined]
+                if name in self.member_names:
+                    raise _reject(stmt, f"{name!r} is defined twice")
+                self.member_names.add(name)
             else:
                 raise _reject(stmt, _STATEMENT_HINTS.get(
                     type(stmt),
@@ -353,9 +362,10 @@ class _Validator:
             if kw.arg != "default":
                 raise _reject(stmt, f"{kind} accepts only default=")
             self._check_literal(kw.value, allow_containers=True)
-        if name in self.fields:
-            raise _reject(stmt, f"field {name!r} declared twice")
+        if name in self.member_names:
+            raise _reject(stmt, f"{name!r} is defined twice")
         self.fields[name] = FieldSpec(name, "map" if kind == "Map" else "var")
+        self.member_names.add(name)
 
     def _check_constant(self, stmt: ast.Assign) -> None:
         if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
@@ -405,8 +415,9 @@ class _Validator:
         params = [a.arg for a in args.args[1:]]
         types = tuple(self._annotation_types(a.annotation) for a in args.args[1:])
         self._check_function(node, method=True)
-        if node.name in self.methods or node.name in self.fields:
+        if node.name in self.member_names:
             raise _reject(node, f"{node.name!r} is defined twice")
+        self.member_names.add(node.name)
         self.methods[node.name] = MethodSpec(
             node.name, tuple(params), types, len(params) - len(args.defaults), is_view
         )
@@ -431,7 +442,7 @@ class _Validator:
             self._check_binding(node, node.name)
         if not method and node.decorator_list:
             raise _reject(node, "functions take no decorators (only methods may be @view)")
-        self._check_arguments(node.args)
+        self._check_arguments(node.args, method=method)
         for a in node.args.args + node.args.posonlyargs + node.args.kwonlyargs:
             self._annotation_types(a.annotation)
         if node.returns is not None:
@@ -439,11 +450,14 @@ class _Validator:
         for stmt in node.body:
             self._check_statement(stmt)
 
-    def _check_arguments(self, args: ast.arguments) -> None:
+    def _check_arguments(self, args: ast.arguments, method: bool = False) -> None:
         if args.vararg or args.kwarg:
             raise _reject(args.vararg or args.kwarg, "*args and **kwargs are not allowed")
-        for a in args.args + args.posonlyargs + args.kwonlyargs:
-            self._check_binding(a, a.arg)
+        for i, a in enumerate(args.posonlyargs + args.args + args.kwonlyargs):
+            if method and i == 0:
+                self._check_identifier(a, a.arg)  # `self`, checked by _check_method
+            else:
+                self._check_binding(a, a.arg)
         # Defaults are evaluated once and shared by every later call: literals only.
         for default in list(args.defaults) + [d for d in args.kw_defaults if d is not None]:
             for sub in ast.walk(default):
@@ -484,7 +498,7 @@ class _Validator:
                     raise _reject(stmt, "del works on names and subscripts only")
         if isinstance(stmt, ast.Nonlocal):
             for name in stmt.names:
-                self._check_identifier(stmt, name)
+                self._check_binding(stmt, name)
         if isinstance(stmt, ast.AnnAssign):
             self._annotation_types(stmt.annotation)
             children: list[ast.AST] = [stmt.target] + ([stmt.value] if stmt.value else [])
@@ -548,9 +562,7 @@ class _Validator:
             if isinstance(n.ctx, ast.Load):
                 self._check_name_load(n)
             else:
-                self._check_identifier(n, n.id)
-                if n.id in RUNTIME_NAMES:
-                    raise _reject(n, f"{n.id!r} is a runtime name and cannot be rebound")
+                self._check_binding(n, n.id)
         elif isinstance(n, ast.Attribute):
             self._check_attribute(n, n.attr)
             if isinstance(n.ctx, ast.Del):
@@ -604,6 +616,10 @@ class _Validator:
         self._check_identifier(node, name)
         if name in RUNTIME_NAMES:
             raise _reject(node, f"{name!r} is a runtime name and cannot be rebound")
+        if name == "self":
+            # The rewriter reads `self.x` without a guard; that is safe only because
+            # `self` is always the contract instance.
+            raise _reject(node, "'self' is only the first parameter of a method")
 
     def _check_identifier(self, node: ast.AST, name: str) -> None:
         if name.startswith("_"):
@@ -666,11 +682,36 @@ class _Rewriter(ast.NodeTransformer):
     Runs on a validated tree only, so it can assume every node is allowed.
     """
 
-    def __init__(self, views: set[str], class_name: str) -> None:
-        self.views = views
-        self.class_name = class_name
+    def __init__(self, members: set[str], var_fields: set[str]) -> None:
+        self.members = members
+        self.var_fields = var_fields
         self.temp_counter = 0
         self.in_class = False
+        #: Inside a method (or a closure in one), where `self` is the contract
+        #: instance: the validator lets nothing else bind that name.
+        self.self_is_instance = False
+
+    def direct(self, node: ast.Attribute) -> bool:
+        """Whether ``node`` reads ``self.<member>`` or ``ctx.<field>``, which need no
+        run-time guard: their receivers are fixed and their names checked here."""
+        value = node.value
+        if not isinstance(value, ast.Name):
+            return False
+        if value.id == "ctx":
+            if node.attr not in CTX_FIELDS:
+                raise _reject(
+                    node, f"ctx has no attribute {node.attr!r} ({', '.join(sorted(CTX_FIELDS))})"
+                )
+            if not isinstance(node.ctx, ast.Load):
+                raise _reject(node, "ctx is read-only")
+            return True
+        if value.id == "self" and self.self_is_instance:
+            if node.attr not in self.members:
+                raise _reject(node, f"the contract has no field, method or constant {node.attr!r}")
+            if not isinstance(node.ctx, ast.Load) and node.attr not in self.var_fields:
+                raise _reject(node, f"only Var fields can be assigned ({node.attr!r} is not one)")
+            return True
+        return False
 
     def temp(self) -> str:
         self.temp_counter += 1
@@ -689,6 +730,9 @@ class _Rewriter(ast.NodeTransformer):
             isinstance(d, ast.Name) and d.id == "view" for d in node.decorator_list
         )
         was_in_class, self.in_class = self.in_class, False
+        was_method = self.self_is_instance
+        if was_in_class:
+            self.self_is_instance = True
         weight = _block_weight(node.body)
         for a in node.args.args + node.args.posonlyargs + node.args.kwonlyargs:
             a.annotation = None
@@ -702,6 +746,7 @@ class _Rewriter(ast.NodeTransformer):
         # @view is recorded at compile time; drop it so nothing runs at definition.
         node.decorator_list = []
         self.in_class = was_in_class
+        self.self_is_instance = was_method
         return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.expr:
@@ -764,6 +809,8 @@ class _Rewriter(ast.NodeTransformer):
     def rewrite_target(self, target: ast.expr, after: list[ast.stmt]) -> ast.expr:
         """Attribute and slice stores go through guards: assign to a temporary, then
         call the guard with it once the plain targets are done."""
+        if isinstance(target, ast.Attribute) and self.direct(target):
+            return target
         if isinstance(target, ast.Attribute):
             tmp = self.temp()
             obj = self.visit(target.value)
@@ -798,6 +845,15 @@ class _Rewriter(ast.NodeTransformer):
         value = self.visit(node.value)
         op = type(node.op)
         target = node.target
+        if isinstance(target, ast.Attribute) and self.direct(target):
+            guard = GUARDED_INPLACE.get(op)
+            if guard is None or (op is ast.Add and _is_int_constant(node.value)):
+                node.value = value
+                return node
+            load = ast.Attribute(
+                value=ast.Name(id="self", ctx=ast.Load()), attr=target.attr, ctx=ast.Load()
+            )
+            return ast.Assign(targets=[target], value=_call(guard, load, value), lineno=node.lineno)
         if isinstance(target, ast.Attribute):
             return ast.Expr(
                 _call(
@@ -855,6 +911,8 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
         # Stores are handled by rewrite_target; only loads reach here.
+        if self.direct(node):
+            return node
         return _call("_ga", self.visit(node.value), _const(node.attr))
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
@@ -1035,8 +1093,8 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     validator.run()
     class_node = validator.class_node
     assert class_node is not None
-    views = {name for name, spec in validator.methods.items() if spec.is_view}
-    rewritten = _Rewriter(views, class_node.name).visit(tree)
+    var_fields = {name for name, f in validator.fields.items() if f.kind == "var"}
+    rewritten = _Rewriter(validator.member_names, var_fields).visit(tree)
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     try:

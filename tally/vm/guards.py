@@ -29,6 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from .compiler import CTX_FIELDS
 from .errors import Forbidden, MemoryLimitExceeded, OutOfSteps, RecursionLimitExceeded
 from .limits import Limits
 
@@ -107,29 +108,48 @@ class SafeType:
 class ContractInstance:
     """``self`` in a contract: one deployed contract (name + code) bound to a VM.
 
-    ``members`` holds what reading an attribute returns as is (map proxies, bound
-    methods, class constants); ``vars`` holds the Var slots, read from storage.
+    The VM makes one subclass per deployed contract whose class attributes are
+    exactly the contract's members: map proxies, Var slots (data descriptors that
+    read and write storage), methods and constants. Contract code reads
+    ``self.<member>`` as a plain attribute (the compiler checked the name), so
+    nothing else may be reachable: our own state lives in ``_`` slots, which
+    contract code cannot name.
     """
 
-    __slots__ = ("name", "compiled", "members", "vars", "functions")
+    __slots__ = ("_name", "_compiled", "_functions")
 
-    def __init__(self, name: str, compiled: Any) -> None:
-        self.name = name
-        self.compiled = compiled
-        self.members: dict[str, Any] = {}
-        self.vars: dict[str, Any] = {}
-        self.functions: dict[str, Callable[..., Any]] = {}
+    def __init__(self, name: str, compiled: Any, functions: dict[str, Callable[..., Any]]) -> None:
+        self._name = name
+        self._compiled = compiled
+        self._functions = functions
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"contract {self._name} has no attribute {name!r}")
 
 
 class ContextView:
-    """The ``ctx`` object in contracts: reads the frame that is running now."""
+    """The ``ctx`` object in contracts: reads the frame that is running now.
 
-    __slots__ = ("rt",)
+    Contract code reads ``ctx.<field>`` as a plain attribute (the compiler checked
+    the name); each field is a property, and nothing else is public.
+    """
 
-    FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
+    __slots__ = ("_rt",)
+
+    FIELDS = CTX_FIELDS
 
     def __init__(self, rt: Any) -> None:
-        self.rt = rt
+        self._rt = rt
+
+    caller = property(lambda self: self._rt.frame.caller)
+    origin = property(lambda self: self._rt.frame.origin)
+    contract = property(lambda self: self._rt.frame.contract)
+    height = property(lambda self: self._rt.frame.height)
+    time_ms = property(lambda self: self._rt.frame.time_ms)
+    tx_id = property(lambda self: self._rt.frame.tx_id)
+
+    def __getattr__(self, name: str) -> Any:
+        raise Forbidden(f"ctx has no attribute {name!r}")
 
 
 _NO_MEMBER = object()
@@ -910,25 +930,11 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         tuple: table_handler(tuple_methods),
         range: table_handler(range_methods),
         SafeType: safe_type_attr,
+        ContextView: getattr,  # properties, or Forbidden from __getattr__
     }
-
-    ctx_fields = ContextView.FIELDS
 
     def getattr_guard(obj: Any, name: str) -> Any:
         t = type(obj)
-        # The two receivers of nearly every attribute read in contracts come first.
-        if t is ContractInstance:
-            value = obj.members.get(name, _NO_MEMBER)
-            if value is not _NO_MEMBER:
-                return value
-            slot = obj.vars.get(name)
-            if slot is not None:
-                return slot.read(slot.key)
-            raise AttributeError(f"contract {obj.name} has no attribute {name!r}")
-        if t is ContextView:
-            if name in ctx_fields:
-                return getattr(obj.rt.frame, name)
-            raise Forbidden(f"ctx has no attribute {name!r}")
         handler = attr_handlers.get(t)
         if handler is None:
             raise Forbidden(f"attribute {name!r} of {type(obj).__name__} is not available")

@@ -229,6 +229,18 @@ class _Slot:
         rt.charge_write(key, raw)
         rt.overlay.put(key, raw, value)
 
+    # Data-descriptor protocol: a Var is a class attribute of the contract's class.
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        return self.read(self.key)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        self.write(self.key, value)
+
+    def __delete__(self, instance: Any) -> None:
+        raise Forbidden("storage fields cannot be deleted")
+
     def delete(self, key: bytes) -> None:
         if self.rt.meter.read_only:
             raise ViewWriteError(f"cannot write {self.label} in a read-only call")
@@ -350,7 +362,7 @@ class _Runtime:
         type_of[Contract] = Contract
 
         attr_handlers[MapProxy] = self._map_getattr
-        guards["setattr_handlers"][ContractInstance] = self._instance_setattr
+        self.attr_handlers = attr_handlers
         guards["in_handlers"][MapProxy] = MapProxy.contains
 
         def map_decl(key_type: Any, value_type: Any, *, default: Any = _NO_MEMBER) -> _Declaration:
@@ -429,7 +441,8 @@ class _Runtime:
             return inst
         ns = self.namespace(compiled)
         cls = ns[compiled.class_name]
-        inst = ContractInstance(name, compiled)
+        members: dict[str, Any] = {"__slots__": ()}
+        functions: dict[str, Any] = {}
         prefix = contract_prefix(name)
         for attr, value in vars(cls).items():
             if attr.startswith("_"):
@@ -437,14 +450,17 @@ class _Runtime:
             if isinstance(value, _Declaration):
                 slot = _Slot(self, prefix + attr.encode("ascii"), value, f"{name}.{attr}")
                 if value.kind == "Map":
-                    inst.members[attr] = MapProxy(slot, value.key_type, self.limits)  # type: ignore[arg-type]
+                    members[attr] = MapProxy(slot, value.key_type, self.limits)  # type: ignore[arg-type]
                 else:
-                    inst.vars[attr] = slot
-            elif isinstance(value, types.FunctionType):
-                inst.functions[attr] = value
-                inst.members[attr] = types.MethodType(value, inst)
+                    members[attr] = slot  # a data descriptor: self.x reads, self.x = v writes
             else:
-                inst.members[attr] = value
+                if isinstance(value, types.FunctionType):
+                    functions[attr] = value
+                members[attr] = value
+        klass = type(compiled.class_name, (ContractInstance,), members)
+        inst = klass(name, compiled, functions)
+        self.attr_handlers[klass] = getattr  # names are checked at deploy; see ContractInstance
+        self.guards["setattr_handlers"][klass] = self._instance_setattr
         self.instances[key] = inst
         if len(self.instances) > 1024:
             self.instances.popitem(last=False)
@@ -453,10 +469,9 @@ class _Runtime:
     # -- attribute handlers ----------------------------------------------------------
 
     def _instance_setattr(self, obj: ContractInstance, name: str, value: Any) -> None:
-        slot = obj.vars.get(name)
-        if slot is None:
+        if not isinstance(getattr(type(obj), name, None), _Slot):
             raise Forbidden(f"only Var fields can be assigned ({name!r} is not one)")
-        slot.write(slot.key, value)
+        setattr(obj, name, value)
 
     def _map_getattr(self, obj: MapProxy, name: str) -> Any:
         if name == "get":
@@ -580,11 +595,11 @@ class _Runtime:
         if read_only:
             meter.read_only += 1
         try:
-            return inst.functions[spec.name](inst, *args)
+            return inst._functions[spec.name](inst, *args)
         except BaseException as e:
             err = translate(e)
             if isinstance(err, ContractError) and err.contract is None:
-                err.contract = inst.name
+                err.contract = inst._name
             if err is e:
                 raise
             raise err from e
@@ -624,7 +639,7 @@ class _Runtime:
             args = self.check_args(spec, args)
             caller = self.frame
             frame = _Frame(
-                inst.name,
+                inst._name,
                 caller.contract,
                 caller.origin,
                 caller.height,
@@ -682,9 +697,9 @@ class _Runtime:
 
 
 def _entry(inst: ContractInstance, method: str) -> MethodSpec:
-    spec = inst.compiled.methods.get(method)
+    spec = inst._compiled.methods.get(method)
     if spec is None or method == "init":
-        raise MethodNotFound(f"contract {inst.name} has no method {method[:80]!r}")
+        raise MethodNotFound(f"contract {inst._name} has no method {method[:80]!r}")
     return spec
 
 
@@ -890,7 +905,7 @@ class VM:
         rt = self._rt
         checked = rt.check_args(spec, args)
         origin = ctx.origin if ctx.origin is not None else ctx.caller
-        frame = _Frame(inst.name, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
+        frame = _Frame(inst._name, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
         return rt.copy_value(rt.run(inst, spec, checked, frame, read_only))
 
     def _finish(self, result: Any) -> ExecutionResult:
