@@ -149,6 +149,8 @@ class ContextView:
     tx_id = property(lambda self: self._rt.frame.tx_id)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # only host code can ask; answer it the usual way
+            raise AttributeError(name)
         raise Forbidden(f"ctx has no attribute {name!r}")
 
 
