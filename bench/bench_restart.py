@@ -241,19 +241,26 @@ def restart(home: Home, log_path: Path) -> tuple[subprocess.Popen, str, float, f
     chain_id = home.genesis().chain_id
     began = time.perf_counter()
     proc = start_node(home, port, log_path)
-    wait_serving(url, proc, log_path)
-    serving = time.perf_counter() - began
-    with httpx.Client(base_url=url, timeout=60) as client:
-        nonce = client.get(f"/v1/accounts/{issuer.address}").json()["nonce"]
-        height = client.get("/v1/status").json()["height"]
-        raw = txmod.sign(issuer.key, chain=chain_id, nonce=nonce, expiry=height + 1000,
-                         kind="custody.transfer",
-                         payload={"asset": ASSET, "to": holder_addresses(1)[0], "quantity": 1})
-        response = client.post("/v1/txs", params={"wait": "commit"},
-                                json={"tx": base64.b64encode(raw).decode()})
-        response.raise_for_status()
-        if response.json()["code"] != "OK":
-            raise RuntimeError(f"the first transaction after restart failed: {response.text}")
+    try:
+        wait_serving(url, proc, log_path)
+        serving = time.perf_counter() - began
+        with httpx.Client(base_url=url, timeout=60) as client:
+            nonce = client.get(f"/v1/accounts/{issuer.address}").json()["nonce"]
+            height = client.get("/v1/status").json()["height"]
+            raw = txmod.sign(issuer.key, chain=chain_id, nonce=nonce, expiry=height + 1000,
+                             kind="custody.transfer",
+                             payload={"asset": ASSET, "to": holder_addresses(1)[0],
+                                      "quantity": 1})
+            response = client.post("/v1/txs", params={"wait": "commit"},
+                                    json={"tx": base64.b64encode(raw).decode()})
+            response.raise_for_status()
+            if response.json()["code"] != "OK":
+                raise RuntimeError(f"the first transaction after restart failed: "
+                                   f"{response.text}")
+    except BaseException:
+        proc.kill()  # the caller never gets this process: do not leave it running
+        proc.wait()
+        raise
     committed = time.perf_counter() - began
     return proc, url, serving, committed, height
 
@@ -303,11 +310,12 @@ def main() -> None:
         port = free_port()
         proc = start_node(home, port, log_path)
         url = f"http://127.0.0.1:{port}"
-        began = time.perf_counter()
-        wait_serving(url, proc, log_path)
-        print(f"first start (clean database): serving after {time.perf_counter() - began:.2f} s")
         servings, commits = [], []
         try:
+            began = time.perf_counter()
+            wait_serving(url, proc, log_path)
+            print(f"first start (clean database): serving after "
+                  f"{time.perf_counter() - began:.2f} s")
             for run in range(1, args.restarts + 1):
                 seen, wal = load_then_kill(url, proc, home, args.load_txs, args.kill_after)
                 proc, url, serving, committed, height = restart(home, log_path)
