@@ -16,6 +16,7 @@ import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from threading import get_ident
 from typing import Any
 
 from . import values
@@ -528,6 +529,8 @@ class _Runtime:
         if type(args) not in (list, tuple):
             raise BadArguments("arguments are a list")
         n = len(args)
+        if n == 0 and spec.required == 0:
+            return ()
         if n < spec.required or n > len(spec.params):
             raise BadArguments(
                 f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}"
@@ -879,25 +882,72 @@ class VM:
         steps: int | None,
         query: bool,
     ) -> ExecutionResult:
-        _check_context(ctx)
-        budget = self._budget(steps)
-        self._acquire()
+        # The per-call path, written out flat: it runs once per transaction and every
+        # Python-level call here costs as much as a storage read.
+        if (
+            type(ctx) is not Context
+            or type(ctx.caller) is not str
+            or type(ctx.height) is not int
+            or type(ctx.time_ms) is not int
+            or type(ctx.tx_id) is not bytes
+        ):
+            _check_context(ctx)
+        budget = self.limits.max_steps if steps is None else self._budget(steps)
+        me = get_ident()
+        if self._owner == me:
+            raise VMBusy("this VM is already executing (a host hook re-entered it)")
+        self._lock.acquire()
+        self._owner = me
+        rt = self._rt
+        meter = rt.meter
         try:
-            rt = self._rt
-            rt.begin(storage, host, budget)
-            try:
+            overlay = rt.overlay = Overlay(storage)
+            events: list[Event] = []
+            rt.events = events
+            rt.host = host
+            meter.reset(budget, self.limits.max_memory)
+
+            id_key = rt.id_keys.get(contract) if type(contract) is str else None
+            inst = None
+            if id_key is not None:
+                inst = rt.instances.get((contract, overlay.get_raw(id_key)))
+            if inst is None:
                 inst = rt.load(contract)
-                if type(method) is not str:
-                    raise MethodNotFound("a method name is a str")
-                spec = _entry(inst, method)
-                if query and not spec.is_view:
-                    raise MethodNotFound(f"{contract}.{method} is not a @view")
-                result = self._run_top(inst, spec, args, ctx, read_only=query or spec.is_view)
-                return self._finish(result)
-            finally:
-                rt.end()
+            spec = inst._compiled.methods.get(method) if type(method) is str else None
+            if spec is None or method == "init":
+                raise MethodNotFound(f"contract {contract} has no method {str(method)[:80]!r}")
+            read_only = spec.is_view
+            if query and not read_only:
+                raise MethodNotFound(f"{contract}.{method} is not a @view")
+
+            checked = rt.check_args(spec, args)
+            origin = ctx.origin if ctx.origin is not None else ctx.caller
+            frame = _Frame(contract, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
+            rt.frames = [frame]
+            rt.frame = frame
+            if read_only:
+                meter.read_only = 1
+            try:
+                result = inst._functions[method](inst, *checked)
+            except BaseException as e:
+                err = translate(e)
+                if isinstance(err, ContractError) and err.contract is None:
+                    err.contract = contract
+                if err is e:
+                    raise
+                raise err from e
+            result = rt.copy_value(result)
+            return ExecutionResult(
+                overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
+            )
         finally:
-            self._release()
+            rt.overlay = None  # type: ignore[assignment]
+            rt.events = []
+            rt.frames = []
+            rt.frame = None  # type: ignore[assignment]
+            rt.host = None
+            self._owner = None
+            self._lock.release()
 
     def _run_top(
         self, inst: ContractInstance, spec: MethodSpec, args: Any, ctx: Context, read_only: bool
@@ -910,11 +960,9 @@ class VM:
 
     def _finish(self, result: Any) -> ExecutionResult:
         rt = self._rt
+        meter = rt.meter
         return ExecutionResult(
-            write_set=rt.overlay.write_set(),
-            events=rt.events,
-            return_value=result,
-            steps_used=rt.meter.budget - max(rt.meter.steps, 0),
+            rt.overlay.write_set(), rt.events, result, meter.budget - max(meter.steps, 0)
         )
 
 

@@ -122,6 +122,8 @@ class Overlay:
     def write_set(self) -> dict[bytes, bytes | None]:
         """Final writes, sorted by key so the result does not depend on write order."""
         writes = self.writes
+        if len(writes) < 2:
+            return dict(writes)
         return {k: writes[k] for k in sorted(writes)}
 
 
