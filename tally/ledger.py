@@ -24,6 +24,7 @@ from tally import codec
 from tally.crypto import PrivateKey
 from tally.exec.context import Event
 from tally.exec.executor import Executor, TxOutcome, genesis_writes
+from tally.exec.governance import VALIDATORS_KEY
 from tally.exec.state import BlockState
 from tally.genesis import Genesis
 from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
@@ -90,6 +91,7 @@ class PendingBlock:
     details: list[bytes]
     event_assets: list[str | None]
     event_txs: list[bytes]
+    event_types: list[str]
     first_event: int
     changes: dict[bytes, bytes | None]
     decoded: dict[bytes, Any]
@@ -207,6 +209,7 @@ class Ledger:
         details: list[bytes] = []
         assets: list[str | None] = []
         event_txs: list[bytes] = []
+        event_types: list[str] = []
         for outcome in outcomes:
             for index, ev in enumerate(outcome.events):
                 details_bytes = codec.encode_trusted(ev.details) if ev.details else b""
@@ -217,6 +220,7 @@ class Ledger:
                 details.append(details_bytes)
                 assets.append(ev.asset)
                 event_txs.append(outcome.tx.id)
+                event_types.append(ev.type)
         first_event = self.log.append_many(leaves) if leaves else self.log.size
         changes = state.changes()
         self.trie.update(changes)
@@ -233,6 +237,7 @@ class Ledger:
             "state": state_root,
         }
         block_hash = hash_fn(codec.encode_trusted(header))
+        validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
         checkpoint = Checkpoint(
             origin=self.origin,
             size=self.log.size,
@@ -242,13 +247,14 @@ class Ledger:
                 f"time {time_ms}",
                 f"state {base64.b64encode(state_root).decode()}",
                 f"block {base64.b64encode(block_hash).decode()}",
+                f"validators {base64.b64encode(validators_hash).decode()}",
             ),
         )
         updates = [ev.details for o in outcomes if o.ok for ev in o.events
                    if ev.type == "validator.update"]
         return PendingBlock(height, time_ms, header, block_hash, outcomes, leaves, details, assets,
-                            event_txs, first_event, changes, state.decoded_changes(), checkpoint,
-                            updates)
+                            event_txs, event_types, first_event, changes,
+                            state.decoded_changes(), checkpoint, updates)
 
     def discard(self) -> None:
         """Forget an executed block that will not be committed (another proposal won the
@@ -277,7 +283,7 @@ class Ledger:
         for offset, leaf in enumerate(block.leaves):
             event_rows.append(EventRow(block.first_event + offset, block.height,
                                        block.event_txs[offset], block.event_assets[offset],
-                                       leaf, block.details[offset]))
+                                       leaf, block.details[offset], block.event_types[offset]))
         self.store.write_block(BlockWrite(
             block=BlockRow(block.height, block.hash, codec.encode_trusted(block.header), note,
                            block.header["log_size"]),

@@ -193,8 +193,14 @@ class Node:
 
     # --- writes -------------------------------------------------------------------------
 
+    def _check_engine(self) -> None:
+        if self.comet is None and self.engine.failure is not None:
+            raise TallyError(f"the node's engine stopped: {self.engine.failure!r}; restart the "
+                             "node", Code.UNAVAILABLE)
+
     def submit(self, raw: bytes) -> str:
         """Admit a transaction; returns its id. Raises a TallyError if refused."""
+        self._check_engine()
         if self.comet is None:
             tx, _ = self.mempool.admit(raw)
             return tx.id_hex
@@ -204,6 +210,7 @@ class Node:
 
     def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
         """Admit a transaction and wait until its block is durable."""
+        self._check_engine()
         if self.comet is None:
             _, future = self.mempool.admit(raw, want_receipt=True)
             assert future is not None
@@ -219,6 +226,7 @@ class Node:
     def submit_many(self, raws: list[bytes], *, wait: bool) -> list[Receipt | str | TallyError]:
         """Admit a batch. Each result is a receipt (``wait``), a transaction id (not
         ``wait``), or the error that refused that transaction."""
+        self._check_engine()
         pending: list[Future | str | TallyError] = []
         if self.comet is None:
             for result in self.mempool.admit_many(raws, want_receipts=wait):
@@ -283,6 +291,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         latest = self.store.latest_block()
+        header = codec.decode(latest.header) if latest else None
         return {
             "chain_id": self.genesis.chain_id,
             "suite": self.suite.name,
@@ -290,9 +299,12 @@ class Node:
             "height": latest.height if latest else 0,
             "block_hash": latest.hash.hex() if latest else None,
             "log_size": latest.log_size if latest else 0,
-            "state_root": (self.store.read_meta("state_root") or b"").hex(),
+            "state_root": (header["state"] if header else
+                           self.store.read_meta("state_root") or b"").hex(),
             "mempool": len(self.mempool) if self.comet is None else None,
             "engine": self.engine_name,
+            "engine_failure": repr(self.engine.failure)
+            if self.comet is None and self.engine.failure else None,
             "validator": self.validator.name if self.validator else None,
         }
 
@@ -367,12 +379,16 @@ class Node:
             trie = StateTrie(self.suite.hash, _ReadTrieNodes(self.store))
             proof = trie.prove(key)
             raw = self.store.read_value(key)
+            from tally.evidence.export import _Exporter
+
+            updates = _Exporter(self).validator_updates(latest.height)
         return {
             "key": key.decode(errors="replace"), "key_hex": key.hex(),
             "value": jsonable(codec.decode(raw)) if raw is not None else None,
             "value_cbor": raw.hex() if raw is not None else None,
             "state_root": header["state"].hex(), "height": latest.height,
             "checkpoint": self.checkpoint_note(latest.height), "proof": proof.to_dict(),
+            "validator_updates": updates,
         }
 
     def checkpoint_note(self, height: int) -> str:

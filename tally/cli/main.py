@@ -118,7 +118,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     h = Home(home)
     try:
         node = Node(h.data_dir, h.genesis(), h.validator(), comet=comet)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         fail(str(exc))
     node.start()
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "

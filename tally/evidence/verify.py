@@ -37,7 +37,10 @@ FORMAT = "tally-evidence/v1"
 #: this verifier's dependencies to the log and crypto code.
 TX_SIGNING_DOMAIN = b"tally/tx/v1\x00"
 BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_hash", "event",
-                           "inclusion", "checkpoint", "transaction"})
+                           "inclusion", "checkpoint", "transaction", "validator_updates"})
+#: CometBFT applies a validator update made in block h from block h + 2 on: the set that
+#: votes on (and cosigns the checkpoint of) block h is the one after block h - 2.
+VALIDATOR_UPDATE_DELAY = 2
 OPTIONAL_FIELDS = frozenset({"consistency"})
 LEAF_FIELDS = frozenset(
     {"height", "tx", "index", "type", "asset", "from", "to", "quantity", "data", "details", "time"}
@@ -101,12 +104,11 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     chain_id = genesis["chain_id"]
     if bundle["chain_id"] != chain_id:
         raise EvidenceError("genesis", "the bundle's chain id differs from its genesis")
-    keyset = {
-        v["name"]: (bytes.fromhex(v["public_key"]), int(v["power"])) for v in genesis["validators"]
-    }
 
-    # 2. The checkpoint, signed by a quorum of the validators.
-    checkpoint, signers = _quorum_checkpoint(bundle["checkpoint"], keyset, suite, chain_id)
+    # 2. The validator sets from genesis on, each change proven by the sets before it;
+    #    then the event's checkpoint, signed by a quorum of the set of its height.
+    history = _validator_history(bundle["validator_updates"], genesis, suite, chain_id)
+    checkpoint, signers = history.check(bundle["checkpoint"])
 
     # 3. The event is in the log at that checkpoint.
     event = bundle["event"]
@@ -146,11 +148,14 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
         f"size {checkpoint.size} signed by {', '.join(signers)}."
     )
 
+    if history.updates:
+        facts.append(f"The validator set changed {len(history.updates)} time(s) since genesis; "
+                     "each change was checked against the set before it.")
+
     # 5. Optionally: the log grew without rewriting that checkpoint.
     if "consistency" in bundle:
         _exact_fields(bundle["consistency"], {"checkpoint", "proof"}, "consistency")
-        later, later_signers = _quorum_checkpoint(
-            bundle["consistency"]["checkpoint"], keyset, suite, chain_id)
+        later, later_signers = history.check(bundle["consistency"]["checkpoint"])
         proof2 = [_b64(h, "proof hash") for h in bundle["consistency"]["proof"]]
         try:
             verify_consistency(suite.hash, checkpoint.size, later.size, proof2, checkpoint.root,
@@ -168,18 +173,121 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     return Verdict(_jsonable(fields) | {"details": _jsonable(details)}, facts, signers, pinned_ok)
 
 
-def _quorum_checkpoint(note: str, keyset: dict[str, tuple[bytes, int]], suite: Suite,
-                       chain_id: str) -> tuple[Any, list[str]]:
-    try:
-        result = verify_quorum(note, keyset, suite)
-    except (NoteError, ValueError) as exc:
-        raise EvidenceError("checkpoint", str(exc)) from None
-    expected_origin = f"tally/{chain_id}/custody"
-    if result.checkpoint.origin != expected_origin:
-        raise EvidenceError("checkpoint", f"origin {result.checkpoint.origin!r} is not "
-                                          f"{expected_origin!r}")
-    parse_checkpoint(result.checkpoint.body(), suite.hash_size)
-    return result.checkpoint, result.signers
+class ValidatorHistory:
+    """The validator set at every height: genesis plus proven ``validator.update`` events.
+
+    Checkpoints name their height and the hash of the validator set after their block,
+    so every checkpoint is checked twice: signed by a quorum of the set that voted on its
+    block, and consistent with every update up to it (none may be left out).
+    """
+
+    def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str) -> None:
+        self.genesis_docs = sorted(genesis_docs, key=lambda v: v["name"])
+        self.suite = suite
+        self.origin = f"tally/{chain_id}/custody"
+        self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
+
+    def set_after(self, height: int) -> list[dict[str, Any]]:
+        docs = {v["name"]: v for v in self.genesis_docs}
+        for update_height, details in self.updates:
+            if update_height <= height:
+                apply_validator_update(docs, details)
+        return [docs[n] for n in sorted(docs)]
+
+    def check(self, note: str) -> tuple[Any, list[str]]:
+        body = note.split("\n\n", 1)[0] + "\n"
+        try:
+            claimed = parse_checkpoint(body, self.suite.hash_size)
+        except (NoteError, ValueError) as exc:
+            raise EvidenceError("checkpoint", str(exc)) from None
+        height = _extension_int(claimed, "height")
+        signing = self.set_after(height - VALIDATOR_UPDATE_DELAY)
+        keyset = {v["name"]: (bytes.fromhex(v["public_key"]), int(v["power"])) for v in signing}
+        try:
+            result = verify_quorum(note, keyset, self.suite)
+        except (NoteError, ValueError) as exc:
+            raise EvidenceError("checkpoint", str(exc)) from None
+        if result.checkpoint.origin != self.origin:
+            raise EvidenceError("checkpoint", f"origin {result.checkpoint.origin!r} is not "
+                                              f"{self.origin!r}")
+        expected = self.suite.hash(cbor2.dumps(self.set_after(height), canonical=True))
+        if _extension_bytes(result.checkpoint, "validators") != expected:
+            raise EvidenceError("validators", f"the validator set at height {height} differs "
+                                              "from the one the bundle's updates give")
+        return result.checkpoint, result.signers
+
+
+def apply_validator_update(docs: dict[str, dict[str, Any]], details: dict[str, Any]) -> None:
+    """The effect of one validator.update event (as tally.exec.governance applies it)."""
+    name, power = details["name"], details["power"]
+    if power == 0:
+        docs.pop(name, None)
+    else:
+        docs[name] = {"name": name, "public_key": details["public_key"],
+                      "consensus_key": details["consensus_key"], "power": power}
+
+
+def genesis_validator_docs(genesis: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": v["name"], "public_key": v["public_key"],
+             "consensus_key": v.get("consensus_key", ""), "power": int(v["power"])}
+            for v in genesis["validators"]]
+
+
+def _validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str
+                       ) -> ValidatorHistory:
+    history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id)
+    if not isinstance(updates, list):
+        raise EvidenceError("format", "validator_updates must be a list")
+    # First learn every update, then check each one's proof: a checkpoint's signing set
+    # depends only on updates at least two blocks older, so the checks are well founded
+    # whatever their order, and two updates in one block are both known when either's
+    # checkpoint is compared with the set it names.
+    parsed = []
+    last_index = -1
+    for item in updates:
+        _exact_fields(item, {"index", "leaf", "details", "inclusion", "checkpoint"},
+                      "validator update")
+        _exact_fields(item["inclusion"], {"tree_size", "proof"}, "validator update inclusion")
+        index, leaf = item["index"], _b64(item["leaf"], "validator update leaf")
+        if type(index) is not int or index <= last_index:
+            raise EvidenceError("validators", "validator updates must be in log order")
+        last_index = index
+        fields = _cbor(leaf, "validator update leaf")
+        details_bytes = _b64(item["details"], "validator update details")
+        if not isinstance(fields, dict) or fields.get("type") != "validator.update" or \
+                fields.get("details") != suite.hash(details_bytes):
+            raise EvidenceError("validators", f"entry {index} is not a validator update")
+        history.updates.append((fields["height"], _cbor(details_bytes, "update details")))
+        parsed.append((index, leaf, item))
+    for index, leaf, item in parsed:
+        checkpoint, _ = history.check(item["checkpoint"])
+        if item["inclusion"]["tree_size"] != checkpoint.size:
+            raise EvidenceError("validators", "update proof and checkpoint sizes differ")
+        try:
+            verify_inclusion(suite.hash, index, checkpoint.size, leaf_hash(suite.hash, leaf),
+                             [_b64(h, "proof hash") for h in item["inclusion"]["proof"]],
+                             checkpoint.root)
+        except ProofError as exc:
+            raise EvidenceError("validators", f"update {index}: {exc}") from None
+    return history
+
+
+def _extension(checkpoint: Any, name: str) -> str:
+    values = [e[len(name) + 1:] for e in checkpoint.extensions if e.startswith(name + " ")]
+    if len(values) != 1:
+        raise EvidenceError("checkpoint", f"the checkpoint has no single '{name}' line")
+    return values[0]
+
+
+def _extension_int(checkpoint: Any, name: str) -> int:
+    text = _extension(checkpoint, name)
+    if not text.isdigit() or (text != "0" and text.startswith("0")):
+        raise EvidenceError("checkpoint", f"'{name}' is not a number")
+    return int(text)
+
+
+def _extension_bytes(checkpoint: Any, name: str) -> bytes:
+    return _b64(_extension(checkpoint, name), f"checkpoint {name}")
 
 
 def _check_transaction(raw: bytes, tx_id: bytes, chain_id: str, suite: Suite) -> str:

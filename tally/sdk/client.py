@@ -24,8 +24,9 @@ import httpx
 from tally import tx as txmod
 from tally.crypto import Suite, get_suite
 from tally.errors import Code, TallyError
+from tally.evidence.verify import EvidenceError
+from tally.evidence.verify import _validator_history as validator_history
 from tally.keys import NamedKey
-from tally.log.checkpoint import verify_quorum
 from tally.state.trie import StateProof, StateProofError, verify_state_proof
 
 
@@ -198,10 +199,14 @@ class TallyClient:
                              ) -> VerifiedHolding:
         genesis = self.genesis()
         suite = get_suite(genesis["suite"])
-        keyset = {v["name"]: (bytes.fromhex(v["public_key"]), v["power"])
-                  for v in genesis["validators"]}
-        quorum = verify_quorum(answer["checkpoint"], keyset, suite)
-        state_line = [e for e in quorum.checkpoint.extensions if e.startswith("state ")]
+        try:
+            history = validator_history(answer["validator_updates"], genesis, suite,
+                                        genesis["chain_id"])
+            checkpoint, signers = history.check(answer["checkpoint"])
+        except EvidenceError as exc:
+            raise ApiError(f"the node's checkpoint does not verify: {exc}",
+                           Code.UNAVAILABLE) from None
+        state_line = [e for e in checkpoint.extensions if e.startswith("state ")]
         if len(state_line) != 1:
             raise ApiError("the checkpoint carries no state root", Code.UNAVAILABLE)
         root = base64.b64decode(state_line[0][6:])
@@ -213,10 +218,9 @@ class TallyClient:
         except StateProofError as exc:
             raise ApiError(f"the node's state proof is invalid: {exc}", Code.UNAVAILABLE) from None
         record = cbor2.loads(value) if value is not None else {"q": 0, "p": 0, "f": 0}
-        height = int(next(e for e in quorum.checkpoint.extensions
-                          if e.startswith("height "))[7:])
+        height = int(next(e for e in checkpoint.extensions if e.startswith("height "))[7:])
         return VerifiedHolding(asset, holder, record["q"], record["p"], record["f"], height,
-                               quorum.signers)
+                               signers)
 
 
 class Account:

@@ -12,6 +12,7 @@ connections; WAL lets them read the last committed block while the next is writt
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -37,8 +38,9 @@ CREATE TABLE IF NOT EXISTS txs (
 CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, position);
 CREATE TABLE IF NOT EXISTS events (
     idx INTEGER PRIMARY KEY, height INTEGER NOT NULL, tx_id BLOB NOT NULL,
-    asset TEXT, leaf BLOB NOT NULL, details BLOB NOT NULL);
+    asset TEXT, leaf BLOB NOT NULL, details BLOB NOT NULL, type TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_asset ON events (asset, idx) WHERE asset IS NOT NULL;
+CREATE INDEX IF NOT EXISTS validator_updates ON events (idx) WHERE type = 'validator.update';
 CREATE TABLE IF NOT EXISTS cosignatures (
     height INTEGER NOT NULL, signer TEXT NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (height, signer)) WITHOUT ROWID;
@@ -74,6 +76,7 @@ class EventRow:
     asset: str | None
     leaf: bytes
     details: bytes
+    type: str
 
 
 @dataclass(slots=True)
@@ -100,16 +103,29 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+class StoreLocked(RuntimeError):
+    """Another process already writes this database."""
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer per database: a second node process on the same data would fail on
+        # its first block and leave a half-alive node behind, so refuse it at once.
+        self._lock_file = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise StoreLocked(f"{self.path} is in use by another Tally process") from None
         self._db = connect(self.path)
         self._db.executescript(SCHEMA)
         self._readers = threading.local()
 
     def close(self) -> None:
         self._db.close()
+        self._lock_file.close()
 
     # --- reads on the writer's connection (engine thread) ---------------------------------
 
@@ -148,8 +164,9 @@ class Store:
                   t.event_count) for t in w.txs],
             )
             db.executemany(
-                "INSERT INTO events VALUES (?,?,?,?,?,?)",
-                [(e.index, e.height, e.tx_id, e.asset, e.leaf, e.details) for e in w.events],
+                "INSERT INTO events VALUES (?,?,?,?,?,?,?)",
+                [(e.index, e.height, e.tx_id, e.asset, e.leaf, e.details, e.type)
+                 for e in w.events],
             )
             _apply_upserts(db, "kv", "key", "value", w.kv.items())
             _apply_upserts(db, "trie", "path", "node", w.trie_nodes)
@@ -283,6 +300,13 @@ class Store:
     def events_after(self, after: int, limit: int = 1000) -> list[EventRow]:
         rows = self.reader().execute(
             "SELECT * FROM events WHERE idx > ? ORDER BY idx LIMIT ?", (after, limit)
+        ).fetchall()
+        return [EventRow(*r) for r in rows]
+
+    def validator_updates(self, up_to_height: int) -> list[EventRow]:
+        rows = self.reader().execute(
+            "SELECT * FROM events WHERE type = 'validator.update' AND height <= ? ORDER BY idx",
+            (up_to_height,),
         ).fetchall()
         return [EventRow(*r) for r in rows]
 

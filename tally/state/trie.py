@@ -159,12 +159,15 @@ class _Node:
 
     def children(self) -> list[tuple[int, bytes]]:
         """(nibble, hash) of the occupied children, in nibble order."""
+        data = bytes(self.buf)
         out = []
         offset = 3
-        for i in range(16):
-            if self.present >> i & 1:
-                out.append((i, bytes(self.buf[offset : offset + HASH_SIZE])))
-                offset += HASH_SIZE
+        mask = self.present
+        while mask:
+            low = mask & -mask
+            out.append((low.bit_length() - 1, data[offset : offset + HASH_SIZE]))
+            offset += HASH_SIZE
+            mask ^= low
         return out
 
 
@@ -615,7 +618,7 @@ class StateProof:
                 nibble, digest = pair
                 if type(nibble) is not int or not last < nibble <= 15:
                     raise _malformed("sibling nibbles must be increasing, within 0..15")
-                if not _is_hash(digest) or digest == _EMPTY:
+                if type(digest) is not bytes or len(digest) != HASH_SIZE or digest == _EMPTY:
                     raise _malformed(f"a sibling must be a non-empty {HASH_SIZE}-byte hash")
                 last = nibble
         if self.kind == "absent-leaf":

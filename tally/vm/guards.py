@@ -605,6 +605,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         n = len(items)
         if n < 2:
             return
+        step(n)  # pays for the scan below before it runs
         per = deep(items) if any(type(x) in _CONTAINERS for x in items) else n
         step(per * n.bit_length())
 
@@ -753,6 +754,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     def join(obj: Any, iterable: Any) -> Any:
         items = sized(iterable)
+        step(len(items))  # the length sum below is a Python-level loop
         total = sum(len(x) for x in items if type(x) is type(obj)) + len(obj) * max(
             len(items) - 1, 0
         )
