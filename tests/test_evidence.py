@@ -205,3 +205,34 @@ def test_the_verifier_imports_only_log_and_crypto() -> None:
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tally", *args], capture_output=True, text=True,
                           timeout=60)
+
+
+def test_conflicting_checkpoints_prove_misbehaviour(chain: Chain, tmp_path: Path) -> None:
+    """A validator that signs two different roots for one log size has equivocated; the
+    verifier names it from the two notes alone."""
+    from tally.evidence.verify import find_misbehaviour
+    from tally.log.checkpoint import Checkpoint, NoteSigner, parse_checkpoint, sign_note
+
+    populate(chain)
+    honest = chain.node.checkpoint_note(3)
+    checkpoint = parse_checkpoint(honest.split("\n\n")[0] + "\n", chain.suite.hash_size)
+    forged_root = chain.suite.hash(b"another history")
+    forged = sign_note(Checkpoint(checkpoint.origin, checkpoint.size, forged_root,
+                                  checkpoint.extensions).body(),
+                       [NoteSigner("validator-0", chain.validator.key)])
+    genesis = chain.genesis.canonical_bytes()
+    proof = find_misbehaviour(genesis, honest, forged)
+    assert proof is not None and proof.signers == ("validator-0",)
+    assert "two different roots" in proof.reason
+    assert find_misbehaviour(genesis, honest, chain.node.checkpoint_note(4)) is None
+    # The same through the command line.
+    (tmp_path / "a.txt").write_text(honest)
+    (tmp_path / "b.txt").write_text(forged)
+    chain.genesis.write(tmp_path / "genesis.json")
+    result = _cli("evidence", "conflict", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"),
+                  "--genesis", str(tmp_path / "genesis.json"))
+    assert result.returncode == 0 and "validator-0" in result.stdout
+    (tmp_path / "c.txt").write_text(honest)
+    same = _cli("evidence", "conflict", str(tmp_path / "a.txt"), str(tmp_path / "c.txt"),
+                "--genesis", str(tmp_path / "genesis.json"))
+    assert same.returncode == 1

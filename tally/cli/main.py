@@ -359,6 +359,36 @@ def evidence_verify(
         console.print(f"  {fact}")
 
 
+@evidence_app.command("conflict")
+def evidence_conflict(
+    note_a: Annotated[Path, typer.Argument(help="a signed checkpoint (text file)")],
+    note_b: Annotated[Path, typer.Argument(help="another signed checkpoint")],
+    genesis: Annotated[Path, typer.Option(help="the chain's genesis.json")],
+    genesis_hash: Annotated[str | None, typer.Option(help="pin the genesis hash")] = None,
+) -> None:
+    """Check two signed checkpoints for equivocation. Exit 0 and name the validators who
+    signed both when they conflict; exit 1 when they do not; 2 on unreadable input."""
+    from tally.evidence.verify import EvidenceError, find_misbehaviour
+    from tally.genesis import Genesis
+
+    try:
+        g = Genesis.read(genesis)
+        texts = note_a.read_text(), note_b.read_text()
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read the inputs: {exc}", 2)
+    if genesis_hash is not None and genesis_hash.lower() != g.hash.hex():
+        fail(f"genesis hash {g.hash.hex()} is not the pinned {genesis_hash}", 2)
+    try:
+        proof = find_misbehaviour(g.canonical_bytes(), *texts)
+    except EvidenceError as exc:
+        fail(f"{exc.reason}: {exc.message}", 2)
+    if proof is None:
+        console.print("no conflict: the checkpoints are consistent or share no signer")
+        raise typer.Exit(1)
+    console.print(f"[red]MISBEHAVIOUR[/] in log {proof.origin}: {proof.reason}")
+    console.print(f"signed both: {', '.join(proof.signers)}")
+
+
 # --- reads and transactions against a node ---------------------------------------------
 
 @app.command()

@@ -29,7 +29,15 @@ from typing import Any
 import cbor2
 
 from tally.crypto import Suite, get_suite
-from tally.log.checkpoint import NoteError, parse_checkpoint, verify_quorum
+from tally.log.checkpoint import (
+    CosignatureVerifier,
+    Misbehaviour,
+    NoteError,
+    NoteVerifier,
+    find_conflict,
+    parse_checkpoint,
+    verify_quorum,
+)
 from tally.log.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 
 FORMAT = "tally-evidence/v1"
@@ -370,3 +378,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
+
+
+def find_misbehaviour(genesis_bytes: bytes, note_a: str, note_b: str) -> Misbehaviour | None:
+    """Two validly signed checkpoints of the chain's log that cannot both be true (same
+    size, different roots) are proof that every validator who signed both equivocated.
+    Returns that proof, naming the signers, or None when the notes do not conflict."""
+    genesis = _cbor(genesis_bytes, "genesis")
+    suite = _suite(genesis.get("suite"))
+    verifiers: list[Any] = []
+    for v in genesis_validator_docs(genesis):
+        key = bytes.fromhex(v["public_key"])
+        verifiers += [NoteVerifier(v["name"], key, suite),
+                      CosignatureVerifier(v["name"], key, suite)]
+    try:
+        return find_conflict(note_a, note_b, verifiers, hash_size=suite.hash_size)
+    except (NoteError, ValueError) as exc:
+        raise EvidenceError("checkpoint", str(exc)) from None
