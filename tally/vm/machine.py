@@ -204,7 +204,7 @@ class _Slot:
         meter = rt.meter
         meter.steps -= READ_STEPS
         if meter.steps < 0:
-            rt.guards["step"](0)
+            rt.budget_exceeded()
         overlay = rt.overlay
         value = overlay.values.get(key, MISSING)
         if value is not MISSING:
@@ -284,7 +284,32 @@ class MapProxy:
 
     def __setitem__(self, k: Any, value: Any) -> None:
         key = self.keys.get(k) if type(k) is self.key_type else None
-        self.slot.write(key or self.key(k), value)
+        if key is None:
+            key = self.key(k)
+        slot = self.slot
+        vt = slot.value_type
+        if (
+            type(value) is not int
+            or (vt is not int and vt is not None)
+            or not -_U64 <= value < _U64
+        ):
+            slot.write(key, value)
+            return
+        # `balances[to] = n`: the write path of _Slot.write and Overlay.put, inlined.
+        rt = slot.rt
+        meter = rt.meter
+        if meter.read_only:
+            raise ViewWriteError(f"cannot write {slot.label} in a read-only call")
+        raw = values.encode_int(value)
+        meter.steps -= WRITE_STEPS
+        meter.memory -= len(key) + len(raw) + 64
+        if meter.steps < 0 or meter.memory < 0:
+            rt.budget_exceeded()
+        overlay = rt.overlay
+        writes = overlay.writes
+        overlay.journal.append((key, writes.get(key, MISSING)))
+        writes[key] = raw
+        overlay.values[key] = value
 
     def __delitem__(self, k: Any) -> None:
         self.slot.delete(self.key(k))
@@ -488,8 +513,12 @@ class _Runtime:
         meter.steps -= WRITE_STEPS
         meter.memory -= len(key) + len(raw) + 64
         if meter.steps < 0 or meter.memory < 0:
-            self.guards["alloc"](0)
-            self.guards["step"](0)
+            self.budget_exceeded()
+
+    def budget_exceeded(self) -> None:
+        """Raise the error for whichever budget an inlined charge took below zero."""
+        self.guards["alloc"](0)  # raises if memory is below zero
+        self.guards["step"](0)  # raises if steps are
 
     def encode(self, value: Any) -> bytes:
         lim = self.limits
@@ -623,7 +652,17 @@ class _Runtime:
     # -- functions contracts call ----------------------------------------------------
 
     def emit(self, name: Any, data: Any = None) -> None:
-        self.record_event(self.frame.contract, name, data)
+        meter = self.meter
+        if meter.read_only:
+            raise ViewWriteError("cannot emit events in a read-only call")
+        if type(name) is not str or not 0 < len(name) <= 64:
+            raise InvalidValue("an event name is a str of 1 to 64 characters")
+        data = self.copy_value(data)
+        meter.steps -= WRITE_STEPS  # an event lives in the result like a write
+        meter.memory -= 64
+        if meter.steps < 0 or meter.memory < 0:
+            self.budget_exceeded()
+        self.events.append(Event(self.frame.contract, name, data))
 
     def _nested(self, target: Any, method: Any, args: tuple[Any, ...], read_only: bool) -> Any:
         self.guards["step"](self.limits.call_steps)
