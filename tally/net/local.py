@@ -14,6 +14,7 @@ Ports of node i, from the base port B: B+10i p2p, +1 CometBFT RPC, +2 ABCI, +3 T
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import sys
 import time
@@ -54,17 +55,24 @@ def tally_node_argv(spec: NodeSpec) -> list[str]:
 
 def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
              chain_id: str = "tally-net", base_port: int | None = None,
-             timeout_commit: str = "300ms", log_level: str = "error") -> list[NodeSpec]:
-    """Write keys, both geneses and the configuration of a local network."""
+             timeout_commit: str = "300ms", log_level: str = "error",
+             full_nodes: int = 0) -> list[NodeSpec]:
+    """Write keys, both geneses and the configuration of a local network.
+
+    ``full_nodes`` more nodes follow the chain without voting; each has a checkpoint key
+    ready, so governance can promote it to validator later.
+    """
     base = Path(base_dir)
     if (base / "localnet.json").exists():
         raise FileExistsError(f"{base} already holds a network")
     suite = get_suite(suite_name)
     if base_port is None:
         base_port = free_port_block(10 * validators)
-    specs = make_localnet(base, validators, base_port, chain_id=chain_id,
+    specs = make_localnet(base, validators + full_nodes, base_port, chain_id=chain_id,
                           power=VALIDATOR_POWER, vote_extensions_enable_height=1,
                           timeout_commit=timeout_commit, log_level=log_level)
+    if full_nodes:
+        _drop_genesis_validators(specs, keep=validators)
     roles: dict[str, list[str]] = {}
     for name, account_roles in DEV_ACCOUNTS.items():
         account = keys.generate(name, suite_name)
@@ -75,14 +83,29 @@ def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
     for spec in specs:
         validator = keys.generate(spec.moniker, suite_name)
         keys.save(Path(spec.app_dir) / "validator.json", validator)
-        members.append(Validator(spec.moniker, validator.public_key, VALIDATOR_POWER,
-                                 base64.b64decode(spec.validator_pubkey)))
+        if spec.index < validators:
+            members.append(Validator(spec.moniker, validator.public_key, VALIDATOR_POWER,
+                                     base64.b64decode(spec.validator_pubkey)))
     genesis = Genesis(chain_id, suite.name, time.time_ns() // 1_000_000, tuple(members),
                       {a: tuple(sorted(r)) for a, r in roles.items()})
     genesis.write(base / "genesis.json")
     for spec in specs:
         shutil.copy(base / "genesis.json", Path(spec.app_dir) / "genesis.json")
     return specs
+
+
+def _drop_genesis_validators(specs: list[NodeSpec], keep: int) -> None:
+    """Make only the first ``keep`` nodes validators in every CometBFT genesis."""
+    for spec in specs:
+        path = Path(spec.home) / "config" / "genesis.json"
+        doc = json.loads(path.read_text())
+        doc["validators"] = doc["validators"][:keep]
+        path.write_text(json.dumps(doc, indent=2))
+
+
+def consensus_key(spec: NodeSpec) -> bytes:
+    """The Ed25519 key CometBFT votes with on node ``spec``."""
+    return base64.b64decode(spec.validator_pubkey)
 
 
 def network(base_dir: Path) -> Localnet:

@@ -1,0 +1,131 @@
+"""A real 4-validator CometBFT network: cosigned checkpoints, validator-set changes by
+governance, evidence that stays verifiable across them, and verified reads from any
+node (including one that was not a validator at genesis)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tally.evidence.verify import EvidenceError, verify_bundle
+from tally.home import Home
+from tally.keys import load
+from tally.net.cometbft import CometBFTNotFound, CometRPC, find_cometbft, load_localnet
+from tally.net.local import api_url, consensus_key, net_down, net_init, net_up
+from tally.sdk import TallyClient
+
+try:
+    find_cometbft()
+except CometBFTNotFound as e:  # pragma: no cover - depends on the machine
+    if os.environ.get("TALLY_REQUIRE_COMETBFT"):
+        raise
+    pytest.skip(f"{e}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("net")
+    net_init(base, 4, full_nodes=1, chain_id="gov-net")
+    try:
+        net_up(base, timeout=90)
+        yield base
+    finally:
+        net_down(base)
+
+
+def cometbft_validators(base: Path, node: int = 0) -> dict[str, int]:
+    spec = load_localnet(base)[node]
+    with CometRPC(spec.rpc_url) as rpc:
+        result = rpc.validators()
+    return {v["pub_key"]["value"]: int(v["voting_power"]) for v in result["validators"]}
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def evidence_when_ready(client: TallyClient, index: int) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return client.evidence(index, consistency=True)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -> None:
+    specs = load_localnet(net)
+    home = Home(net)
+    genesis_hash = TallyClient(api_url(specs[0])).status()["genesis_hash"]
+    with TallyClient(api_url(specs[1])) as client:
+        issuer = client.account(home.key("issuer"))
+        issuer.issue("BOND", asset_class="security", name="Bond", quantity=1000)
+        receipt = issuer.transfer("BOND", to=home.key("alice").address, quantity=100)
+        bundle = evidence_when_ready(client, receipt.events[0])
+    verdict = verify_bundle(bundle, genesis_hash=genesis_hash)
+    assert len(verdict.signers) >= 3  # more than 2/3 of four equal validators
+    # The same block, state and log on every node, including the full node.
+    height = receipt.height
+    blocks = [TallyClient(api_url(s)).block(height) for s in specs]
+    assert len({(b["hash"], b["header"]["state"], b["header"]["log_root"]) for b in blocks}) == 1
+    with CometRPC(specs[2].rpc_url) as rpc:
+        assert rpc.app_hash_at(height).hex().lower() == blocks[0]["hash"]
+
+
+def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:
+    specs = load_localnet(net)
+    home = Home(net)
+    newcomer = specs[4]
+    checkpoint_key = load(Path(newcomer.app_dir) / "validator.json").public_key
+    client = TallyClient(api_url(specs[0]))
+    genesis_hash = client.status()["genesis_hash"]
+    admin = client.account(home.key("admin"))
+    assert base64.b64encode(consensus_key(newcomer)).decode() not in cometbft_validators(net)
+
+    # Promote the full node: the committee (one admin here) decides, CometBFT follows.
+    admin.send("gov.propose", {"action": "validator.set", "name": newcomer.moniker,
+                               "power": 10, "public_key": checkpoint_key,
+                               "consensus_key": consensus_key(newcomer)})
+    wait_until(lambda: base64.b64encode(consensus_key(newcomer)).decode()
+               in cometbft_validators(net), what="CometBFT to add node4")
+    # Demote node1.
+    admin.send("gov.propose", {"action": "validator.set", "name": specs[1].moniker,
+                               "power": 0})
+    wait_until(lambda: len(cometbft_validators(net)) == 4 and
+               specs[1].validator_pubkey not in cometbft_validators(net),
+               what="CometBFT to remove node1")
+
+    # Events after both changes: their evidence carries the proven history of the set.
+    issuer = client.account(home.key("issuer"))
+    issuer.issue("RCV", asset_class="receivable", name="Receivable", quantity=50)
+    late = issuer.transfer("RCV", to=home.key("bob").address, quantity=5)
+    wait_until(lambda: client.status()["height"] >= late.height + 3, what="later blocks")
+    with TallyClient(api_url(newcomer)) as via_newcomer:
+        bundle = evidence_when_ready(via_newcomer, late.events[0])
+        verdict = verify_bundle(bundle, genesis_hash=genesis_hash)
+        assert len(bundle["validator_updates"]) == 2
+        assert "node4" in verdict.signers and "node1" not in verdict.signers
+        assert any("changed 2 time(s)" in fact for fact in verdict.facts)
+        # A verified read from the promoted node.
+        held = via_newcomer.verified_holding("RCV", home.key("bob").address)
+        assert held.held == 5 and "node4" in held.signers
+
+    # Dropping the proven history makes the bundle fail: the checkpoint names another set.
+    stripped = dict(bundle, validator_updates=[])
+    with pytest.raises(EvidenceError) as info:
+        verify_bundle(stripped, genesis_hash=genesis_hash)
+    assert info.value.reason in ("validators", "checkpoint")
+    # Evidence of an event from before the changes still verifies.
+    early = evidence_when_ready(client, 0)
+    assert verify_bundle(early, genesis_hash=genesis_hash).event["type"] == "asset.issue"
