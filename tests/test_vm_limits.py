@@ -181,3 +181,16 @@ def test_host_stays_healthy_after_attacks() -> None:
     assert grown_mib < 400, f"peak RSS grew by {grown_mib:.0f} MiB"
     h.deploy("ok", method("self.n = 5\nreturn self.n"))
     assert h.call("ok", "f") == 5
+
+
+def test_failed_calls_report_steps_used() -> None:
+    h = Harness()
+    h.deploy("c", method("for i in range(k):\n    pass\nrequire(False, 'no')", params=", k: int"))
+    with pytest.raises(VMError) as small:
+        h.call("c", "f", 10)
+    with pytest.raises(VMError) as large:
+        h.call("c", "f", 100)
+    assert 0 < small.value.steps_used < large.value.steps_used
+    with pytest.raises(OutOfSteps) as spent:
+        h.call("c", "f", 10**9, steps=5000)
+    assert spent.value.steps_used == 5000

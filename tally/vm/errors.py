@@ -17,6 +17,9 @@ class VMError(Exception):
     """
 
     code: str = "VM_ERROR"
+    #: Steps the failed call had used when it stopped (set by the VM on errors that
+    #: leave deploy/call/query), so an executor can charge for failed work.
+    steps_used: int | None = None
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)

@@ -855,6 +855,9 @@ class VM:
                 elif args:
                     raise BadArguments(f"contract {name} has no init() to take arguments")
                 return self._finish(result)
+            except VMError as e:
+                e.steps_used = min(rt.meter.budget - rt.meter.steps, rt.meter.budget)
+                raise
             finally:
                 rt.end()
         finally:
@@ -979,6 +982,9 @@ class VM:
             return ExecutionResult(
                 overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
             )
+        except VMError as e:
+            e.steps_used = min(meter.budget - meter.steps, meter.budget)
+            raise
         finally:
             rt.overlay = None  # type: ignore[assignment]
             rt.events = []
