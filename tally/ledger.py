@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cbor2
+
 from tally import codec
 from tally.crypto import PrivateKey
 from tally.exec.context import Event
@@ -30,7 +32,7 @@ from tally.genesis import Genesis
 from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
 from tally.log.merkle import empty_root, leaf_hash, node_hash
 from tally.log.tree import MerkleLog
-from tally.state.store import BlockRow, BlockWrite, EventRow, Store, TxRow
+from tally.state.store import BlockRow, BlockWrite, Store
 from tally.state.trie import StateTrie
 from tally.tx import Transaction
 
@@ -45,20 +47,26 @@ def log_origin(chain_id: str) -> str:
 def encode_event_leaf(
     ev: Event, *, height: int, tx_id: bytes, index: int, time_ms: int, details_hash: bytes | None
 ) -> bytes:
-    """The canonical bytes of one event: exactly what the log commits to (docs/formats.md)."""
-    return codec.encode_trusted(
+    """The canonical bytes of one event: exactly what the log commits to (docs/formats.md).
+
+    The map is built with its keys already in canonical order (RFC 8949 §4.2.1: shorter
+    keys first, then bytewise) and holds only scalars, so plain encoding is canonical;
+    a test checks it against cbor2's canonical mode. This is the hottest encoding of a
+    block, and sorting it every time costs several times the encoding itself.
+    """
+    return cbor2.dumps(
         {
-            "height": height,
+            "to": ev.to,
             "tx": tx_id,
-            "index": index,
+            "data": ev.data,
+            "from": ev.sender,
+            "time": time_ms,
             "type": ev.type,
             "asset": ev.asset,
-            "from": ev.sender,
-            "to": ev.to,
-            "quantity": ev.quantity,
-            "data": ev.data,
+            "index": index,
+            "height": height,
             "details": details_hash,
-            "time": time_ms,
+            "quantity": ev.quantity,
         }
     )
 
@@ -275,15 +283,17 @@ class Ledger:
             block.checkpoint.body()
         tx_rows, event_rows = [], []
         event_index = block.first_event
+        height = block.height
         for position, outcome in enumerate(block.outcomes):
             n = len(outcome.events)
-            tx_rows.append(TxRow(outcome.tx.id, block.height, position, outcome.tx.raw, outcome.code,
-                                 outcome.message, event_index if n else None, n))
+            tx_rows.append((outcome.tx.id, height, position, outcome.tx.raw, outcome.code,
+                            outcome.message, event_index if n else None, n))
             event_index += n
+        first = block.first_event
         for offset, leaf in enumerate(block.leaves):
-            event_rows.append(EventRow(block.first_event + offset, block.height,
-                                       block.event_txs[offset], block.event_assets[offset],
-                                       leaf, block.details[offset], block.event_types[offset]))
+            event_rows.append((first + offset, height, block.event_txs[offset],
+                               block.event_assets[offset], leaf, block.details[offset],
+                               block.event_types[offset]))
         self.store.write_block(BlockWrite(
             block=BlockRow(block.height, block.hash, codec.encode_trusted(block.header), note,
                            block.header["log_size"]),

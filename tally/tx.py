@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import cbor2
+
 from tally import codec
 from tally.crypto import PrivateKey, Suite, get_suite
 from tally.errors import Code, TxRejected
@@ -117,7 +119,10 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
         raise TxRejected(
             f"transaction is {len(raw)} bytes; the limit is {max_size}", Code.OVERSIZE
         )
-    envelope = codec.decode_canonical(raw, "transaction")
+    try:
+        envelope = cbor2.loads(raw)
+    except Exception:  # cbor2 raises several types; all mean "not CBOR"
+        raise TxRejected("transaction is not valid CBOR", Code.MALFORMED) from None
     if (
         not isinstance(envelope, list)
         or len(envelope) != 2
@@ -125,6 +130,9 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
         or not isinstance(envelope[1], bytes)
     ):
         raise TxRejected("a transaction is a CBOR array [body bytes, signature bytes]")
+    # An array of two byte strings has one canonical form, which plain encoding gives.
+    if cbor2.dumps(envelope) != raw:
+        raise TxRejected("transaction is not in canonical (deterministic) CBOR form")
     body_bytes, signature = envelope
     body = codec.decode_canonical(body_bytes, "transaction body")
     if not isinstance(body, dict) or set(body) != BODY_FIELDS:

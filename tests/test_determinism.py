@@ -65,3 +65,19 @@ def test_replays_on_fresh_nodes_under_different_hash_seeds(chain: Chain, tmp_pat
         results.append(json.loads(out.stdout))
     assert results[0] == expected
     assert results[1] == expected
+
+
+def test_event_leaves_are_canonical_cbor() -> None:
+    """The hot-path leaf encoder relies on its key order; it must equal canonical CBOR."""
+    import cbor2
+
+    from tally.exec.context import Event
+    from tally.ledger import encode_event_leaf
+
+    cases = [Event("custody.transfer", "BOND", "a" * 40, "b" * 40, 7),
+             Event("document.attest", None, "c" * 40, None, 0, b"\x01" * 32, {"title": "t"}),
+             Event("validator.update", quantity=2**40)]
+    for ev in cases:
+        leaf = encode_event_leaf(ev, height=2**33, tx_id=b"\x07" * 32, index=3,
+                                 time_ms=1_767_225_600_000, details_hash=b"\x09" * 32)
+        assert leaf == cbor2.dumps(cbor2.loads(leaf), canonical=True)

@@ -84,8 +84,9 @@ class BlockWrite:
     """Everything one block changes, written atomically by :meth:`Store.write_block`."""
 
     block: BlockRow
-    txs: list[TxRow]
-    events: list[EventRow]
+    #: Rows in column order (see TxRow and EventRow): built as tuples on the hot path.
+    txs: list[tuple]
+    events: list[tuple]
     kv: dict[bytes, bytes | None]
     trie_nodes: list[tuple[bytes, bytes | None]]
     log_nodes: list[tuple[tuple[int, int], bytes]]
@@ -158,16 +159,8 @@ class Store:
                 "INSERT INTO blocks VALUES (?,?,?,?,?)",
                 (b.height, b.hash, b.header, b.checkpoint, b.log_size),
             )
-            db.executemany(
-                "INSERT INTO txs VALUES (?,?,?,?,?,?,?,?)",
-                [(t.id, t.height, t.position, t.raw, t.code, t.message, t.first_event,
-                  t.event_count) for t in w.txs],
-            )
-            db.executemany(
-                "INSERT INTO events VALUES (?,?,?,?,?,?,?)",
-                [(e.index, e.height, e.tx_id, e.asset, e.leaf, e.details, e.type)
-                 for e in w.events],
-            )
+            db.executemany("INSERT INTO txs VALUES (?,?,?,?,?,?,?,?)", w.txs)
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", w.events)
             _apply_upserts(db, "kv", "key", "value", w.kv.items())
             _apply_upserts(db, "trie", "path", "node", w.trie_nodes)
             db.executemany(
