@@ -86,15 +86,18 @@ def run(size: int, batches: list[int], suite_name: str, cache_nodes: int, rounds
     result["open_us"] = round((time.perf_counter() - start) * 1e6, 1)
 
     for batch in batches:
-        update_s, total_s, cpu_s = [], [], []
+        update_s, total_s, cpu_s, records, nbytes = [], [], [], [], []
         for _ in range(rounds):
             changes = block(rng, live, next_id, batch)
             gc.collect()
             c0, t0 = time.process_time(), time.perf_counter()
             trie.update(changes)
             c1, t1 = time.process_time(), time.perf_counter()
-            store.write(trie.take_dirty())
+            dirty = trie.take_dirty()
+            store.write(dirty)
             t2 = time.perf_counter()
+            records.append(len(dirty))
+            nbytes.append(sum(len(p) + len(r or b"") for p, r in dirty))
             update_s.append(t1 - t0)
             cpu_s.append(c1 - c0)
             total_s.append(t2 - t0)
@@ -107,6 +110,8 @@ def run(size: int, batches: list[int], suite_name: str, cache_nodes: int, rounds
             "updates_per_cpu_s": round(batch / med_cpu),
             "with_take_dirty_ms": round(med_total * 1e3, 1),
             "with_take_dirty_per_s": round(batch / med_total),
+            "dirty_records": round(statistics.median(records)),
+            "dirty_mb": round(statistics.median(nbytes) / 1e6, 2),
         }
 
     # Proofs for present keys (in the store) and absent keys (never written).
