@@ -337,21 +337,24 @@ class StateTrie:
 
     # ----- node access ----------------------------------------------------------------
 
+    def _record(self, path: bytes) -> bytes | None:
+        """The record at ``path`` as of the last update: pending (written or deleted)
+        records first, then the store."""
+        pending = self._pending
+        if pending and path in pending:
+            return pending[path]
+        return self._store.get(path)
+
     def _node(self, path: bytes) -> _Node:
         cache = self._cache[len(path)]
         node = cache.get(path)
         if node is None:
-            record = self._pending.get(path) if self._pending else None
-            if record is None:
-                record = self._store.get(path)
-            node = _decode_node(path, record)
+            node = _decode_node(path, self._record(path))
             cache[path] = node
         return node
 
     def _read_leaf(self, path: bytes) -> bytes:
-        record = self._pending.get(path) if self._pending else None
-        if record is None:
-            record = self._store.get(path)
+        record = self._record(path)
         if record is None or len(record) != _LEAF_SIZE or record[0] != 0:
             raise _corrupt_leaf(path)
         return record
@@ -435,8 +438,9 @@ class _Batch:
                         continue
                     writes[child] = leaf
                 else:
-                    existing = pending.get(child) if pending else None
-                    if existing is None:
+                    if pending and child in pending:
+                        existing = pending[child]
+                    else:
                         existing = self.store_get(child)
                     if existing is None or existing[1:33] != key_hash:
                         new, leaf = self.resettle(child, i, j, True)  # another key's leaf
@@ -486,13 +490,7 @@ class _Batch:
     ) -> tuple[bytes | None, bytes | None]:
         """Apply ``items[lo:hi]`` to the slot at ``path``, which is empty or holds one
         leaf: work out the leaves it holds now and lay them out from scratch."""
-        existing = None
-        if occupied:
-            existing = self.pending.get(path) if self.pending else None
-            if existing is None:
-                existing = self.store_get(path)
-            if existing is None or len(existing) != _LEAF_SIZE or existing[0] != 0:
-                raise _corrupt_leaf(path)
+        existing = self.trie._read_leaf(path) if occupied else None
         items = self.items
         if hi - lo == 1:  # the common case, without building lists
             _, key_hash, record, leaf_hash = items[lo]
