@@ -118,6 +118,46 @@ def test_known_answer_root():
     assert trie.root().hex() == expected
 
 
+def test_documented_example():
+    # docs/state.md works this state through by hand.
+    state = {b"asset/1": b"alice", b"asset/2": b"bob", b"asset/3": b"carol"}
+    trie = StateTrie(sha256, DictTrieStore())
+    trie.update(state)
+    assert trie.root().hex() == ("f1966fea319d685f336e8daef21b1df0d44f684fd4929d5ab0f3f5963e92a10f")
+    assert trie.prove(b"asset/1").to_bytes()[:4] == bytes.fromhex("00011800")
+
+
+def deep_hash(data: bytes) -> bytes:
+    """SHA-256, except that keys ``deep/<i>`` hash to 31 zero bytes then ``i``: they
+    share 62 nibbles, which real keys never do, to reach the deepest slots."""
+    if data.startswith(b"deep/"):
+        return bytes(31) + bytes([int(data[5:])])
+    return sha256(data)
+
+
+def test_keys_sharing_62_nibbles_sit_at_depth_64_and_rise_when_alone():
+    store = DictTrieStore()
+    trie = StateTrie(deep_hash, store)
+    state = {b"deep/%d" % i: b"v%d" % i for i in range(20)} | {b"shallow": b"s"}
+    trie.update(state)
+    assert trie.root() == reference_root(deep_hash, state)
+    proof = trie.prove(b"deep/3")
+    assert len(proof.levels) == 64  # 0x00..00 0x03: nibble 63 is the first that differs
+    verify_state_proof(deep_hash, trie.root(), b"deep/3", b"v3", proof)
+    assert StateProof.from_bytes(proof.to_bytes()) == proof
+    absent = trie.prove(b"deep/21")  # 0x15: under the 0x1_ node, slot 5 empty
+    assert absent.kind == "absent-empty" and len(absent.levels) == 64
+    verify_state_proof(deep_hash, trie.root(), b"deep/21", None, absent)
+    # Remove all deep keys but one: it rises from depth 64 to depth 1, in one batch.
+    gone = {b"deep/%d" % i: None for i in range(1, 20)}
+    trie.update(gone)
+    store.write(trie.take_dirty())
+    left = {b"deep/0": b"v0", b"shallow": b"s"}
+    assert trie.root() == reference_root(deep_hash, left)
+    assert store.records == fresh_records(deep_hash, left)
+    assert len(trie.prove(b"deep/0").levels) == 1
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     history=st.lists(
