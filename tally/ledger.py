@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,18 @@ def encode_event_leaf(
     )
 
 
+def commercial_origin(chain_id: str) -> str:
+    """The origin of a chain's commercial (tier-2) log."""
+    return f"tally/{chain_id}/commercial"
+
+
+def encode_contract_leaf(ev: Any, *, height: int, tx_id: bytes, index: int, time_ms: int
+                         ) -> bytes:
+    """A contract event as a leaf of the commercial log (keys in canonical order)."""
+    return cbor2.dumps({"tx": tx_id, "data": ev.data, "name": ev.name, "time": time_ms,
+                        "index": index, "height": height, "contract": ev.contract})
+
+
 def merkle_root(hash_fn: Any, leaves: list[bytes]) -> bytes:
     """RFC 9162 root of a small list (a block's transaction ids)."""
     if not leaves:
@@ -106,6 +118,9 @@ class PendingBlock:
     checkpoint: Checkpoint
     #: Validator-set changes this block made (details of its validator.update events).
     validator_updates: list[dict[str, Any]]
+    #: The commercial log's new leaves, as events2 rows (without their index).
+    leaves2: list[tuple] = field(default_factory=list)
+    first_event2: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +134,16 @@ class CommittedBlock:
 
 
 class _LogNodes:
-    """The log's node store: reads from SQLite, writes held until the block is written."""
+    """A log's node store: reads from SQLite, writes held until the block is written."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, table: str = "log_nodes") -> None:
         self.store = store
+        self.table = table
         self.pending: dict[tuple[int, int], bytes] = {}
 
     def get(self, level: int, index: int) -> bytes | None:
         found = self.pending.get((level, index))
-        return found if found is not None else self.store.log_node(level, index)
+        return found if found is not None else self.store.log_node(level, index, self.table)
 
     def put_many(self, items: list[tuple[tuple[int, int], bytes]]) -> None:
         self.pending.update(items)
@@ -169,6 +185,9 @@ class Ledger:
         self.last_hash = store.meta("last_hash") or genesis.hash
         self.last_time_ms = int(store.meta("last_time_ms") or str(genesis.time_ms).encode())
         self.log = MerkleLog(self.suite.hash, self._log_nodes, size=int(store.meta("log_size") or b"0"))
+        self._log2_nodes = _LogNodes(store, "log2_nodes")
+        self.log2 = MerkleLog(self.suite.hash, self._log2_nodes,
+                              size=int(store.meta("log2_size") or b"0"))
         self.trie = StateTrie(self.suite.hash, _TrieNodes(store))
 
     # --- genesis ----------------------------------------------------------------------
@@ -230,6 +249,13 @@ class Ledger:
                 event_txs.append(outcome.tx.id)
                 event_types.append(ev.type)
         first_event = self.log.append_many(leaves) if leaves else self.log.size
+        rows2: list[tuple] = []
+        for outcome in outcomes:
+            for index, cev in enumerate(outcome.contract_events):
+                rows2.append((height, outcome.tx.id, cev.contract, cev.name,
+                              encode_contract_leaf(cev, height=height, tx_id=outcome.tx.id,
+                                                   index=index, time_ms=time_ms)))
+        first_event2 = self.log2.append_many([r[4] for r in rows2]) if rows2 else self.log2.size
         changes = state.changes()
         self.trie.update(changes)
         state_root = self.trie.root()
@@ -243,6 +269,8 @@ class Ledger:
             "log_size": self.log.size,
             "log_root": self.log.root(),
             "state": state_root,
+            "commercial_size": self.log2.size,
+            "commercial_root": self.log2.root(),
         }
         block_hash = hash_fn(codec.encode_trusted(header))
         validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
@@ -256,13 +284,15 @@ class Ledger:
                 f"state {base64.b64encode(state_root).decode()}",
                 f"block {base64.b64encode(block_hash).decode()}",
                 f"validators {base64.b64encode(validators_hash).decode()}",
+                f"commercial {self.log2.size} "
+                f"{base64.b64encode(header['commercial_root']).decode()}",
             ),
         )
         updates = [ev.details for o in outcomes if o.ok for ev in o.events
                    if ev.type == "validator.update"]
         return PendingBlock(height, time_ms, header, block_hash, outcomes, leaves, details, assets,
                             event_txs, event_types, first_event, changes,
-                            state.decoded_changes(), checkpoint, updates)
+                            state.decoded_changes(), checkpoint, updates, rows2, first_event2)
 
     def discard(self) -> None:
         """Forget an executed block that will not be committed (another proposal won the
@@ -270,6 +300,9 @@ class Ledger:
         self._log_nodes.pending = {}
         self.log = MerkleLog(self.suite.hash, self._log_nodes,
                              size=int(self.store.meta("log_size") or b"0"))
+        self._log2_nodes.pending = {}
+        self.log2 = MerkleLog(self.suite.hash, self._log2_nodes,
+                              size=int(self.store.meta("log2_size") or b"0"))
         self.trie.discard()
 
     def sign_checkpoint(self, body: str) -> str:
@@ -287,7 +320,9 @@ class Ledger:
         for position, outcome in enumerate(block.outcomes):
             n = len(outcome.events)
             tx_rows.append((outcome.tx.id, height, position, outcome.tx.raw, outcome.code,
-                            outcome.message, event_index if n else None, n))
+                            outcome.message, event_index if n else None, n,
+                            None if outcome.result is None
+                            else codec.encode_trusted(outcome.result)))
             event_index += n
         first = block.first_event
         for offset, leaf in enumerate(block.leaves):
@@ -302,7 +337,10 @@ class Ledger:
             kv=block.changes,
             trie_nodes=self.trie.take_dirty(),
             log_nodes=self._log_nodes.take(),
+            events2=[(block.first_event2 + i, *row) for i, row in enumerate(block.leaves2)],
+            log2_nodes=self._log2_nodes.take(),
             meta={
+                "log2_size": str(block.header["commercial_size"]).encode(),
                 "height": str(block.height).encode(),
                 "last_hash": block.hash,
                 "last_time_ms": str(block.time_ms).encode(),

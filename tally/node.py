@@ -40,6 +40,7 @@ class Receipt:
     message: str
     first_event: int | None
     event_count: int
+    result: Any = None
 
     @property
     def ok(self) -> bool:
@@ -51,12 +52,14 @@ class Receipt:
             "code": self.code, "message": self.message,
             "events": list(range(self.first_event, self.first_event + self.event_count))
             if self.first_event is not None else [],
+            "result": jsonable(self.result),
         }
 
     @classmethod
     def from_row(cls, row: TxRow) -> Receipt:
         return cls(row.id.hex(), row.height, row.position, row.code, row.message,
-                   row.first_event, row.event_count)
+                   row.first_event, row.event_count,
+                   None if row.result is None else codec.decode(row.result))
 
 
 def jsonable(value: Any) -> Any:
@@ -79,14 +82,26 @@ def event_to_dict(row: EventRow) -> dict[str, Any]:
 
 
 class _ReadLogNodes:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, table: str = "log_nodes") -> None:
         self.store = store
+        self.table = table
 
     def get(self, level: int, index: int) -> bytes | None:
-        return self.store.read_log_node(level, index)
+        return self.store.read_log_node(level, index, self.table)
 
     def put_many(self, items: list) -> None:  # pragma: no cover - reads only
         raise RuntimeError("read-only view of the log")
+
+
+class _CommittedState:
+    """Committed state, decoded, for read-only contract queries."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, key: bytes) -> Any | None:
+        raw = self.store.read_value(key)
+        return None if raw is None else codec.decode(raw)
 
 
 class _ReadTrieNodes:
@@ -122,6 +137,10 @@ class Node:
                              validator.name if validator else None)
         self._listeners: list[Callable[[CommittedBlock], None]] = []
         self._height_changed = threading.Condition()
+        from tally.vm import VM
+
+        self._query_vm = VM()
+        self._query_lock = threading.Lock()
         self.comet = comet
         if comet is None:
             self.engine_name = "solo"
@@ -432,8 +451,58 @@ class Node:
             raise TallyError(f"the log has {committed} entries; {size} requested",
                              Code.INVALID_REQUEST)
 
-    def log_view(self, size: int) -> MerkleLog:
-        return MerkleLog(self.suite.hash, _ReadLogNodes(self.store), size=size)
+    def log_view(self, size: int, table: str = "log_nodes") -> MerkleLog:
+        return MerkleLog(self.suite.hash, _ReadLogNodes(self.store, table), size=size)
+
+    # --- contracts (tier 2) -----------------------------------------------------------
+
+    def contract(self, name: str) -> dict[str, Any]:
+        from tally.exec.contracts import contract_key
+
+        record = self.value(contract_key(name))
+        if record is None:
+            raise NotFound(f"no contract {name!r}")
+        return {"name": name, **record}
+
+    def contract_source(self, name: str, version: int | None = None) -> str:
+        from tally.exec.contracts import contract_source_key
+
+        record = self.contract(name)
+        version = record["version"] if version is None else version
+        source = self.value(contract_source_key(name, version))
+        if source is None:
+            raise NotFound(f"contract {name!r} has no version {version}")
+        return source
+
+    def contract_query(self, name: str, method: str, args: list[Any]) -> Any:
+        """Run a @view method against the last committed block (no transaction)."""
+        from tally.exec.contracts import StateStorage, _to_error, custody_host
+        from tally.vm import Context, VMError
+
+        self.contract(name)
+        latest = self.store.latest_block()
+        header = codec.decode(latest.header) if latest else {"height": 0, "time": 0}
+        with self._query_lock:
+            try:
+                result = self._query_vm.query(
+                    name, method, args, storage=StateStorage(_CommittedState(self.store)),
+                    ctx=Context("query", header["height"], header["time"], b"\0" * 32),
+                    host=custody_host)
+            except VMError as exc:
+                raise _to_error(exc) from None
+        return result.return_value
+
+    def commercial_events(self, after: int = -1, limit: int = 1000,
+                          contract: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for idx, _height, _tx, _contract, _name, leaf in self.store.events2_after(
+                after, limit, contract):
+            fields = codec.decode(leaf)
+            out.append({"log_index": idx, "contract": fields["contract"],
+                        "name": fields["name"], "data": jsonable(codec.decode(fields["data"])),
+                        "height": fields["height"], "tx": fields["tx"].hex(),
+                        "index": fields["index"], "time": fields["time"]})
+        return out
 
 
 def _parse_hex(text: str, what: str) -> bytes:

@@ -46,13 +46,13 @@ class Chain:
         return self.keys[name].address
 
     def sign(self, name: str, kind: str, payload: dict[str, Any], *, nonce: int | None = None,
-             expiry: int | None = None, chain: str = CHAIN) -> bytes:
+             expiry: int | None = None, chain: str = CHAIN, tier: int = 1) -> bytes:
         if nonce is None:
             nonce = self._nonces.get(name, 0)
             self._nonces[name] = nonce + 1
         return txmod.sign(self.keys[name].key, chain=chain, nonce=nonce,
                           expiry=expiry if expiry is not None else self.node.ledger.height + 100,
-                          kind=kind, payload=payload)
+                          kind=kind, payload=payload, tier=tier)
 
     def send(self, name: str, kind: str, payload: dict[str, Any], **kw: Any):
         return self.node.submit_and_wait(self.sign(name, kind, payload, **kw), timeout=30)

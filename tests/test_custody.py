@@ -32,7 +32,7 @@ def test_issue_needs_the_issuer_role_and_a_fresh_id(chain: Chain) -> None:
 
 @pytest.mark.parametrize("payload, fragment", [
     ({"asset": "bad id!", "class": "security", "name": "n", "quantity": 1}, "asset"),
-    ({"asset": "A", "class": "cash", "name": "n", "quantity": 1}, "class"),
+    ({"asset": "A", "class": "bond", "name": "n", "quantity": 1}, "class"),
     ({"asset": "A", "class": "security", "name": "n", "quantity": 0}, "quantity"),
     ({"asset": "A", "class": "security", "name": "n", "quantity": 2**63}, "quantity"),
     ({"asset": "A", "class": "security", "name": "n", "quantity": True}, "quantity"),

@@ -49,6 +49,12 @@ class ReceiptModel(BaseModel):
     code: str
     message: str
     events: list[int]
+    result: Any = None
+
+
+class QueryRequest(BaseModel):
+    method: str = Field(description="a @view method of the contract", max_length=64)
+    args: list[Any] = Field(default_factory=list, description="its arguments")
 
 
 class PendingModel(BaseModel):
@@ -191,6 +197,33 @@ def create_app(node: Node) -> FastAPI:
     @app.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry")
     def evidence(event_index: int, consistency: bool = False) -> dict[str, Any]:
         return export_bundle(node, event_index, consistency=consistency)
+
+    @app.get("/v1/contracts/{name}", summary="A contract: address, version and its history")
+    def contract(name: str) -> dict[str, Any]:
+        return node.contract(name)
+
+    @app.get("/v1/contracts/{name}/source", response_class=PlainTextResponse,
+             summary="The source of a contract version (the latest by default)")
+    def contract_source(name: str, version: int | None = Query(None, ge=1)) -> str:
+        return node.contract_source(name, version)
+
+    @app.post("/v1/contracts/{name}/query", summary="Run a @view method; no transaction")
+    def contract_query(name: str, body: QueryRequest) -> dict[str, Any]:
+        from tally.node import jsonable
+
+        return {"result": jsonable(node.contract_query(name, body.method, body.args))}
+
+    @app.get("/v1/commercial/events", summary="Contract events (the commercial log)")
+    def commercial_events(after: int = -1, limit: int = Query(1000, ge=1, le=10_000),
+                          contract: str | None = None) -> list[dict[str, Any]]:
+        return node.commercial_events(after, limit, contract)
+
+    @app.get("/v1/commercial/evidence/{index}",
+             summary="The evidence bundle of a contract event")
+    def commercial_evidence(index: int, consistency: bool = False) -> dict[str, Any]:
+        from tally.evidence.export import export_commercial_bundle
+
+        return export_commercial_bundle(node, index, consistency=consistency)
 
     @app.get("/v1/events", summary="Committed events after a log index")
     def events(after: int = -1, limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:

@@ -58,8 +58,9 @@ class _Exporter:
             return None
         return note
 
-    def first_quorum_checkpoint(self, log_index: int) -> tuple[BlockRow, str]:
-        first = self.store.first_block_covering(log_index)
+    def first_quorum_checkpoint(self, log_index: int, first: BlockRow | None = None
+                                ) -> tuple[BlockRow, str]:
+        first = first or self.store.first_block_covering(log_index)
         if first is None:
             raise NotFound(f"no checkpoint covers event {log_index} yet")
         for height in range(first.height, min(first.height + SEARCH_WINDOW,
@@ -77,9 +78,10 @@ class _Exporter:
                 return self.store.block(height), note  # type: ignore[return-value]
         return None
 
-    def inclusion(self, index: int, size: int) -> dict[str, Any]:
+    def inclusion(self, index: int, size: int, log: MerkleLog | None = None) -> dict[str, Any]:
+        log = log or self.log
         return {"tree_size": size,
-                "proof": [b64(h) for h in self.log.inclusion_proof(index, size)]}
+                "proof": [b64(h) for h in log.inclusion_proof(index, size)]}
 
     def validator_updates(self, up_to_height: int) -> list[dict[str, Any]]:
         out = []
@@ -127,6 +129,46 @@ def export_bundle(node: Node, event_index: int, *, consistency: bool = False) ->
                 "checkpoint": later[1],
                 "proof": [b64(h) for h in ex.log.consistency_proof(block.log_size,
                                                                    later[0].log_size)],
+            }
+    return bundle
+
+
+def export_commercial_bundle(node: Node, index: int, *, consistency: bool = False
+                             ) -> dict[str, Any]:
+    """The evidence of a contract event: its leaf in the commercial log, proven against the
+    commercial root that a quorum-signed custody checkpoint names."""
+    with node.store.snapshot():
+        row = node.store.event2(index)
+        if row is None:
+            raise NotFound(f"no committed contract event {index}")
+        _, height, tx_id, _contract, _name, leaf = row
+        ex = _Exporter(node)
+        block, note = ex.first_quorum_checkpoint(index, node.store.block(height))
+        size = codec.decode(block.header)["commercial_size"]
+        log2 = node.log_view(codec.decode(ex.latest.header)["commercial_size"], "log2_nodes")
+        tx = node.store.tx(tx_id)
+        later = ex.latest_quorum_checkpoint() if consistency else None
+        later_size = codec.decode(later[0].header)["commercial_size"] if later else 0
+        if later is not None and later_size <= size:
+            later = None
+        bundle: dict[str, Any] = {
+            "format": FORMAT,
+            "log": "commercial",
+            "chain_id": node.genesis.chain_id,
+            "suite": node.suite.name,
+            "genesis": b64(node.genesis.canonical_bytes()),
+            "genesis_hash": node.genesis.hash.hex(),
+            "event": {"index": index, "leaf": b64(leaf), "details": None},
+            "inclusion": ex.inclusion(index, size, log2),
+            "checkpoint": note,
+            "transaction": b64(tx.raw) if tx is not None else None,
+            "validator_updates": ex.validator_updates(later[0].height if later else
+                                                      block.height),
+        }
+        if later is not None:
+            bundle["consistency"] = {
+                "checkpoint": later[1],
+                "proof": [b64(h) for h in log2.consistency_proof(size, later_size)],
             }
     return bundle
 

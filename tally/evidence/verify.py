@@ -49,7 +49,8 @@ BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_ha
 #: CometBFT applies a validator update made in block h from block h + 2 on: the set that
 #: votes on (and cosigns the checkpoint of) block h is the one after block h - 2.
 VALIDATOR_UPDATE_DELAY = 2
-OPTIONAL_FIELDS = frozenset({"consistency"})
+OPTIONAL_FIELDS = frozenset({"consistency", "log"})
+COMMERCIAL_LEAF_FIELDS = frozenset({"tx", "data", "name", "time", "index", "height", "contract"})
 LEAF_FIELDS = frozenset(
     {"height", "tx", "index", "type", "asset", "from", "to", "quantity", "data", "details", "time"}
 )
@@ -118,43 +119,60 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     history = _validator_history(bundle["validator_updates"], genesis, suite, chain_id)
     checkpoint, signers = history.check(bundle["checkpoint"])
 
-    # 3. The event is in the log at that checkpoint.
+    # 3. The event is in its log at that checkpoint: the custody log itself, or the
+    #    commercial log whose size and root the custody checkpoint names.
+    commercial = bundle.get("log", "custody") == "commercial"
+    if bundle.get("log", "custody") not in ("custody", "commercial"):
+        raise EvidenceError("format", "log must be 'custody' or 'commercial'")
+    tree = _commercial_tree(checkpoint) if commercial else (checkpoint.size, checkpoint.root)
     event = bundle["event"]
     _exact_fields(event, {"index", "leaf", "details"}, "event")
     index, leaf = event["index"], _b64(event["leaf"], "event leaf")
     inclusion = bundle["inclusion"]
     _exact_fields(inclusion, {"tree_size", "proof"}, "inclusion")
-    if inclusion["tree_size"] != checkpoint.size:
+    if inclusion["tree_size"] != tree[0]:
         raise EvidenceError("inclusion", "the proof is for another tree size than the checkpoint")
     proof = [_b64(h, "proof hash") for h in inclusion["proof"]]
     try:
-        verify_inclusion(suite.hash, index, checkpoint.size, leaf_hash(suite.hash, leaf), proof,
-                         checkpoint.root)
+        verify_inclusion(suite.hash, index, tree[0], leaf_hash(suite.hash, leaf), proof, tree[1])
     except ProofError as exc:
         raise EvidenceError("inclusion", str(exc)) from None
 
     # 4. What the leaf says, its details, and the transaction behind it.
     fields = _cbor(leaf, "event leaf")
-    if not isinstance(fields, dict) or set(fields) != LEAF_FIELDS:
-        raise EvidenceError("leaf", "the leaf is not a Tally event")
     details: dict[str, Any] = {}
-    if fields["details"] is not None:
+    if commercial:
+        if not isinstance(fields, dict) or set(fields) != COMMERCIAL_LEAF_FIELDS or \
+                event["details"] is not None:
+            raise EvidenceError("leaf", "the leaf is not a Tally contract event")
+    elif not isinstance(fields, dict) or set(fields) != LEAF_FIELDS:
+        raise EvidenceError("leaf", "the leaf is not a Tally event")
+    elif fields["details"] is not None:
         if event.get("details") is None:
             raise EvidenceError("details", "the leaf commits to details the bundle lacks")
         details_bytes = _b64(event["details"], "details")
         if suite.hash(details_bytes) != fields["details"]:
             raise EvidenceError("details", "the details do not hash to the leaf's details hash")
         details = _cbor(details_bytes, "details")
+    elif event["details"] is not None:
+        raise EvidenceError("details", "the bundle carries details the leaf does not name")
     signer_address = None
     if bundle.get("transaction") is not None:
         signer_address = _check_transaction(_b64(bundle["transaction"], "transaction"),
                                             fields["tx"], chain_id, suite)
 
-    facts = [_describe(fields, details, index, signer_address)]
-    facts.append(
-        f"It is entry {index} of log {checkpoint.origin!r}, included in the checkpoint of "
-        f"size {checkpoint.size} signed by {', '.join(signers)}."
-    )
+    if commercial:
+        facts = [_describe_contract_event(fields, index, signer_address, suite)]
+        facts.append(
+            f"It is entry {index} of the commercial log, whose root at size {tree[0]} is named "
+            f"by the custody checkpoint of height {_extension_int(checkpoint, 'height')} "
+            f"signed by {', '.join(signers)}.")
+    else:
+        facts = [_describe(fields, details, index, signer_address)]
+        facts.append(
+            f"It is entry {index} of log {checkpoint.origin!r}, included in the checkpoint of "
+            f"size {checkpoint.size} signed by {', '.join(signers)}."
+        )
 
     if history.updates:
         facts.append(f"The validator set changed {len(history.updates)} time(s) since genesis; "
@@ -164,21 +182,44 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     if "consistency" in bundle:
         _exact_fields(bundle["consistency"], {"checkpoint", "proof"}, "consistency")
         later, later_signers = history.check(bundle["consistency"]["checkpoint"])
+        later_tree = _commercial_tree(later) if commercial else (later.size, later.root)
         proof2 = [_b64(h, "proof hash") for h in bundle["consistency"]["proof"]]
         try:
-            verify_consistency(suite.hash, checkpoint.size, later.size, proof2, checkpoint.root,
-                               later.root)
+            verify_consistency(suite.hash, tree[0], later_tree[0], proof2, tree[1],
+                               later_tree[1])
         except ProofError as exc:
             raise EvidenceError("consistency", str(exc)) from None
         facts.append(
-            f"The log at the later checkpoint of size {later.size} (signed by "
+            f"The log at the later checkpoint of size {later_tree[0]} (signed by "
             f"{', '.join(later_signers)}) still contains it unchanged."
         )
     pinned_ok = pinned is not None
     if not pinned_ok:
         facts.append(f"The genesis hash {actual_hash} was not pinned: compare it with the "
                      "consortium's published value.")
-    return Verdict(_jsonable(fields) | {"details": _jsonable(details)}, facts, signers, pinned_ok)
+    described = _jsonable(fields) | {"details": _jsonable(details)}
+    if commercial:
+        described["data"] = _jsonable(_cbor(fields["data"], "contract event data"))
+    return Verdict(described, facts, signers, pinned_ok)
+
+
+def _commercial_tree(checkpoint: Any) -> tuple[int, bytes]:
+    """The commercial log's (size, root), as a custody checkpoint names it."""
+    parts = _extension(checkpoint, "commercial").split(" ")
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise EvidenceError("checkpoint", "malformed 'commercial' line")
+    return int(parts[0]), _b64(parts[1], "commercial root")
+
+
+def _describe_contract_event(f: dict[str, Any], index: int, signer: str | None,
+                             suite: Suite) -> str:
+    when = dt.datetime.fromtimestamp(f["time"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    data = json.dumps(_jsonable(_cbor(f["data"], "contract event data")), sort_keys=True)
+    text = (f"Contract event {index}: contract {f['contract']!r} emitted {f['name']!r} "
+            f"{data} at height {f['height']}, {when}.")
+    if signer:
+        text += f" Requested by transaction {f['tx'].hex()} signed by account {signer}."
+    return text
 
 
 class ValidatorHistory:

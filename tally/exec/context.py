@@ -27,6 +27,15 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ContractEvent:
+    """An event a contract emitted: a leaf of the commercial (tier-2) log."""
+
+    contract: str
+    name: str
+    data: bytes  # canonical CBOR of the event's data
+
+
 @dataclass(slots=True)
 class TxContext:
     state: BlockState
@@ -37,6 +46,9 @@ class TxContext:
     tx_id: bytes
     sender: str
     events: list[Event] = field(default_factory=list)
+    contract_events: list[ContractEvent] = field(default_factory=list)
+    #: What the transaction returns to its sender (a contract call's return value).
+    result: Any = None
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

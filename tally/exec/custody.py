@@ -28,7 +28,7 @@ from tally.exec.operation import Operation
 from tally.exec.roles import require_role
 from tally.exec.state import BlockState
 
-ASSET_CLASSES = ("security", "futures", "receivable", "document", "other")
+ASSET_CLASSES = ("security", "futures", "receivable", "document", "cash", "other")
 _TX_ID = p.text(128)
 
 
@@ -83,6 +83,14 @@ def active_asset(state: BlockState, asset: str) -> dict[str, Any]:
     if record["status"] != "active":
         raise ExecutionFailed(f"asset {asset!r} is retired", Code.ASSET_RETIRED)
     return record
+
+
+def movable_by_holders(record: dict[str, Any], asset: str) -> None:
+    """Units of an asset a contract controls move only through that contract."""
+    if record.get("controller"):
+        raise ExecutionFailed(
+            f"units of {asset} move only through the contract that controls it "
+            f"({record['controller']})", Code.UNAUTHORISED)
 
 
 def acting_for(ctx: TxContext, holder: str | None) -> str:
@@ -171,7 +179,7 @@ def _parse_transfer(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _transfer(ctx: TxContext, args: dict[str, Any]) -> None:
     asset, to, quantity = args["asset"], args["to"], args["quantity"]
-    active_asset(ctx.state, asset)
+    movable_by_holders(active_asset(ctx.state, asset), asset)
     holder = acting_for(ctx, args.get("holder"))
     if to == holder:
         raise p.invalid("a transfer needs a recipient other than the holder")
@@ -194,7 +202,7 @@ def _parse_pledge(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _pledge(ctx: TxContext, args: dict[str, Any]) -> None:
     asset, pledgee, quantity = args["asset"], args["pledgee"], args["quantity"]
-    active_asset(ctx.state, asset)
+    movable_by_holders(active_asset(ctx.state, asset), asset)
     holder = acting_for(ctx, args.get("holder"))
     if pledgee == holder:
         raise p.invalid("a holder cannot pledge units to itself")
@@ -298,6 +306,7 @@ def _redeem(ctx: TxContext, args: dict[str, Any]) -> None:
     """The holder surrenders units to the issuer, which retires them."""
     asset, quantity = args["asset"], args["quantity"]
     record = active_asset(ctx.state, asset)
+    movable_by_holders(record, asset)
     holder = acting_for(ctx, args.get("holder"))
     holding = take_free_units(ctx.state, asset, holder, quantity)
     put_holding(ctx.state, asset, holder, {**holding, "q": holding["q"] - quantity})

@@ -13,8 +13,8 @@ from typing import Any
 
 from tally import tx as txmod
 from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
-from tally.exec import custody, governance, roles
-from tally.exec.context import Event, TxContext
+from tally.exec import contracts, custody, governance, roles
+from tally.exec.context import ContractEvent, Event, TxContext
 from tally.exec.operation import Operation
 from tally.exec.state import BlockState
 from tally.genesis import Genesis
@@ -32,6 +32,9 @@ class TxOutcome:
     #: False when the transaction could not run at all (bad nonce, expired): it then
     #: consumed no nonce. True when it ran, whether it succeeded or failed.
     ran: bool = True
+    #: Events of contracts (the commercial log), and what the transaction returned.
+    contract_events: list[ContractEvent] = field(default_factory=list)
+    result: Any = None
 
     @property
     def ok(self) -> bool:
@@ -64,7 +67,7 @@ class Executor:
         self.params = genesis.params
         self.operations: dict[str, Operation] = {}
         for op in (*roles.OPERATIONS, *custody.OPERATIONS, *governance.OPERATIONS,
-                   *extra_operations):
+                   *contracts.OPERATIONS, *extra_operations):
             if op.kind in self.operations:
                 raise ValueError(f"two operations claim kind {op.kind!r}")
             self.operations[op.kind] = op
@@ -159,7 +162,8 @@ class Executor:
             state.rollback()
             return TxOutcome(tx, "INTERNAL", f"internal error: {type(exc).__name__}")
         state.commit()
-        return TxOutcome(tx, OK, "", ctx.events)
+        return TxOutcome(tx, OK, "", ctx.events, contract_events=ctx.contract_events,
+                         result=ctx.result)
 
 
 __all__ = ["Executor", "TxOutcome", "ExecutionFailed", "OK", "genesis_writes", "nonce_key"]

@@ -16,6 +16,8 @@ State::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tally.errors import Code, ExecutionFailed
@@ -24,7 +26,8 @@ from tally.exec.context import Event, TxContext
 from tally.exec.operation import Operation
 from tally.exec.roles import COMMITTEE_KEY, require_role
 
-__all__ = ["COMMITTEE_KEY", "VALIDATORS_KEY", "OPERATIONS", "committee", "validators"]
+__all__ = ["ACTIONS", "COMMITTEE_KEY", "VALIDATORS_KEY", "OPERATIONS", "Action", "committee",
+           "register", "validators"]
 from tally.exec.state import BlockState
 
 VALIDATORS_KEY = b"validators"
@@ -68,23 +71,43 @@ def _power(name: str, value: Any) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class Action:
+    """Something only the committee may do: checked when proposed, applied once more
+    than half of the committee approved (and checked again then: state may have moved)."""
+
+    name: str
+    parse: Callable[[dict[str, Any]], dict[str, Any]]
+    check: Callable[[BlockState, dict[str, Any]], None]
+    apply: Callable[[TxContext, dict[str, Any], dict[str, Any], str], None]
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def register(action: Action) -> None:
+    ACTIONS[action.name] = action
+
+
 def _parse_propose(payload: dict[str, Any]) -> dict[str, Any]:
-    args = p.parse(payload, {"action": p.one_of("validator.set"), "name": _name,
-                             "power": _power},
-                   {"public_key": _key_bytes, "consensus_key": _key_bytes})
-    return args
+    action = ACTIONS.get(payload.get("action"))  # type: ignore[arg-type]
+    if action is None:
+        raise p.invalid(f"action must be one of: {', '.join(sorted(ACTIONS))}")
+    return {"action": action.name,
+            "args": action.parse({k: v for k, v in payload.items() if k != "action"})}
 
 
 def _propose(ctx: TxContext, args: dict[str, Any]) -> None:
     require_role(ctx, "admin")
+    action = ACTIONS[args["action"]]
     proposal_id = ctx.tx_id.hex()
-    proposal = {"action": args["action"],
-                "args": {k: v for k, v in args.items() if k != "action"},
-                "proposer": ctx.sender, "approvals": [ctx.sender], "height": ctx.height}
-    _check_validator_change(ctx.state, proposal["args"])
+    proposal = {"action": action.name, "args": args["args"], "proposer": ctx.sender,
+                "approvals": [ctx.sender], "height": ctx.height}
+    action.check(ctx.state, args["args"])
+    summary = {k: v for k, v in args["args"].items() if isinstance(v, (int, str)) and
+               not (isinstance(v, str) and len(v) > 200)}
     ctx.emit(Event("gov.propose", sender=ctx.sender,
-                   details={"proposal": proposal_id, "action": args["action"],
-                            "name": args["name"], "power": args["power"]}))
+                   details={"proposal": proposal_id, "action": action.name} | summary))
     _settle(ctx, proposal_id, proposal)
 
 
@@ -111,7 +134,14 @@ def _settle(ctx: TxContext, proposal_id: str, proposal: dict[str, Any]) -> None:
         ctx.state.put(proposal_key(proposal_id), proposal)
         return
     ctx.state.delete(proposal_key(proposal_id))
-    _apply_validator_change(ctx, proposal["args"], proposal_id)
+    action = ACTIONS[proposal["action"]]
+    action.check(ctx.state, proposal["args"])  # the state may have moved since the proposal
+    action.apply(ctx, proposal["args"], proposal, proposal_id)
+
+
+def _parse_validator_set(args: dict[str, Any]) -> dict[str, Any]:
+    return p.parse(args, {"name": _name, "power": _power},
+                   {"public_key": _key_bytes, "consensus_key": _key_bytes})
 
 
 def _check_validator_change(state: BlockState, args: dict[str, Any]) -> None:
@@ -131,8 +161,8 @@ def _check_validator_change(state: BlockState, args: dict[str, Any]) -> None:
                                       Code.ALREADY_EXISTS)
 
 
-def _apply_validator_change(ctx: TxContext, args: dict[str, Any], proposal_id: str) -> None:
-    _check_validator_change(ctx.state, args)  # the set may have changed since the proposal
+def _apply_validator_change(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any],
+                            proposal_id: str) -> None:
     current = {v["name"]: v for v in validators(ctx.state)}
     name, power = args["name"], args["power"]
     old = current.get(name)
@@ -147,6 +177,10 @@ def _apply_validator_change(ctx: TxContext, args: dict[str, Any], proposal_id: s
     ctx.emit(Event("validator.update", sender=ctx.sender, quantity=power,
                    details=validator_doc(name, public_key, consensus_key, power)
                    | {"proposal": proposal_id}))
+
+
+register(Action("validator.set", _parse_validator_set, _check_validator_change,
+                _apply_validator_change))
 
 
 OPERATIONS = (

@@ -16,6 +16,25 @@ from tally import codec
 _DELETED = object()
 
 
+class Raw:
+    """A value already in its canonical encoding (contract storage, written by the VM):
+    kept as bytes so it is never decoded and encoded again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Raw) and other.data == self.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __repr__(self) -> str:
+        return f"Raw({self.data!r})"
+
+
 class BlockState:
     def __init__(self, read_committed: Callable[[bytes], Any | None]) -> None:
         self._read_committed = read_committed
@@ -61,7 +80,8 @@ class BlockState:
         if self._tx is not None:
             raise RuntimeError("a transaction is still open")
         return {
-            key: None if value is _DELETED else codec.encode_trusted(value)
+            key: None if value is _DELETED
+            else value.data if type(value) is Raw else codec.encode_trusted(value)
             for key, value in self._block.items()
         }
 

@@ -42,6 +42,7 @@ class Receipt:
     code: str
     message: str
     events: list[int]
+    result: Any = None
 
     @property
     def ok(self) -> bool:
@@ -190,6 +191,29 @@ class TallyClient:
         return self._request("GET", f"/v1/evidence/{event_index}",
                              params={"consistency": consistency})
 
+    def contract(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/contracts/{name}")
+
+    def contract_source(self, name: str, version: int | None = None) -> str:
+        params = {"version": version} if version is not None else {}
+        return self._request("GET", f"/v1/contracts/{name}/source", params=params)
+
+    def query(self, contract: str, method: str, *args: Any) -> Any:
+        """Run a contract's @view method against the latest block."""
+        return self._request("POST", f"/v1/contracts/{contract}/query",
+                             json={"method": method, "args": list(args)})["result"]
+
+    def commercial_events(self, after: int = -1, contract: str | None = None
+                          ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"after": after}
+        if contract:
+            params["contract"] = contract
+        return self._request("GET", "/v1/commercial/events", params=params)
+
+    def commercial_evidence(self, index: int, *, consistency: bool = False) -> dict[str, Any]:
+        return self._request("GET", f"/v1/commercial/evidence/{index}",
+                             params={"consistency": consistency})
+
     def verified_holding(self, asset: str, holder: str) -> VerifiedHolding:
         """A holding checked against a validator-signed checkpoint: trust no node."""
         answer = self._request("GET", f"/v1/assets/{asset}/holdings/{holder}")
@@ -249,9 +273,10 @@ class Account:
                           expiry=height + self.expiry_window, kind=kind, payload=payload,
                           tier=tier)
 
-    def send(self, kind: str, payload: dict[str, Any], *, check: bool = True) -> Receipt:
+    def send(self, kind: str, payload: dict[str, Any], *, check: bool = True, tier: int = 1
+             ) -> Receipt:
         try:
-            receipt = self.client.submit(self.sign(kind, payload), wait=True)
+            receipt = self.client.submit(self.sign(kind, payload, tier=tier), wait=True)
         except ApiError:
             self._nonce = None  # re-read it: the node refused the nonce or the transaction
             raise
@@ -310,3 +335,19 @@ class Account:
 
     def grant_role(self, account: str, role: str) -> Receipt:
         return self.send("role.grant", {"account": account, "role": role})
+
+    # Governance and contracts.
+    def propose(self, action: str, **args: Any) -> Receipt:
+        """Propose a committee action (validator.set, contract.deploy, contract.upgrade)."""
+        return self.send("gov.propose", {"action": action, **args})
+
+    def approve(self, proposal_id: str) -> Receipt:
+        return self.send("gov.approve", {"proposal": proposal_id})
+
+    def call(self, contract: str, method: str, *args: Any, steps: int | None = None,
+             check: bool = True) -> Receipt:
+        """Call a contract method in a transaction; the receipt's ``result`` is its return."""
+        payload: dict[str, Any] = {"contract": contract, "method": method, "args": list(args)}
+        if steps is not None:
+            payload["steps"] = steps
+        return self.send("contract.call", payload, tier=2, check=check)

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCHEMA = """
@@ -34,13 +34,20 @@ CREATE INDEX IF NOT EXISTS blocks_by_log_size ON blocks (log_size);
 CREATE TABLE IF NOT EXISTS txs (
     id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
     raw BLOB NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL,
-    first_event INTEGER, event_count INTEGER NOT NULL) WITHOUT ROWID;
+    first_event INTEGER, event_count INTEGER NOT NULL, result BLOB) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, position);
 CREATE TABLE IF NOT EXISTS events (
     idx INTEGER PRIMARY KEY, height INTEGER NOT NULL, tx_id BLOB NOT NULL,
     asset TEXT, leaf BLOB NOT NULL, details BLOB NOT NULL, type TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_asset ON events (asset, idx) WHERE asset IS NOT NULL;
 CREATE INDEX IF NOT EXISTS validator_updates ON events (idx) WHERE type = 'validator.update';
+CREATE TABLE IF NOT EXISTS log2_nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events2 (
+    idx INTEGER PRIMARY KEY, height INTEGER NOT NULL, tx_id BLOB NOT NULL,
+    contract TEXT NOT NULL, name TEXT NOT NULL, leaf BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events2_by_contract ON events2 (contract, idx);
 CREATE TABLE IF NOT EXISTS cosignatures (
     height INTEGER NOT NULL, signer TEXT NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (height, signer)) WITHOUT ROWID;
@@ -66,6 +73,7 @@ class TxRow:
     message: str
     first_event: int | None
     event_count: int
+    result: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,9 @@ class BlockWrite:
     trie_nodes: list[tuple[bytes, bytes | None]]
     log_nodes: list[tuple[tuple[int, int], bytes]]
     meta: dict[str, bytes]
+    #: The commercial (tier-2) log: its events, as rows of events2, and its nodes.
+    events2: list[tuple] = field(default_factory=list)
+    log2_nodes: list[tuple[tuple[int, int], bytes]] = field(default_factory=list)
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -142,9 +153,9 @@ class Store:
         row = self._db.execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
         return row[0] if row else None
 
-    def log_node(self, level: int, index: int) -> bytes | None:
+    def log_node(self, level: int, index: int, table: str = "log_nodes") -> bytes | None:
         row = self._db.execute(
-            "SELECT hash FROM log_nodes WHERE level=? AND idx=?", (level, index)
+            f"SELECT hash FROM {_log_table(table)} WHERE level=? AND idx=?", (level, index)
         ).fetchone()
         return row[0] if row else None
 
@@ -159,8 +170,13 @@ class Store:
                 "INSERT INTO blocks VALUES (?,?,?,?,?)",
                 (b.height, b.hash, b.header, b.checkpoint, b.log_size),
             )
-            db.executemany("INSERT INTO txs VALUES (?,?,?,?,?,?,?,?)", w.txs)
+            db.executemany("INSERT INTO txs VALUES (?,?,?,?,?,?,?,?,?)", w.txs)
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", w.events)
+            if w.events2:
+                db.executemany("INSERT INTO events2 VALUES (?,?,?,?,?,?)", w.events2)
+            if w.log2_nodes:
+                db.executemany("INSERT OR REPLACE INTO log2_nodes VALUES (?,?,?)",
+                               [(level, idx, h) for (level, idx), h in w.log2_nodes])
             _apply_upserts(db, "kv", "key", "value", w.kv.items())
             _apply_upserts(db, "trie", "path", "node", w.trie_nodes)
             db.executemany(
@@ -222,11 +238,30 @@ class Store:
         row = self.reader().execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
         return row[0] if row else None
 
-    def read_log_node(self, level: int, index: int) -> bytes | None:
+    def read_log_node(self, level: int, index: int, table: str = "log_nodes") -> bytes | None:
         row = self.reader().execute(
-            "SELECT hash FROM log_nodes WHERE level=? AND idx=?", (level, index)
+            f"SELECT hash FROM {_log_table(table)} WHERE level=? AND idx=?", (level, index)
         ).fetchone()
         return row[0] if row else None
+
+    def event2(self, index: int) -> tuple | None:
+        return self.reader().execute("SELECT * FROM events2 WHERE idx=?", (index,)).fetchone()
+
+    def events2_after(self, after: int, limit: int = 1000, contract: str | None = None
+                      ) -> list[tuple]:
+        if contract is None:
+            return self.reader().execute(
+                "SELECT * FROM events2 WHERE idx > ? ORDER BY idx LIMIT ?", (after, limit)
+            ).fetchall()
+        return self.reader().execute(
+            "SELECT * FROM events2 WHERE contract = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (contract, after, limit)).fetchall()
+
+    def first_block_covering2(self, log2_index: int) -> BlockRow | None:
+        """The first block whose checkpoint covers commercial-log entry ``log2_index``."""
+        height = self.reader().execute(
+            "SELECT height FROM events2 WHERE idx=?", (log2_index,)).fetchone()
+        return self.block(height[0]) if height else None
 
     def read_meta(self, key: str) -> bytes | None:
         row = self.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -317,6 +352,12 @@ class Store:
         yield from connect(self.path, readonly=True).execute(
             f"SELECT {columns} FROM {table} ORDER BY {order}"
         )
+
+
+def _log_table(table: str) -> str:
+    if table not in ("log_nodes", "log2_nodes"):
+        raise ValueError(table)
+    return table
 
 
 def _apply_upserts(
