@@ -222,12 +222,18 @@ class TallyApplication(Application):
 
     def prepare_proposal(self, req: abci.RequestPrepareProposal) -> abci.ResponsePrepareProposal:
         lines: dict[str, str] = {}
+        # Only lines that verify against our own committed checkpoint of the previous
+        # height: every validator rejects a cosignature transaction with one bad line,
+        # so passing on a divergent validator's extension would halt the whole chain.
+        previous = self.ledger.store.block(req.height - 1)
+        body = _body_of(previous.checkpoint) if previous is not None else None
         for vote in req.local_last_commit.votes:
             if vote.block_id_flag != COMMIT_FLAG or not vote.vote_extension:
                 continue
             known = self._known.get(vote.validator.address)
             decoded = _decode_extension(vote.vote_extension)
-            if known and decoded and decoded[0] == req.height - 1:
+            if known and decoded and decoded[0] == req.height - 1 and body is not None \
+                    and self._line_verifies(body, known.name, decoded[1]):
                 lines[known.name] = decoded[1]
         system = [encode_cosign_tx(req.height - 1, lines)] if lines else []
         budget = req.max_tx_bytes - sum(len(t) + 8 for t in system)
