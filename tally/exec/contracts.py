@@ -23,6 +23,7 @@ under ``c/<name>/``, and ``contract_src/<name>/<version>``.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from tally import codec
@@ -51,6 +52,9 @@ from tally.vm.storage import code_id_key, source_key
 #: One VM per process for block execution (it runs one call at a time and caches
 #: compiled code); queries use their own VM so they never wait on a block.
 BLOCK_VM = VM()
+#: Contract names never look like account addresses, so a contract can tell whether it
+#: was called by an account or by another contract.
+_LOOKS_LIKE_ADDRESS = re.compile(r"^[0-9a-f]{40}$")
 CUSTODY_SOURCE = "custody"
 
 
@@ -212,10 +216,9 @@ def _h_burn(req: HostRequest, state: _HostState, asset: str, holder: str, quanti
     holding = take_free_units(state, asset, holder, quantity)  # type: ignore[arg-type]
     put_holding(state, asset, holder, {**holding, "q": holding["q"] - quantity})  # type: ignore[arg-type]
     supply = record["supply"] - quantity
-    state.put(asset_key(asset), {**record, "supply": supply,
-                                 "status": "active" if supply > 0 else "retired"})
-    _emit_custody(req, "asset.redeem", asset, holder, record["controller"], quantity,
-                  {"supply": supply})
+    # A controlled asset stays active at zero supply: its contract may issue it again.
+    state.put(asset_key(asset), {**record, "supply": supply})
+    _emit_custody(req, "asset.burn", asset, holder, None, quantity, {"supply": supply})
 
 
 def _move(req: HostRequest, state: _HostState, asset: str, holder: str, to: str,
@@ -235,7 +238,12 @@ def _move(req: HostRequest, state: _HostState, asset: str, holder: str, to: str,
 
 def _h_transfer(req: HostRequest, state: _HostState, asset: str, to: str, quantity: int) -> None:
     _arg(p.identifier, "asset", asset)
-    _move(req, state, asset, contract_address(req.contract), to, quantity)
+    me = contract_address(req.contract)
+    controller = active_asset(state, asset).get("controller")  # type: ignore[arg-type]
+    if controller and controller != me:
+        raise ExecutionFailed(f"units of {asset} move only through the contract that "
+                              f"controls it ({controller})", Code.UNAUTHORISED)
+    _move(req, state, asset, me, to, quantity)
 
 
 def _h_transfer_from(req: HostRequest, state: _HostState, asset: str, holder: str, to: str,
@@ -243,11 +251,13 @@ def _h_transfer_from(req: HostRequest, state: _HostState, asset: str, holder: st
     _arg(p.identifier, "asset", asset)
     _arg(p.address, "holder", holder)
     me = contract_address(req.contract)
-    record = active_asset(state, asset)  # type: ignore[arg-type]
-    if record.get("controller") != me and state.get(agent_key(holder, me)) is None:
+    controller = active_asset(state, asset).get("controller")  # type: ignore[arg-type]
+    allowed = controller == me if controller else state.get(agent_key(holder, me)) is not None
+    if not allowed:
         raise ExecutionFailed(f"contract {req.contract} may not move {holder}'s units of "
-                              f"{asset}: it neither controls the asset nor is an appointed "
-                              "agent", Code.UNAUTHORISED)
+                              f"{asset}: " + ("only its controlling contract may" if controller
+                                              else "it is not an agent the holder appointed"),
+                              Code.UNAUTHORISED)
     _move(req, state, asset, holder, to, quantity)
 
 
@@ -293,8 +303,9 @@ def _steps(name: str, value: Any) -> int:
 
 
 def _contract_name(name: str, value: Any) -> str:
-    if not is_valid_contract_name(value):
-        raise p.invalid(f"{name} must be a contract name (letters, digits, '_', '-')")
+    if not is_valid_contract_name(value) or _LOOKS_LIKE_ADDRESS.match(value):
+        raise p.invalid(f"{name} must be a contract name (letters, digits, '_', '-'), "
+                        "not an account address")
     return value
 
 
