@@ -19,6 +19,7 @@ from typing import Any
 from tally import codec
 from tally.consensus.solo import SoloEngine
 from tally.errors import Code, NotFound, TallyError
+from tally.evidence.verify import jsonable
 from tally.exec.custody import asset_key, holding_key
 from tally.exec.executor import TxOutcome, nonce_key
 from tally.exec.roles import role_key
@@ -60,17 +61,6 @@ class Receipt:
         return cls(row.id.hex(), row.height, row.position, row.code, row.message,
                    row.first_event, row.event_count,
                    None if row.result is None else codec.decode(row.result))
-
-
-def jsonable(value: Any) -> Any:
-    """Stored values and event leaves as JSON: bytes become hex."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def event_to_dict(row: EventRow) -> dict[str, Any]:

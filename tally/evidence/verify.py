@@ -197,9 +197,9 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     if not pinned_ok:
         facts.append(f"The genesis hash {actual_hash} was not pinned: compare it with the "
                      "consortium's published value.")
-    described = _jsonable(fields) | {"details": _jsonable(details)}
+    described = jsonable(fields) | {"details": jsonable(details)}
     if commercial:
-        described["data"] = _jsonable(_cbor(fields["data"], "contract event data"))
+        described["data"] = jsonable(_cbor(fields["data"], "contract event data"))
     return Verdict(described, facts, signers, pinned_ok)
 
 
@@ -214,7 +214,7 @@ def _commercial_tree(checkpoint: Any) -> tuple[int, bytes]:
 def _describe_contract_event(f: dict[str, Any], index: int, signer: str | None,
                              suite: Suite) -> str:
     when = dt.datetime.fromtimestamp(f["time"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    data = json.dumps(_jsonable(_cbor(f["data"], "contract event data")), sort_keys=True)
+    data = json.dumps(jsonable(_cbor(f["data"], "contract event data")), sort_keys=True)
     text = (f"Contract event {index}: contract {f['contract']!r} emitted {f['name']!r} "
             f"{data} at height {f['height']}, {when}.")
     if signer:
@@ -370,7 +370,7 @@ def _describe(f: dict[str, Any], details: dict[str, Any], index: int,
     if f["data"] is not None:
         parts.append(f"document hash {f['data'].hex()}")
     if details:
-        parts.append("details " + json.dumps(_jsonable(details), sort_keys=True))
+        parts.append("details " + json.dumps(jsonable(details), sort_keys=True))
     text = " ".join(parts) + "."
     if signer:
         text += f" Requested by transaction {f['tx'].hex()} signed by account {signer}."
@@ -411,13 +411,14 @@ def _cbor(data: bytes, what: str) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Decoded CBOR as JSON: bytes become hex."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
