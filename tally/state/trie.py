@@ -289,7 +289,10 @@ class StateTrie:
             raise
         self._root = _EMPTY if new_root is None else new_root
         self._root_is_leaf = leaf is not None
-        self._pending.update(batch.writes)
+        if self._pending:
+            self._pending.update(batch.writes)
+        else:
+            self._pending = batch.writes
         self._trim_cache()
 
     @property
