@@ -40,6 +40,40 @@ def decode(data: bytes) -> Any:
     return cbor2.loads(data)
 
 
+def _text_key(key: str) -> tuple[int, bytes]:
+    encoded = key.encode()
+    return len(encoded), encoded
+
+
+def _in_canonical_order(value: Any) -> bool:
+    """True when every map in ``value`` already lists its (text) keys in canonical order,
+    so that plain encoding is the canonical encoding. Checking is far cheaper than
+    sorting, and decoded canonical input always passes."""
+    if type(value) is dict:
+        previous: tuple[int, bytes] | None = None
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            current = _text_key(key)
+            if previous is not None and current <= previous:
+                return False
+            previous = current
+            if type(item) in (dict, list, float) and not _in_canonical_order(item):
+                return False
+        return True
+    if type(value) is list:
+        return all(_in_canonical_order(x) for x in value if type(x) in (dict, list, float))
+    return type(value) is not float  # floats have their own shortest-form rule: slow path
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical encoding of a decoded value, taking the fast path when its maps are
+    already in canonical key order."""
+    if _in_canonical_order(value):
+        return cbor2.dumps(value)
+    return cbor2.dumps(value, canonical=True)
+
+
 def decode_canonical(data: bytes, what: str = "value") -> Any:
     """Decode untrusted bytes and insist they are the canonical encoding.
 
@@ -52,7 +86,7 @@ def decode_canonical(data: bytes, what: str = "value") -> Any:
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"
         raise TxRejected(f"{what} is not valid CBOR: {exc}", Code.MALFORMED) from None
     try:
-        canonical = cbor2.dumps(value, canonical=True)
+        canonical = canonical_bytes(value)
     except Exception:  # a value cbor2 decodes but cannot encode (e.g. odd tags)
         canonical = None
     if canonical != data:

@@ -218,3 +218,18 @@ def test_codec_refuses_floats_and_foreign_types() -> None:
         codec.encode({"a": {1, 2}})
     assert codec.decode(codec.encode({"b": 1, "a": [b"x", None, True]})) == {
         "a": [b"x", None, True], "b": 1}
+
+
+_KEYS = st.text(max_size=6)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.binary(max_size=8)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES)
+def test_fast_canonical_encoding_equals_cbor2_canonical(value) -> None:
+    """Decoding checks canonicity with a fast path; it must agree with RFC 8949 §4.2.1."""
+    assert codec.canonical_bytes(value) == cbor2.dumps(value, canonical=True)

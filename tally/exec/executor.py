@@ -7,6 +7,7 @@ a clock, a random source or the environment: the block's height and time are inp
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ class Executor:
         self.chain = genesis.chain_id
         self.params = genesis.params
         self.operations: dict[str, Operation] = {}
+        self._parsed: dict[bytes, dict[str, Any]] = {}
         for op in (*roles.OPERATIONS, *custody.OPERATIONS, *governance.OPERATIONS,
                    *contracts.OPERATIONS, *extra_operations):
             if op.kind in self.operations:
@@ -91,9 +93,14 @@ class Executor:
         op = self.operations.get(tx.kind)
         if op is None:
             raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
-        op.parse(tx.payload)
+        parsed = op.parse(tx.payload)
         if verify_signature:
             txmod.check_signature(tx, self.suite)
+        # Kept for execution, so an admitted transaction's payload is parsed once.
+        self._parsed[tx.id] = parsed
+        if len(self._parsed) > 500_000:  # transactions that never reached a block
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                self._parsed.pop(next(iter(self._parsed)))
 
     def check_nonce_and_expiry(self, tx: Transaction, expected_nonce: int, height: int) -> None:
         """``height`` is the height of the block the transaction would enter."""
@@ -152,9 +159,10 @@ class Executor:
         state.put(nonce_key(tx.sender), expected + 1)
         op = self.operations[tx.kind]
         ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender)
+        parsed = self._parsed.pop(tx.id, None)
         state.begin()
         try:
-            op.apply(ctx, op.parse(tx.payload))
+            op.apply(ctx, parsed if parsed is not None else op.parse(tx.payload))
         except TallyError as exc:
             state.rollback()
             return TxOutcome(tx, str(exc.code), exc.message)
