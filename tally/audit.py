@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tally import codec
+from tally.evidence.verify import EvidenceError, ValidatorHistory, genesis_validator_docs
 from tally.genesis import Genesis
 from tally.ledger import log_origin, merkle_root
-from tally.log.checkpoint import NoteError, verify_quorum
 from tally.log.merkle import leaf_hash
 from tally.log.tree import DictNodeStore, MerkleLog
 from tally.state.store import connect
@@ -27,12 +27,30 @@ class AuditReport:
     problems: list[str] = field(default_factory=list)
 
 
+def with_cosignatures(note: str, lines: list[str]) -> str:
+    """A block's stored note plus the cosignature lines collected for it, one per signer."""
+    end = note.find("\n\n")
+    body = note if end < 0 else note[:end + 1]
+    signed = {} if end < 0 else {line.split(" ", 2)[1]: line + "\n"
+                                 for line in note[end + 2:].splitlines() if line}
+    for line in lines:
+        signed.setdefault(line.split(" ", 2)[1], line)
+    return body + "\n" + "".join(signed[name] for name in sorted(signed)) if signed else body
+
+
 def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
     report = AuditReport()
     suite = genesis.suite
     h = suite.hash
     db = connect(Path(db_path), readonly=True)
-    keyset = {v.name: (v.public_key, v.power) for v in genesis.validators}
+    history = ValidatorHistory(genesis_validator_docs(genesis.to_doc()), suite,
+                               genesis.chain_id)
+    history.updates = [
+        (height, codec.decode(details)) for height, details in db.execute(
+            "SELECT height, details FROM events WHERE type = 'validator.update' ORDER BY idx")]
+    cosignatures: dict[int, list[str]] = {}
+    for height, line in db.execute("SELECT height, line FROM cosignatures ORDER BY signer"):
+        cosignatures.setdefault(height, []).append(line)
 
     stored_genesis = db.execute("SELECT value FROM meta WHERE key='genesis_hash'").fetchone()
     if stored_genesis is None or stored_genesis[0] != genesis.hash:
@@ -81,13 +99,13 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
         if merkle_root(h, [t[0] for t in txs]) != header["txs"]:
             report.problems.append(f"block {height}: transaction root differs")
         try:
-            result = verify_quorum(checkpoint, keyset, suite)
-            cp = result.checkpoint
+            cp, _ = history.check(with_cosignatures(checkpoint, cosignatures.get(height, [])))
             if (cp.origin != log_origin(genesis.chain_id) or cp.size != log_size
                     or cp.root != header["log_root"]):
                 report.problems.append(f"block {height}: checkpoint does not match the header")
-        except (NoteError, ValueError) as exc:
-            report.problems.append(f"block {height}: checkpoint signature invalid: {exc}")
+        except EvidenceError as exc:
+            report.problems.append(f"block {height}: checkpoint not signed by a quorum: "
+                                   f"{exc.message}")
     if next_event is not None:
         report.problems.append("events exist beyond the last block's log")
     report.lines.append(f"{blocks} blocks, {log.size} events: hash chain, transaction roots, "

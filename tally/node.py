@@ -406,15 +406,9 @@ class Node:
         row = self.store.block(height)
         if row is None:
             raise NotFound(f"no block at height {height}")
-        end = row.checkpoint.find("\n\n")
-        body = row.checkpoint if end < 0 else row.checkpoint[:end + 1]
-        lines = {} if end < 0 else {
-            line.split(" ", 2)[1]: line + "\n"
-            for line in row.checkpoint[end + 2:].splitlines() if line}
-        lines.update(self.store.cosignatures(height))
-        if not lines:
-            return body
-        return body + "\n" + "".join(lines[name] for name in sorted(lines))
+        from tally.audit import with_cosignatures
+
+        return with_cosignatures(row.checkpoint, list(self.store.cosignatures(height).values()))
 
     def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:
         self._check_log_size(size)

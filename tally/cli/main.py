@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,10 +124,27 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     node.start()
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
                   f"{node.ledger.height}, API on http://{host}:{port} (OpenAPI: /docs)")
+    server = uvicorn.Server(uvicorn.Config(create_app(node), host=host, port=port,
+                                           log_level=log_level))
+    failure: list[BaseException] = []
+
+    def watch() -> None:
+        """A node whose engine died must not keep serving as if it were alive."""
+        while not server.should_exit:
+            error = node.abci.error if node.comet else node.engine.failure
+            if error is not None:
+                failure.append(error)
+                server.should_exit = True
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="tally-watch").start()
     try:
-        uvicorn.run(create_app(node), host=host, port=port, log_level=log_level)
+        server.run()
     finally:
         node.stop()
+    if failure:
+        fail(f"the node's engine stopped: {failure[0]!r}")
 
 
 @app.command()

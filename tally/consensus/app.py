@@ -216,7 +216,10 @@ class TallyApplication(Application):
         if theirs != ours:
             raise ValueError("CometBFT's genesis validators differ from Tally's genesis: "
                              "refusing to start")
-        return abci.ResponseInitChain()
+        # The genesis hash is the chain's first app hash: block 1's header carries it, so
+        # a node with any other Tally genesis (roles, parameters) cannot accept block 1 and
+        # halts instead of storing a diverging ledger.
+        return abci.ResponseInitChain(app_hash=self.genesis.hash)
 
     # --- proposals and votes ----------------------------------------------------------
 
