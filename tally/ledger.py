@@ -133,23 +133,37 @@ class CommittedBlock:
     first_event: int
 
 
-class _LogNodes:
-    """A log's node store: reads from SQLite, writes held until the block is written."""
+LEAF_TABLES = {"log_nodes": "events", "log2_nodes": "events2"}
 
-    def __init__(self, store: Store, table: str = "log_nodes") -> None:
+
+class _LogNodes:
+    """A log's node store: reads from SQLite, writes held until the block is written.
+
+    Leaf hashes (level 0) are not stored: a leaf's hash is the hash of its event row,
+    which the block writes anyway, so storing it again would only cost a row per event.
+    """
+
+    def __init__(self, store: Store, hash_fn: Any, table: str = "log_nodes") -> None:
         self.store = store
+        self.hash_fn = hash_fn
         self.table = table
+        self.events = LEAF_TABLES[table]
         self.pending: dict[tuple[int, int], bytes] = {}
 
     def get(self, level: int, index: int) -> bytes | None:
         found = self.pending.get((level, index))
-        return found if found is not None else self.store.log_node(level, index, self.table)
+        if found is not None:
+            return found
+        if level == 0:
+            leaf = self.store.event_leaf(index, self.events)
+            return None if leaf is None else leaf_hash(self.hash_fn, leaf)
+        return self.store.log_node(level, index, self.table)
 
     def put_many(self, items: list[tuple[tuple[int, int], bytes]]) -> None:
         self.pending.update(items)
 
     def take(self) -> list[tuple[tuple[int, int], bytes]]:
-        items = list(self.pending.items())
+        items = [item for item in self.pending.items() if item[0][0] > 0]
         self.pending = {}
         return items
 
@@ -172,7 +186,7 @@ class Ledger:
         self.origin = log_origin(genesis.chain_id)
         self._signers = [NoteSigner(signer_name, signer)] if signer and signer_name else []
         self._cache: OrderedDict[bytes, Any] = OrderedDict()
-        self._log_nodes = _LogNodes(store)
+        self._log_nodes = _LogNodes(store, genesis.suite.hash)
         stored = store.meta("genesis_hash")
         if stored is None:
             self._init_genesis()
@@ -185,7 +199,7 @@ class Ledger:
         self.last_hash = store.meta("last_hash") or genesis.hash
         self.last_time_ms = int(store.meta("last_time_ms") or str(genesis.time_ms).encode())
         self.log = MerkleLog(self.suite.hash, self._log_nodes, size=int(store.meta("log_size") or b"0"))
-        self._log2_nodes = _LogNodes(store, "log2_nodes")
+        self._log2_nodes = _LogNodes(store, self.suite.hash, "log2_nodes")
         self.log2 = MerkleLog(self.suite.hash, self._log2_nodes,
                               size=int(store.meta("log2_size") or b"0"))
         self.trie = StateTrie(self.suite.hash, _TrieNodes(store))

@@ -25,7 +25,8 @@ from tally.exec.executor import TxOutcome, nonce_key
 from tally.exec.roles import role_key
 from tally.genesis import Genesis
 from tally.keys import NamedKey
-from tally.ledger import CommittedBlock, Ledger
+from tally.ledger import LEAF_TABLES, CommittedBlock, Ledger
+from tally.log.merkle import leaf_hash
 from tally.log.tree import MerkleLog
 from tally.mempool import Mempool
 from tally.state.store import EventRow, Store, TxRow
@@ -72,11 +73,18 @@ def event_to_dict(row: EventRow) -> dict[str, Any]:
 
 
 class _ReadLogNodes:
-    def __init__(self, store: Store, table: str = "log_nodes") -> None:
+    """The log's nodes as readers see them (leaf hashes come from the event rows)."""
+
+    def __init__(self, store: Store, hash_fn: Any, table: str = "log_nodes") -> None:
         self.store = store
+        self.hash_fn = hash_fn
         self.table = table
+        self.events = LEAF_TABLES[table]
 
     def get(self, level: int, index: int) -> bytes | None:
+        if level == 0:
+            leaf = self.store.read_event_leaf(index, self.events)
+            return None if leaf is None else leaf_hash(self.hash_fn, leaf)
         return self.store.read_log_node(level, index, self.table)
 
     def put_many(self, items: list) -> None:  # pragma: no cover - reads only
@@ -436,7 +444,8 @@ class Node:
                              Code.INVALID_REQUEST)
 
     def log_view(self, size: int, table: str = "log_nodes") -> MerkleLog:
-        return MerkleLog(self.suite.hash, _ReadLogNodes(self.store, table), size=size)
+        return MerkleLog(self.suite.hash, _ReadLogNodes(self.store, self.suite.hash, table),
+                         size=size)
 
     # --- contracts (tier 2) -----------------------------------------------------------
 

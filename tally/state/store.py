@@ -153,6 +153,16 @@ class Store:
         row = self._db.execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
         return row[0] if row else None
 
+    def event_leaf(self, index: int, table: str = "events") -> bytes | None:
+        row = self._db.execute(f"SELECT leaf FROM {_event_table(table)} WHERE idx=?",
+                               (index,)).fetchone()
+        return row[0] if row else None
+
+    def read_event_leaf(self, index: int, table: str = "events") -> bytes | None:
+        row = self.reader().execute(f"SELECT leaf FROM {_event_table(table)} WHERE idx=?",
+                                    (index,)).fetchone()
+        return row[0] if row else None
+
     def log_node(self, level: int, index: int, table: str = "log_nodes") -> bytes | None:
         row = self._db.execute(
             f"SELECT hash FROM {_log_table(table)} WHERE level=? AND idx=?", (level, index)
@@ -352,6 +362,12 @@ class Store:
         yield from connect(self.path, readonly=True).execute(
             f"SELECT {columns} FROM {table} ORDER BY {order}"
         )
+
+
+def _event_table(table: str) -> str:
+    if table not in ("events", "events2"):
+        raise ValueError(table)
+    return table
 
 
 def _log_table(table: str) -> str:
