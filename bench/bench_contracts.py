@@ -27,6 +27,9 @@ from tally.keys import generate  # noqa: E402
 from tally.node import Node  # noqa: E402
 from tally.vm.testing import Harness  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_vm import plain_transfer  # noqa: E402  (the same limit as bench_vm's)
+
 CHAIN = "bench"
 TOKEN = '''
 class Token(Contract):
@@ -51,20 +54,6 @@ class Token(Contract):
         emit("Transfer", {"from": ctx.caller, "to": to, "amount": amount})
         return True
 '''
-
-
-def plain_transfer(balances: dict[str, int], events: list, sender: str, to: str,
-                   amount: int) -> bool:
-    """The same logic as Token.transfer, as ordinary Python: the limit."""
-    if amount <= 0:
-        raise ValueError("amount must be positive")
-    balance = balances.get(sender, 0)
-    if balance < amount:
-        raise ValueError("insufficient balance")
-    balances[sender] = balance - amount
-    balances[to] = balances.get(to, 0) + amount
-    events.append(("Transfer", {"from": sender, "to": to, "amount": amount}))
-    return True
 
 
 def bench_plain(n: int, senders: list[str]) -> float:
