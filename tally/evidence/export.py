@@ -171,10 +171,3 @@ def export_commercial_bundle(node: Node, index: int, *, consistency: bool = Fals
                 "proof": [b64(h) for h in log2.consistency_proof(size, later_size)],
             }
     return bundle
-
-
-def event_index_of_tx(node: Node, tx_id: str, position: int = 0) -> int:
-    receipt = node.receipt(tx_id)
-    if receipt.first_event is None or position >= receipt.event_count:
-        raise NotFound(f"transaction {tx_id} has no event {position}")
-    return receipt.first_event + position

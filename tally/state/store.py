@@ -213,10 +213,6 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def write_meta(self, items: dict[str, bytes]) -> None:
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(items.items()))
-
     def add_cosignatures(self, height: int, lines: dict[str, str]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         self._db.executemany(
@@ -266,12 +262,6 @@ class Store:
         return self.reader().execute(
             "SELECT * FROM events2 WHERE contract = ? AND idx > ? ORDER BY idx LIMIT ?",
             (contract, after, limit)).fetchall()
-
-    def first_block_covering2(self, log2_index: int) -> BlockRow | None:
-        """The first block whose checkpoint covers commercial-log entry ``log2_index``."""
-        height = self.reader().execute(
-            "SELECT height FROM events2 WHERE idx=?", (log2_index,)).fetchone()
-        return self.block(height[0]) if height else None
 
     def read_meta(self, key: str) -> bytes | None:
         row = self.reader().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -353,15 +343,6 @@ class Store:
             "SELECT signer, line FROM cosignatures WHERE height=?", (height,)
         ).fetchall()
         return dict(rows)
-
-    # --- full scans, for audits ---------------------------------------------------------
-
-    def scan(self, table: str, columns: str, order: str) -> Iterator[tuple]:
-        if table not in {"kv", "events", "blocks", "txs"}:
-            raise ValueError(table)
-        yield from connect(self.path, readonly=True).execute(
-            f"SELECT {columns} FROM {table} ORDER BY {order}"
-        )
 
 
 def _event_table(table: str) -> str:
