@@ -15,6 +15,7 @@ from tally import codec
 from tally.evidence.verify import EvidenceError, ValidatorHistory, genesis_validator_docs
 from tally.genesis import Genesis
 from tally.ledger import log_origin, merkle_root
+from tally.log.merkle import leaf_hash, node_hash
 from tally.log.tree import DictNodeStore, MerkleLog
 from tally.state.store import connect
 from tally.state.trie import DictTrieStore, StateTrie
@@ -61,6 +62,7 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
     event_iter = iter(events.fetchall())
     next_event = next(event_iter, None)
     prev_hash = genesis.hash
+    previous_leaf: bytes | None = None
     blocks = 0
     for height, block_hash, header_bytes, checkpoint, log_size in db.execute(
         "SELECT height, hash, header, checkpoint, log_size FROM blocks ORDER BY height"
@@ -81,6 +83,16 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
                 report.problems.append(f"event {idx}: details do not match the leaf")
             if fields.get("tx") != tx_id:
                 report.problems.append(f"event {idx}: leaf names another transaction")
+            # Leaf hashes are not stored, but their parents are: a pair of events must
+            # still hash to the node the log wrote when the pair was complete.
+            this_hash = leaf_hash(h, leaf)
+            if idx % 2 == 1 and previous_leaf is not None:
+                stored = db.execute("SELECT hash FROM log_nodes WHERE level=1 AND idx=?",
+                                    (idx // 2,)).fetchone()
+                if stored is None or stored[0] != node_hash(h, previous_leaf, this_hash):
+                    report.problems.append(f"events {idx - 1}-{idx}: leaf bytes differ from the "
+                                           "logged hashes")
+            previous_leaf = this_hash
             log.append(leaf)
             next_event = next(event_iter, None)
         if log.size != log_size or log.root() != header["log_root"]:
