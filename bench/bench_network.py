@@ -21,12 +21,14 @@ batch -> the moment node 0 announced its block's commit on the ``NewBlockHeader`
 websocket event, which CometBFT fires after the application's Commit).  A step "keeps
 up" when the steady committed rate is >= 90 % of the offered rate, the end-to-end
 rate >= 80 % of it, everything accepted was committed, and the last commit came within
-5 s of the last send (the backlog did not build up); the **sustained** figure is the best step that kept up, and
-the ladder stops at the first step that does not.
+5 s of the last send (the backlog did not build up).  The ladder stops at the first
+step that does not keep up, then bisects towards it; the **sustained** figure is the
+best step that kept up.  Why this method: docs/decisions/0801-*.md; results and
+analysis: docs/network-performance.md.
 
-    .venv/bin/python bench/bench_network.py                        # all three, defaults
-    .venv/bin/python bench/bench_network.py --rate 2000 --only tally
-    .venv/bin/python bench/bench_network.py --profile 1500 --write docs/network-performance.md
+    .venv/bin/python bench/bench_network.py --profile 500 --write docs/network-performance.md
+    .venv/bin/python bench/bench_network.py --only tally --rate 800
+    .venv/bin/python bench/bench_network.py --only kvstore --kv-rates 3000 4000
 
 All processes are started attached (they die with this process) and stopped in
 ``finally``; everything listens on 127.0.0.1 only.
@@ -190,11 +192,13 @@ class Stream:
 
 
 def api_body(raws: Sequence[bytes]) -> bytes:
+    """A ``POST /v1/txs/batch`` body, serialised before the step so sending is cheap."""
     return json.dumps({"txs": [base64.b64encode(r).decode() for r in raws],
                        "wait": False}).encode()
 
 
 def rpc_body(raws: Sequence[bytes], start_id: int) -> bytes:
+    """A JSON-RPC batch of ``broadcast_tx_async`` calls, serialised before the step."""
     return json.dumps([
         {"jsonrpc": "2.0", "id": start_id + n, "method": "broadcast_tx_async",
          "params": {"tx": base64.b64encode(r).decode()}}
@@ -342,6 +346,7 @@ async def _send_stream(stream: Stream, client: httpx.AsyncClient, t0: float,
 
 
 def _pending(rpcs: list[CometRPC]) -> int:
+    """Transactions still in the live nodes' mempools (drained = all zero)."""
     total = 0
     for rpc in rpcs:
         with contextlib.suppress(httpx.HTTPError, Exception):
@@ -398,6 +403,7 @@ def _blocks(rpc: CometRPC, lo: int, hi: int) -> dict[int, list[bytes]]:
 
 
 def _pct(sorted_values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of an already sorted list."""
     if not sorted_values:
         return math.nan
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
@@ -695,6 +701,7 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
 
 
 def py_spy() -> str | None:
+    """py-spy from the venv (``pip install py-spy``) or PATH; profiling is optional."""
     found = Path(sys.executable).parent / "py-spy"
     return str(found) if found.exists() else shutil.which("py-spy")
 
@@ -723,7 +730,7 @@ def summarize_profile(raw_path: Path, seconds: float, rate: int, top: int = 25
         self_c[_frame(frames[-1])] += c
         # inclusive: Tally's own functions only (the thread and event-loop plumbing
         # above them is ~90 % of everything and says nothing)
-        for f in {_frame(f) for f in frames if "/tally/" in f}:
+        for f in {_frame(f) for f in frames if _is_tally(f)}:
             incl[f] += c
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
@@ -731,6 +738,12 @@ def summarize_profile(raw_path: Path, seconds: float, rate: int, top: int = 25
 
     return {"samples": total, "busy_threads": round(total / (seconds * rate), 2),
             "self": share(self_c), "inclusive": share(incl)}
+
+
+def _is_tally(f: str) -> bool:
+    """Is this py-spy frame in the tally package (paths may be relative to the cwd)?"""
+    where = f.partition(" (")[2].rstrip(")").rsplit(":", 1)[0]
+    return "tally" in Path(where).parts
 
 
 def _frame(f: str) -> str:
@@ -746,10 +759,12 @@ def _frame(f: str) -> str:
 
 
 def _say(msg: str) -> None:
+    """Progress on stderr, so stdout carries only the Markdown report."""
     print(msg, file=sys.stderr, flush=True)
 
 
 def _fmt_step(r: StepResult) -> str:
+    """One line per step while the run goes on."""
     return (f"  {r.phase:8} offered {r.offered:6.0f}  sent {r.send_rate:6.0f}/s  "
             f"steady {r.steady:6.0f}/s  e2e {r.e2e:6.0f}/s  p50 {r.p50:5.2f}s  "
             f"p99 {r.p99:5.2f}s  blocks {r.blocks:3} x {r.txs_per_block:6.0f}  "
@@ -768,7 +783,8 @@ LADDER = {"retries": 1, "refine": 2}  # set from --retries/--refine in main
 DISTURBED = 0.5  # cores other jobs used during a failed step that earn it a retry
 
 
-def ladder(phase: str, rates: list[float], make: Any, run: Any) -> list[StepResult]:
+def ladder(phase: str, rates: list[float], make: Callable[[float], list[Stream]],
+           run: Callable[[float, list[Stream]], StepResult]) -> list[StepResult]:
     """Steps of increasing offered rate until one does not keep up; then bisect between
     the best rate that kept up and the one that did not (``--refine`` times).
 
@@ -843,6 +859,7 @@ def measure_idle(phase: str, net: Localnet, seconds: float = 10.0) -> Idle:
 
 
 def kvstore_phase(args: argparse.Namespace, tmp: Path) -> list[StepResult]:
+    """The ceiling: CometBFT's Go kvstore, same consensus config, same load shape."""
     base = tmp / "kvstore"
     specs = make_localnet(base, args.validators, free_port_block(10 * args.validators),
                           chain_id="kv-bench", vote_extensions_enable_height=1,
@@ -874,6 +891,8 @@ def kvstore_phase(args: argparse.Namespace, tmp: Path) -> list[StepResult]:
 
 def tally_phases(args: argparse.Namespace, tmp: Path) -> tuple[
         list[StepResult], list[StepResult], dict[str, Any] | None]:
+    """Healthy ladder, optional profiled step, then the last validator stopped and the
+    ladder again, all on one network (the senders' nonces carry over)."""
     base = tmp / "tally"
     net = start_tally(base, args)
     healthy: list[StepResult] = []
@@ -968,6 +987,7 @@ def profile_step(args: argparse.Namespace, net: Localnet, senders: Senders,
 
 
 def _f(x: float, digits: int = 0) -> str:
+    """A number for the Markdown tables; a dash for NaN (nothing was measured)."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
@@ -1082,8 +1102,11 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
                   f"busy on average; steady {_f(st['steady'])} tx/s):", "",
                   "| self % | function | | inclusive % | Tally function |",
                   "|---|---|---|---|---|"]
-        for (fs, ps), (fi, pi) in zip(profile["self"], profile["inclusive"], strict=False):
-            lines.append(f"| {ps} | `{fs}` | | {pi} | `{fi}` |")
+        for left, right in itertools.zip_longest(profile["self"], profile["inclusive"]):
+            fs, ps = left or ("", "")
+            fi, pi = right or ("", "")
+            lines.append(f"| {ps} | {f'`{fs}`' if fs else ''} | | {pi} | "
+                         f"{f'`{fi}`' if fi else ''} |")
     return "\n".join(lines) + "\n"
 
 
@@ -1094,7 +1117,8 @@ def write_doc(path: Path, section: str) -> None:
     if path.exists() and BEGIN in (text := path.read_text()) and END in text:
         head, _, rest = text.partition(BEGIN)
         _, _, tail = rest.partition(END)
-        path.write_text(head + block + tail.lstrip("\n"))
+        tail = tail.lstrip("\n")
+        path.write_text(head + block + ("\n" + tail if tail else ""))
     else:
         path.write_text("# Network performance\n\n" + block)
 
