@@ -103,7 +103,16 @@ def machine() -> dict[str, str]:
     load = ""
     with contextlib.suppress(OSError):
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    tree = "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        root = Path(__file__).resolve().parent.parent
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tally"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        tree = head + (" with uncommitted changes under tally/" if dirty else "")
     return {
+        "tree": tree,
         "nproc": str(os.cpu_count()),
         "cpu": model,
         "python": platform.python_version(),
@@ -1002,7 +1011,8 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
         f"Run {datetime.now().strftime('%Y-%m-%d %H:%M')}: `{command}`",
         "",
         f"Machine: {info['nproc']} cores, {info['cpu']}; Python {info['python']}; "
-        f"CometBFT {info['cometbft']}; load average before the run {info['loadavg_before']}.",
+        f"CometBFT {info['cometbft']}; code at {info.get('tree', '?')}; load average "
+        f"before the run {info['loadavg_before']}.",
         f"Settings: {args.validators} validators, suite {args.suite}, path `{args.path}`, "
         f"timeout_commit {args.timeout_commit}, {args.senders} senders, batches of "
         f"{args.batch}, {args.streams_per_node} stream(s) per node, {per_step} per step, "
