@@ -341,6 +341,9 @@ class TallyApplication(Application):
                                 for u in pending.validator_updates])
         self._store_cosignatures(block, raws)
         self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
+        for outcome in block.outcomes:
+            if not outcome.ran:  # it consumed no nonce: count this sender afresh
+                self.check_state.reset(outcome.tx.sender)
         self.on_commit(block)
         return abci.ResponseCommit()
 
