@@ -396,9 +396,9 @@ class Node:
             trie = StateTrie(self.suite.hash, _ReadTrieNodes(self.store))
             proof = trie.prove(key)
             raw = self.store.read_value(key)
-            from tally.evidence.export import _Exporter
+            from tally.evidence.export import Exporter
 
-            updates = _Exporter(self).validator_updates(latest.height)
+            updates = Exporter(self).validator_updates(latest.height)
         return {
             "key": key.decode(errors="replace"), "key_hex": key.hex(),
             "value": jsonable(codec.decode(raw)) if raw is not None else None,
@@ -469,7 +469,7 @@ class Node:
 
     def contract_query(self, name: str, method: str, args: list[Any]) -> Any:
         """Run a @view method against the last committed block (no transaction)."""
-        from tally.exec.contracts import StateStorage, _to_error, custody_host
+        from tally.exec.contracts import StateStorage, custody_host, vm_error_to_tally
         from tally.vm import Context, VMError
 
         self.contract(name)
@@ -482,7 +482,7 @@ class Node:
                     ctx=Context("query", header["height"], header["time"], b"\0" * 32),
                     host=custody_host)
             except VMError as exc:
-                raise _to_error(exc) from None
+                raise vm_error_to_tally(exc) from None
         return result.return_value
 
     def commercial_events(self, after: int = -1, limit: int = 1000,

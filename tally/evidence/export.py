@@ -35,7 +35,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class _Exporter:
+class Exporter:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.store = node.store
@@ -101,7 +101,7 @@ def export_bundle(node: Node, event_index: int, *, consistency: bool = False) ->
         event = node.store.event(event_index)
         if event is None:
             raise NotFound(f"no committed event {event_index}")
-        ex = _Exporter(node)
+        ex = Exporter(node)
         block, note = ex.first_quorum_checkpoint(event_index)
         tx = node.store.tx(event.tx_id)
         later = ex.latest_quorum_checkpoint() if consistency else None
@@ -142,7 +142,7 @@ def export_commercial_bundle(node: Node, index: int, *, consistency: bool = Fals
         if row is None:
             raise NotFound(f"no committed contract event {index}")
         _, height, tx_id, _contract, _name, leaf = row
-        ex = _Exporter(node)
+        ex = Exporter(node)
         block, note = ex.first_quorum_checkpoint(index, node.store.block(height))
         size = codec.decode(block.header)["commercial_size"]
         log2 = node.log_view(codec.decode(ex.latest.header)["commercial_size"], "log2_nodes")

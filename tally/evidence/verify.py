@@ -116,7 +116,7 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
 
     # 2. The validator sets from genesis on, each change proven by the sets before it;
     #    then the event's checkpoint, signed by a quorum of the set of its height.
-    history = _validator_history(bundle["validator_updates"], genesis, suite, chain_id)
+    history = validator_history(bundle["validator_updates"], genesis, suite, chain_id)
     checkpoint, signers = history.check(bundle["checkpoint"])
 
     # 3. The event is in its log at that checkpoint: the custody log itself, or the
@@ -282,7 +282,7 @@ def genesis_validator_docs(genesis: dict[str, Any]) -> list[dict[str, Any]]:
             for v in genesis["validators"]]
 
 
-def _validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str
+def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str
                        ) -> ValidatorHistory:
     history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id)
     if not isinstance(updates, list):

@@ -71,7 +71,7 @@ def contract_address(name: str) -> str:
     return hashlib.sha256(b"tally/contract/" + name.encode()).digest()[:20].hex()
 
 
-def _to_error(exc: VMError) -> ExecutionFailed:
+def vm_error_to_tally(exc: VMError) -> ExecutionFailed:
     code = Code(exc.code) if exc.code in Code._value2member_map_ else Code.CONTRACT_ERROR
     return ExecutionFailed(str(exc.message if hasattr(exc, "message") else exc), code)
 
@@ -323,7 +323,7 @@ def _call(ctx: TxContext, args: dict[str, Any]) -> None:
                                ctx=_vm_context(ctx, ctx.sender), host=custody_host,
                                steps=args.get("steps"))
     except VMError as exc:
-        raise _to_error(exc) from None
+        raise vm_error_to_tally(exc) from None
     apply_result(ctx, result.write_set, result.events)
     ctx.result = result.return_value
 
@@ -347,7 +347,7 @@ def _compiles(source: str) -> str:
     try:
         return BLOCK_VM.compile(source).code_id.hex()
     except VMError as exc:
-        raise _to_error(exc) from None
+        raise vm_error_to_tally(exc) from None
 
 
 def _check_deploy(state: BlockState, args: dict[str, Any]) -> None:
@@ -387,7 +387,7 @@ def _apply_deploy(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any]
                                  storage=StateStorage(ctx.state),
                                  ctx=_vm_context(ctx, proposer), host=custody_host)
     except VMError as exc:
-        raise _to_error(exc) from None
+        raise vm_error_to_tally(exc) from None
     apply_result(ctx, result.write_set, result.events)
     _record_version(ctx, args["name"], args["source"], proposal_id, None)
 

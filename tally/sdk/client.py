@@ -24,8 +24,7 @@ import httpx
 from tally import tx as txmod
 from tally.crypto import Suite, get_suite
 from tally.errors import Code, TallyError
-from tally.evidence.verify import EvidenceError
-from tally.evidence.verify import _validator_history as validator_history
+from tally.evidence.verify import EvidenceError, validator_history
 from tally.keys import NamedKey
 from tally.state.trie import StateProof, StateProofError, verify_state_proof
 
