@@ -19,6 +19,7 @@ from tally.consensus.abci import (
     vote_extension_sign_bytes,
 )
 from tally.consensus.abci.client import ABCIClient, ABCIClosed
+from tally.consensus.abci.server import DISPATCH, response_field_key
 from tally.consensus.abci.wire import (
     FramingError,
     decode_uvarint,
@@ -119,6 +120,25 @@ def test_pipelined_requests_answered_in_order_on_flush(transport: str, tmp_path)
         assert echo.echo.message == "hi"
         assert info.info.last_block_height == 42 and info.info.data == "0.38.26"
         assert query.query.value == b"cba"
+
+
+def test_answers_are_framed_exactly_as_protobuf_would_serialize_them() -> None:
+    """The server prefixes each answer's bytes with its Response field key instead of
+    building a Response: the bytes must be the ones protobuf itself would write, for
+    every request kind, empty answers (all defaults) included."""
+    samples = {
+        "check_tx": abci.ResponseCheckTx(code=7, log="x" * 300, gas_wanted=2**40),
+        "finalize_block": abci.ResponseFinalizeBlock(
+            tx_results=[abci.ExecTxResult(code=i, data=b"d" * i) for i in range(200)],
+            app_hash=b"h" * 32),
+        "info": abci.ResponseInfo(data="tally", last_block_height=2**62),
+    }
+    for kind, (_, response_field) in DISPATCH.items():
+        message_type = type(getattr(abci.Response(), response_field))
+        for answer in (message_type(), samples.get(kind, message_type())):
+            inner = answer.SerializeToString()
+            framed = response_field_key(response_field) + encode_uvarint(len(inner)) + inner
+            assert framed == abci.Response(**{response_field: answer}).SerializeToString(), kind
 
 
 def test_application_exception_is_reported_and_stops_server() -> None:
