@@ -325,7 +325,11 @@ class Ledger:
             return ""
         return sign_note(body, self._signers)[len(body) + 1:]
 
-    def commit(self, block: PendingBlock) -> CommittedBlock:
+    def commit(self, block: PendingBlock,
+               cosignatures: list[tuple[int, str, str]] | None = None) -> CommittedBlock:
+        """Write the block durably. ``cosignatures`` are (height, signer, line) rows of
+        validators' signatures on checkpoints, already verified, stored in the same
+        SQLite transaction."""
         note = sign_note(block.checkpoint.body(), self._signers) if self._signers else \
             block.checkpoint.body()
         tx_rows, event_rows = [], []
@@ -353,6 +357,7 @@ class Ledger:
             log_nodes=self._log_nodes.take(),
             events2=[(block.first_event2 + i, *row) for i, row in enumerate(block.leaves2)],
             log2_nodes=self._log2_nodes.take(),
+            cosignatures=cosignatures or [],
             meta={
                 "log2_size": str(block.header["commercial_size"]).encode(),
                 "height": str(block.height).encode(),

@@ -19,6 +19,7 @@ engine; CometBFT only decides the order of transactions. What this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -45,6 +46,9 @@ COMMIT_FLAG = validator_pb2.BLOCK_ID_FLAG_COMMIT
 ACCEPT = abci.ResponseProcessProposal.ACCEPT
 REJECT = abci.ResponseProcessProposal.REJECT
 CODESPACE = "tally"
+#: Decoded transactions kept between admission and their block (CometBFT's mempool holds
+#: at most `mempool.size` of them; the rest were evicted or never proposed).
+ADMITTED_CACHE = 50_000
 _SYSTEM_KEY = "cosign"
 
 
@@ -124,6 +128,10 @@ class TallyApplication(Application):
         self.on_commit = on_commit
         self.check_state = CheckState(self._committed_nonce)
         self._verified: OrderedDict[bytes, None] = OrderedDict()  # tx ids with valid signatures
+        #: Wire bytes -> the transaction admission decoded and checked, so a transaction
+        #: is decoded once per node, not again for its block and for rechecks.
+        self._admitted: OrderedDict[bytes, Transaction] = OrderedDict()
+        #: Wire bytes this node's API admitted: their CheckTx must not count them again.
         self._pre_admitted: set[bytes] = set()
         self._speculative: tuple[bytes, PendingBlock, list] | None = None
         self._finalized: tuple[PendingBlock, list] | None = None
@@ -158,28 +166,37 @@ class TallyApplication(Application):
     def admit(self, raw: bytes, *, local: bool = True) -> Transaction:
         """Full admission; raises a TallyError. ``local`` marks a transaction this node's
         API admitted, so CometBFT's own CheckTx of it does not count its nonce twice."""
-        tx = self.executor.decode(raw)
-        self.executor.check_stateless(tx, verify_signature=tx.id not in self._verified)
-        self._mark_verified(tx.id)
+        tx = self._admitted.get(raw)
+        if tx is None:
+            tx = self.executor.decode(raw)
+            self.executor.check_stateless(tx, verify_signature=tx.id not in self._verified)
+            self._mark_verified(tx.id)
         next_height = self.ledger.height + 1
         self.check_state.admit(
             tx, lambda expected: self.executor.check_nonce_and_expiry(tx, expected, next_height))
+        self._admitted[tx.raw] = tx
+        if len(self._admitted) > ADMITTED_CACHE:  # transactions that never reached a block
+            with contextlib.suppress(KeyError):
+                self._admitted.popitem(last=False)
         if local:
             with self._lock:
-                self._pre_admitted.add(tx.id)
+                self._pre_admitted.add(tx.raw)
         return tx
+
+    def _decoded(self, raw: bytes) -> Transaction:
+        """The transaction of these wire bytes: from admission if this node admitted it."""
+        tx = self._admitted.get(raw)
+        return tx if tx is not None else self.executor.decode(raw)
 
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
         try:
             if req.type == abci.RECHECK:
                 self._recheck(req.tx)
             else:
-                tx_id = self.ledger.suite.hash(cbor2.loads(req.tx)[0]) if req.tx[:1] == b"\x82" \
-                    else None
                 with self._lock:
-                    pre = tx_id is not None and tx_id in self._pre_admitted
+                    pre = req.tx in self._pre_admitted
                     if pre:
-                        self._pre_admitted.discard(tx_id)
+                        self._pre_admitted.discard(req.tx)
                 if not pre:
                     self.admit(req.tx, local=False)
         except TallyError as exc:
@@ -192,7 +209,7 @@ class TallyApplication(Application):
 
     def _recheck(self, raw: bytes) -> None:
         """After a block: is a transaction still in the mempool still possible?"""
-        tx = self.executor.decode(raw)
+        tx = self._decoded(raw)
         if tx.nonce < self._committed_nonce(tx.sender):
             raise TxRejected("already committed", Code.NONCE_REPLAYED)
         if tx.expiry < self.ledger.height + 1:
@@ -241,9 +258,14 @@ class TallyApplication(Application):
         system = [encode_cosign_tx(req.height - 1, lines)] if lines else []
         budget = req.max_tx_bytes - sum(len(t) + 8 for t in system)
         user = [t for t in req.txs if decode_cosign_tx(t) is None]
+        user = user[:self.genesis.params.max_block_txs]
         return abci.ResponsePrepareProposal(txs=system + take_txs_within(user, budget))
 
     def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
+        if len(req.txs) > self.genesis.params.max_block_txs + 1:  # + the cosignature tx
+            log.warning("rejecting proposal %s: %d transactions, the limit is %d",
+                        req.hash.hex(), len(req.txs), self.genesis.params.max_block_txs)
+            return abci.ResponseProcessProposal(status=REJECT)
         for position, raw in enumerate(req.txs):
             cosign = decode_cosign_tx(raw)
             if cosign is None:
@@ -301,7 +323,7 @@ class TallyApplication(Application):
                 slots.append(("system", None))
                 continue
             try:
-                tx = self.executor.decode(raw)
+                tx = self._decoded(raw)
             except TallyError as exc:
                 slots.append(("error", exc))
                 continue
@@ -336,11 +358,12 @@ class TallyApplication(Application):
         pending, raws = self._finalized
         self._finalized = None
         self._speculative = None
-        block = self.ledger.commit(pending)
+        block = self.ledger.commit(pending, self._cosignatures_to_store(pending, raws))
         self._learn_validators([{k: u[k] for k in ("name", "public_key", "consensus_key")}
                                 for u in pending.validator_updates])
-        self._store_cosignatures(block, raws)
         self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
+        for outcome in block.outcomes:
+            self._admitted.pop(outcome.tx.raw, None)
         for outcome in block.outcomes:
             if not outcome.ran:  # it consumed no nonce: count this sender afresh
                 self.check_state.reset(outcome.tx.sender)
@@ -367,24 +390,27 @@ class TallyApplication(Application):
             return False
         return True
 
-    def _store_cosignatures(self, block: CommittedBlock, raws: list[bytes]) -> None:
-        store = self.ledger.store
-        for raw in raws[:1]:
-            cosign = decode_cosign_tx(raw)
-            if cosign is not None:
-                height, lines = cosign
-                previous = store.block(height)
-                if previous is not None:
-                    body = _body_of(previous.checkpoint)
-                    good = {n: ln for n, ln in lines.items() if self._line_verifies(body, n, ln)}
-                    store.add_cosignatures(height, good)
-        collected = self._votes.pop(block.height, {})
-        for old in [h for h in self._votes if h < block.height]:
+    def _cosignatures_to_store(self, pending: PendingBlock, raws: list[bytes]
+                               ) -> list[tuple[int, str, str]]:
+        """The signature lines to keep with this block, each verified: those its
+        cosignature transaction carries for the previous checkpoint, and those the vote
+        extensions of this height brought for this block's checkpoint."""
+        rows: list[tuple[int, str, str]] = []
+        cosign = decode_cosign_tx(raws[0]) if raws else None
+        if cosign is not None:
+            height, lines = cosign
+            previous = self.ledger.store.block(height)
+            if previous is not None:
+                body = _body_of(previous.checkpoint)
+                rows += [(height, name, line) for name, line in lines.items()
+                         if self._line_verifies(body, name, line)]
+        collected = self._votes.pop(pending.height, {})
+        for old in [h for h in self._votes if h < pending.height]:
             del self._votes[old]
-        body = _body_of(block.checkpoint)
-        good = {n: ln for n, ln in collected.items() if self._line_verifies(body, n, ln)}
-        if good:
-            store.add_cosignatures(block.height, good)
+        body = pending.checkpoint.body()
+        rows += [(pending.height, name, line) for name, line in collected.items()
+                 if self._line_verifies(body, name, line)]
+        return rows
 
 
 def _body_of(note: str) -> str:

@@ -102,6 +102,9 @@ class BlockWrite:
     #: The commercial (tier-2) log: its events, as rows of events2, and its nodes.
     events2: list[tuple] = field(default_factory=list)
     log2_nodes: list[tuple[tuple[int, int], bytes]] = field(default_factory=list)
+    #: Validators' signature lines on checkpoints (this block's or earlier ones), as
+    #: (height, signer, line): written with the block, no transaction of their own.
+    cosignatures: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -193,6 +196,9 @@ class Store:
                 "INSERT OR REPLACE INTO log_nodes VALUES (?,?,?)",
                 [(level, idx, h) for (level, idx), h in w.log_nodes],
             )
+            if w.cosignatures:
+                db.executemany("INSERT OR IGNORE INTO cosignatures VALUES (?,?,?)",
+                               w.cosignatures)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(w.meta.items()))
             db.execute("COMMIT")
         except BaseException:
@@ -212,16 +218,6 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def add_cosignatures(self, height: int, lines: dict[str, str]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany(
-            "INSERT OR IGNORE INTO cosignatures VALUES (?,?,?)",
-            [(height, signer, line) for signer, line in lines.items()],
-        )
-        self._db.execute("COMMIT")
-
-    # --- reads for the API (any thread; one read-only connection per thread) ------------
 
     def reader(self) -> sqlite3.Connection:
         conn = getattr(self._readers, "conn", None)
