@@ -8,22 +8,15 @@ its sender can execute, so the engine can take the pool in order and build valid
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
+from tally.admission import admit_batch
 from tally.errors import Code, TallyError, TxRejected
 from tally.exec.executor import Executor, TxOutcome
-from tally.tx import Transaction, check_signature
-
-#: Verifies signatures in parallel; the crypto libraries release the GIL while they work.
-_VERIFIERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                                thread_name_prefix="tally-verify")
-#: Transactions per verification task: enough that a task's bookkeeping is negligible,
-#: few enough that decoding the next slice overlaps verifying this one.
-_SLICE = 128
+from tally.tx import Transaction
 
 
 class Mempool:
@@ -78,61 +71,14 @@ class Mempool:
 
     def admit_many(self, raws: list[bytes], *, want_receipts: bool = False
                    ) -> list[tuple[Transaction, Future | None] | TallyError]:
-        """Admit a batch, checking its signatures on every core.
+        """Admit a batch, verifying its signatures on every core (tally.admission)."""
+        return admit_batch(raws, self.executor.suite, self._check_without_signature,
+                           lambda tx: self._enqueue(tx, want_receipts))
 
-        Signature verification releases the GIL (libsodium, OpenSSL), so it runs on a
-        thread pool, one slice at a time, while this thread decodes the next slice: the
-        decoding (which needs the GIL) and the verifying overlap. Queueing stays in
-        order, so a sender's transactions in one batch are admitted in nonce order.
-        """
-        results: list[tuple[Transaction, Future | None] | TallyError] = []
-        in_flight: deque[tuple[list[Transaction | TallyError], Future]] = deque()
-        for start in range(0, len(raws), _SLICE):
-            checked = [self._check_without_signature(raw) for raw in raws[start:start + _SLICE]]
-            txs = [item for item in checked if isinstance(item, Transaction)]
-            in_flight.append((checked, _VERIFIERS.submit(self._verify_slice, txs)))
-            while in_flight and in_flight[0][1].done():
-                self._enqueue_slice(*in_flight.popleft(), want_receipts, results)
-        while in_flight:
-            self._enqueue_slice(*in_flight.popleft(), want_receipts, results)
-        return results
-
-    def _check_without_signature(self, raw: bytes) -> Transaction | TallyError:
-        try:
-            tx = self.executor.decode(raw)
-            self.executor.check_stateless(tx, verify_signature=False)
-        except TallyError as exc:
-            return exc
+    def _check_without_signature(self, raw: bytes) -> Transaction:
+        tx = self.executor.decode(raw)
+        self.executor.check_stateless(tx, verify_signature=False)
         return tx
-
-    def _enqueue_slice(self, checked: list[Transaction | TallyError], verdicts: Future,
-                       want_receipts: bool,
-                       results: list[tuple[Transaction, Future | None] | TallyError]) -> None:
-        errors = iter(verdicts.result())
-        for item in checked:
-            if isinstance(item, TallyError):
-                results.append(item)
-                continue
-            error = next(errors)
-            if error is not None:
-                results.append(error)
-                continue
-            try:
-                results.append(self._enqueue(item, want_receipts))
-            except TallyError as exc:
-                results.append(exc)
-
-    def _verify_slice(self, txs: list[Transaction]) -> list[TallyError | None]:
-        """Each transaction's signature error, or None where it verifies."""
-        suite = self.executor.suite
-        errors: list[TallyError | None] = []
-        for tx in txs:
-            try:
-                check_signature(tx, suite)
-                errors.append(None)
-            except TallyError as exc:
-                errors.append(exc)
-        return errors
 
     def take(self, limit: int, timeout: float) -> list[Transaction]:
         """Up to ``limit`` transactions in admission order, waiting up to ``timeout`` for one."""

@@ -254,14 +254,12 @@ class Node:
                     pending.append(future if wait and future is not None else tx.id_hex)
         else:
             accepted = []
-            for raw in raws:
-                try:
-                    tx = self.app.admit(raw)
-                except TallyError as exc:
-                    pending.append(exc)
+            for result in self.app.admit_many(raws):
+                if isinstance(result, TallyError):
+                    pending.append(result)
                     continue
-                pending.append(self._wait_for(tx.id) if wait else tx.id_hex)
-                accepted.append(raw)
+                pending.append(self._wait_for(result.id) if wait else result.id_hex)
+                accepted.append(result.raw)
             self._broadcast(accepted)
         return [self._settle(p, 120) if isinstance(p, Future) else p for p in pending]
 

@@ -17,7 +17,7 @@ from tally import tx as txmod
 from tally.consensus.abci import abci
 from tally.consensus.app import TallyApplication
 from tally.crypto import get_suite
-from tally.errors import ABCI_CODES, Code
+from tally.errors import ABCI_CODES, Code, TallyError
 from tally.genesis import Params, make_genesis
 from tally.keys import NamedKey, generate
 from tally.ledger import Ledger
@@ -124,3 +124,21 @@ def test_a_block_executes_the_same_whether_or_not_this_node_admitted_its_transac
     finally:
         seen.ledger.store.close()
         unseen.ledger.store.close()
+
+
+def test_a_batch_from_the_api_is_admitted_in_order_and_not_counted_twice(
+        harness: Harness) -> None:
+    """The API's batch admission (signatures verified in slices on a thread pool) keeps
+    each refusal in its place; CometBFT's CheckTx of an admitted transaction then does
+    not count its nonce again, and a forged copy is still refused."""
+    raws = [harness.sign(harness.issuer, n) for n in range(300)]
+    forged = bytearray(raws[200])
+    forged[-1] ^= 1
+    batch = [*raws[:200], bytes(forged), *raws[200:], raws[3]]
+    results = harness.app.admit_many(batch)
+    codes = [r.code if isinstance(r, TallyError) else "ok" for r in results]
+    assert codes == ["ok"] * 200 + [Code.BAD_SIGNATURE] + ["ok"] * 100 + [Code.NONCE_REPLAYED]
+    assert all(harness.check(raw).code == 0 for raw in raws)  # pre-admitted: no recount
+    assert harness.check(raws[5]).code == ABCI_CODES[Code.NONCE_REPLAYED]  # a second copy
+    result = harness.block(raws)
+    assert [r.code for r in result.tx_results] == [0] * 300

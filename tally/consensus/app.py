@@ -30,6 +30,7 @@ from typing import Any
 
 import cbor2
 
+from tally.admission import admit_batch
 from tally.consensus.abci import Application, abci, take_txs_within
 from tally.consensus.abci.proto_gen.tendermint.crypto import keys_pb2
 from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
@@ -38,7 +39,7 @@ from tally.exec.executor import OK, TxOutcome, nonce_key
 from tally.keys import NamedKey
 from tally.ledger import CommittedBlock, Ledger, PendingBlock
 from tally.log.checkpoint import NoteError, NoteVerifier, open_note
-from tally.tx import Transaction
+from tally.tx import Transaction, check_signature
 
 log = logging.getLogger("tally.app")
 
@@ -166,11 +167,28 @@ class TallyApplication(Application):
     def admit(self, raw: bytes, *, local: bool = True) -> Transaction:
         """Full admission; raises a TallyError. ``local`` marks a transaction this node's
         API admitted, so CometBFT's own CheckTx of it does not count its nonce twice."""
+        tx = self._precheck(raw)
+        if tx.id not in self._verified:
+            check_signature(tx, self.ledger.suite)
+        return self._accept(tx, local)
+
+    def admit_many(self, raws: list[bytes]) -> list[Transaction | TallyError]:
+        """Admit a batch from this node's API, verifying signatures on every core."""
+        return admit_batch(raws, self.ledger.suite, self._precheck,
+                           lambda tx: self._accept(tx, True),
+                           is_verified=lambda tx: tx.id in self._verified)
+
+    def _precheck(self, raw: bytes) -> Transaction:
+        """Decoded and checked but for the signature (and the nonce)."""
         tx = self._admitted.get(raw)
         if tx is None:
             tx = self.executor.decode(raw)
-            self.executor.check_stateless(tx, verify_signature=tx.id not in self._verified)
-            self._mark_verified(tx.id)
+            self.executor.check_stateless(tx, verify_signature=False)
+        return tx
+
+    def _accept(self, tx: Transaction, local: bool) -> Transaction:
+        """Admit a transaction whose signature verified: count its nonce, keep it decoded."""
+        self._mark_verified(tx.id)
         next_height = self.ledger.height + 1
         self.check_state.admit(
             tx, lambda expected: self.executor.check_nonce_and_expiry(tx, expected, next_height))
