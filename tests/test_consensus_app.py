@@ -142,3 +142,22 @@ def test_a_batch_from_the_api_is_admitted_in_order_and_not_counted_twice(
     assert harness.check(raws[5]).code == ABCI_CODES[Code.NONCE_REPLAYED]  # a second copy
     result = harness.block(raws)
     assert [r.code for r in result.tx_results] == [0] * 300
+
+
+def test_recheck_drops_what_a_block_made_impossible(harness: Harness) -> None:
+    """After a block, CometBFT rechecks what is left in its mempool: a transaction whose
+    nonce the block used (a competing one from the same sender) and one that expired are
+    dropped; one still possible stays."""
+    used = harness.sign(harness.issuer, 0, asset="X")
+    competing = harness.sign(harness.issuer, 0, asset="Y")
+    later = harness.sign(harness.issuer, 1, expiry=100)
+    expiring = harness.sign(harness.validator, 0, expiry=1)
+    harness.block([used])  # height 1
+    assert harness.check(later).code == 0
+
+    def recheck(raw: bytes) -> int:
+        return harness.app.check_tx(abci.RequestCheckTx(tx=raw, type=abci.RECHECK)).code
+
+    assert recheck(competing) == ABCI_CODES[Code.NONCE_REPLAYED]
+    assert recheck(expiring) == ABCI_CODES[Code.EXPIRED]
+    assert recheck(later) == 0
