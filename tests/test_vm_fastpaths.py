@@ -12,17 +12,26 @@ general code it stands in for, on generated values.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Any
 
 import cbor2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tally.vm import (
     VM,
+    BadArguments,
+    InvalidValue,
     Limits,
     MemoryLimitExceeded,
     OutOfSteps,
     VMError,
+    decode_value,
+    encode_value,
+    values,
 )
+from tally.vm.compiler import MethodSpec
 from tally.vm.testing import Harness
 
 SOURCE = """
@@ -240,3 +249,242 @@ EXPECTED: list[tuple[Any, ...]] = [
 
 def test_charges_and_outcomes_are_pinned() -> None:
     assert measure() == EXPECTED
+
+
+# --------------------------------------------------------------------------------------
+# Each shortcut against the general code it stands in for. The references are the
+# general versions as they were before the shortcuts, kept here verbatim.
+# --------------------------------------------------------------------------------------
+
+
+def _reference_decode(data: bytes) -> Any:
+    first = data[0]
+    major = first >> 5
+    if major <= 3:
+        info = first & 31
+        if info < 24:
+            arg, start = info, 1
+        else:
+            size = {24: 1, 25: 2, 26: 4, 27: 8}.get(info)
+            if size is None:
+                return cbor2.loads(data)
+            start = 1 + size
+            arg = int.from_bytes(data[1:start], "big")
+        if major == 0:
+            if start == len(data):
+                return arg
+        elif major == 1:
+            if start == len(data):
+                return -1 - arg
+        elif start + arg == len(data):
+            return data[start:].decode("utf-8") if major == 3 else data[start:]
+    return cbor2.loads(data)
+
+
+def _reference_int(v: int) -> bytes:
+    return cbor2.dumps(v, canonical=True)
+
+
+def _reference_snapshot(value: Any, max_bytes: int, max_depth: int, max_int_bits: int) -> Any:
+    t = type(value)
+    if t is dict:
+        size = 1
+        for k, v in value.items():
+            kt = type(k)
+            if kt is str and k.isascii():
+                size += len(k) + 5
+            elif kt is not str and kt is not int and kt is not bytes:
+                raise InvalidValue(f"dict key of type {kt.__name__} is not storable")
+            else:
+                size += values._check_scalar(k, max_int_bits)
+            tv = type(v)
+            if tv is list or tv is dict or tv is tuple:
+                break
+            if tv is str and v.isascii():
+                size += len(v) + 5
+            elif tv is int and -(2**64) <= v < 2**64:
+                size += 9
+            else:
+                size += values._check_scalar(v, max_int_bits)
+        else:
+            if size > max_bytes:
+                raise InvalidValue(f"value larger than {max_bytes} bytes")
+            return dict(value)
+    elif t is list or t is tuple:
+        size = 1
+        for v in value:
+            tv = type(v)
+            if tv is list or tv is dict or tv is tuple:
+                break
+            size += values._check_scalar(v, max_int_bits)
+        else:
+            if size > max_bytes:
+                raise InvalidValue(f"value larger than {max_bytes} bytes")
+            return list(value)
+    else:
+        if values._check_scalar(value, max_int_bits) > max_bytes:
+            raise InvalidValue(f"value larger than {max_bytes} bytes")
+        return value
+    raw = values.encode(value, max_bytes=max_bytes, max_depth=max_depth, max_int_bits=max_int_bits)
+    return values.decode(raw)
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """A comparable outcome: the value with the types inside it, or the error."""
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - the kind of error is what is compared
+        return ("raised", type(e).__name__, str(e))
+    return ("returned", _typed(result))
+
+
+def _typed(v: Any) -> Any:
+    if type(v) is dict:
+        return ("dict", [(_typed(k), _typed(x)) for k, x in v.items()])
+    if type(v) in (list, tuple):
+        return (type(v).__name__, [_typed(x) for x in v])
+    return (type(v).__name__, v)
+
+
+INT_EDGES = [
+    s * (b + d)
+    for b in (0, 23, 24, 255, 256, 2**16, 2**32, 2**64)
+    for d in (-1, 0, 1)
+    for s in (1, -1)
+]
+ints = st.one_of(st.sampled_from(INT_EDGES), st.integers(-(2**80), 2**80))
+scalars = st.one_of(
+    ints,
+    st.integers(-(2**5000), 2**5000),
+    st.text(max_size=12),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=12),
+    st.binary(max_size=8),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.sampled_from(["\ud800", "caf\u00e9"]),
+)
+keys = st.one_of(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=6),
+    st.text(max_size=4),
+    st.integers(-5, 5),
+    st.booleans(),
+    st.binary(max_size=3),
+    st.sampled_from(["\udc00"]),
+)
+ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=10)
+#: What the shortcuts take: ASCII str keys to ASCII strs, 64-bit ints, bools, None;
+#: now and then one item that sends the value down the general path.
+flat = st.tuples(
+    st.dictionaries(
+        ascii_text, st.one_of(ascii_text, st.sampled_from(INT_EDGES), st.booleans(), st.none())
+    ),
+    st.one_of(st.none(), st.tuples(keys, st.one_of(scalars, st.lists(scalars, max_size=2)))),
+).map(lambda p: p[0] if p[1] is None else {**p[0], p[1][0]: p[1][1]})
+shapes = st.one_of(
+    scalars,
+    flat,
+    flat,
+    st.dictionaries(keys, scalars, max_size=6),
+    st.dictionaries(keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=4),
+    st.lists(scalars, max_size=6),
+    st.tuples(scalars, scalars),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ints)
+def test_int_encoding_matches_cbor2(v: int) -> None:
+    assert values.encode_int(v) == _reference_int(v)
+    assert encode_value(v) == _reference_int(v)
+
+
+def _encodings(value: Any) -> list[bytes]:
+    try:
+        blob = encode_value(value)
+    except InvalidValue:
+        return []
+    return [blob, blob[:-1], blob + b"\x00", blob[:1]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(shapes, st.binary(min_size=1, max_size=12))
+def test_decode_matches_reference(value: Any, noise: bytes) -> None:
+    for data in [*_encodings(value), noise]:
+        if data:
+            assert _run(decode_value, data) == _run(_reference_decode, data)
+
+
+def test_decode_matches_reference_at_every_int_size() -> None:
+    for v in INT_EDGES:
+        for data in _encodings(v):
+            if data:
+                assert _run(decode_value, data) == _run(_reference_decode, data), data
+
+
+@settings(max_examples=500, deadline=None)
+@given(shapes)
+def test_snapshot_matches_reference(value: Any) -> None:
+    # every size limit up to past the value's size, so the size sums must agree exactly
+    for max_bits, max_bytes in itertools.product([64, 4096], [*range(0, 90), 64 * 1024]):
+        got = _run(values.snapshot, value, max_bytes=max_bytes, max_int_bits=max_bits)
+        want = _run(_reference_snapshot, value, max_bytes, 32, max_bits)
+        assert got == want, (max_bits, max_bytes)
+        if got[0] == "returned" and type(value) in (dict, list, tuple):
+            copy = values.snapshot(value, max_bytes=max_bytes, max_int_bits=max_bits)
+            assert copy is not value
+
+
+def test_snapshot_matches_reference_on_edges() -> None:
+    odd = ["", "caf\u00e9", "\ud800", b"", b"x", True, False, None, 1.5, [1], {"n": 1}]
+    for v in [*INT_EDGES, *odd]:
+        for value in (
+            {"a": v},
+            {"a": 1, "bb": v, "c": "x"},
+            {v: 1} if type(v) in (int, str) else {},
+        ):
+            for max_bits, max_bytes in itertools.product([64, 65, 4096], range(0, 40)):
+                got = _run(values.snapshot, value, max_bytes=max_bytes, max_int_bits=max_bits)
+                want = _run(_reference_snapshot, value, max_bytes, 32, max_bits)
+                assert got == want, (value, max_bits, max_bytes)
+
+
+PARAM_TYPES = st.sampled_from(
+    [None, (int,), (str,), (bytes,), (bool,), (list,), (dict,), (int, type(None)), (str, int)]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(PARAM_TYPES, shapes), max_size=4), st.integers(0, 4), st.booleans())
+def test_check_args_matches_reference(
+    params: list[tuple[Any, Any]], required: int, as_tuple: bool
+) -> None:
+    n = len(params)
+    spec = MethodSpec(
+        name="m",
+        params=tuple(f"p{i}" for i in range(n)),
+        types=tuple(t for t, _ in params),
+        required=min(required, n),
+        is_view=False,
+    )
+    rt = VM(Limits(max_value_bytes=64, max_int_bits=128))._rt
+    for given_args in ([v for _, v in params], [v for _, v in params][: spec.required]):
+        args = tuple(given_args) if as_tuple else given_args
+
+        def reference(args: Any = args) -> tuple[Any, ...]:
+            out = []
+            for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
+                if types_ is not None and type(value) not in types_:
+                    want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
+                    raise BadArguments(
+                        f"{spec.name}({pname}): expected {want}, got {type(value).__name__}"
+                    )
+                out.append(rt.copy_value(value))
+            return tuple(out)
+
+        got = _run(rt.check_args, spec, args)
+        assert got == _run(reference)
+        if got[0] == "returned":
+            for before, after in zip(args, rt.check_args(spec, args), strict=True):
+                if type(before) in (list, dict, tuple):
+                    assert after is not before  # a copy, never the caller's object

@@ -83,8 +83,19 @@ class Overlay:
         value = values.get(key, _MISSING)
         if value is not _MISSING:
             return value
+        # get_raw, inlined
         writes = self.writes
-        raw = writes[key] if key in writes else self.get_raw(key)
+        if key in writes:
+            raw = writes[key]
+        else:
+            reads = self.reads
+            if key in reads:
+                raw = reads[key]
+            else:
+                raw = self.backend.get(key)
+                if raw is not None and type(raw) is not bytes:
+                    raw = bytes(raw)
+                reads[key] = raw
         if raw is None:
             return _MISSING
         value = decode(raw)
@@ -121,10 +132,8 @@ class Overlay:
 
     def write_set(self) -> dict[bytes, bytes | None]:
         """Final writes, sorted by key so the result does not depend on write order."""
-        writes = self.writes
-        if len(writes) < 2:
-            return dict(writes)
-        return {k: writes[k] for k in sorted(writes)}
+        # Keys are distinct, so sorting the pairs sorts by key alone.
+        return dict(sorted(self.writes.items()))
 
 
 MISSING = _MISSING

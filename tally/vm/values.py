@@ -114,22 +114,40 @@ def _walk(
     out.append(b)
 
 
-def encode_int(v: int) -> bytes:
-    """Canonical CBOR of an int (no size check: callers bound it)."""
-    return _int(v)
+_UINT_HEADS = _HEADS[0]
+_NINT_HEADS = _HEADS[1]
+_PACK16, _PACK32, _PACK64 = _PACK
 
 
 def _int(v: int) -> bytes:
+    """Canonical CBOR of an int, in one call for the common sizes (the head is
+    written out here rather than through :func:`_head`)."""
     if v >= 0:
+        if v < 0x100:
+            return _UINT_HEADS[v]
+        if v < 0x10000:
+            return _PACK16(0x19, v)
+        if v < 0x100000000:
+            return _PACK32(0x1A, v)
         if v < _U64:
-            return _head(0, v)
+            return _PACK64(0x1B, v)
         raw = v.to_bytes((v.bit_length() + 7) // 8, "big")
         return b"\xc2" + _head(2, len(raw)) + raw
     m = -1 - v
+    if m < 0x100:
+        return _NINT_HEADS[m]
+    if m < 0x10000:
+        return _PACK16(0x39, m)
+    if m < 0x100000000:
+        return _PACK32(0x3A, m)
     if m < _U64:
-        return _head(1, m)
+        return _PACK64(0x3B, m)
     raw = m.to_bytes((m.bit_length() + 7) // 8, "big")
     return b"\xc3" + _head(2, len(raw)) + raw
+
+
+#: Canonical CBOR of an int (no size check: callers bound it).
+encode_int = _int
 
 
 def encode(
@@ -154,7 +172,17 @@ def encode(
     return b"".join(out)
 
 
-_ARG_SIZE = {24: 1, 25: 2, 26: 4, 27: 8}
+#: Argument sizes 2, 4 and 8 (additional information 25-27): their readers.
+_UNPACK = {
+    25: struct.Struct(">H").unpack_from,
+    26: struct.Struct(">I").unpack_from,
+    27: struct.Struct(">Q").unpack_from,
+}
+
+#: By first byte 0x18-0x1B (an unsigned int with a 1-8 byte argument): the
+#: encoding's length and the reader of its argument.
+_UINT_SIZE = {0x18: 2, 0x19: 3, 0x1A: 5, 0x1B: 9}
+_UINT_READ = {0x18: struct.Struct(">B").unpack_from, **_UNPACK}  # first byte = 0x18 + size code
 
 
 def decode(data: bytes) -> Any:
@@ -164,24 +192,36 @@ def decode(data: bytes) -> Any:
     are decoded here directly; anything else goes to cbor2.
     """
     first = data[0]
-    major = first >> 5
-    if major <= 3:
+    if first < 0x1C:  # an unsigned int, the commonest stored value
+        if first < 0x18:
+            if len(data) == 1:
+                return first
+        elif len(data) == _UINT_SIZE[first]:
+            return _UINT_READ[first](data, 1)[0]
+    if first < 0x80:  # major types 0-3: int, negative int, bytes, text
+        n = len(data)
         info = first & 31
         if info < 24:
             arg, start = info, 1
-        else:
-            size = _ARG_SIZE.get(info)
-            if size is None:
+        elif info == 24:
+            if n < 2:
                 return cbor2.loads(data)
-            start = 1 + size
-            arg = int.from_bytes(data[1:start], "big")
+            arg, start = data[1], 2
+        elif info < 28:
+            start = (1 << (info - 24)) + 1
+            if n < start:
+                return cbor2.loads(data)
+            arg = _UNPACK[info](data, 1)[0]
+        else:
+            return cbor2.loads(data)
+        major = first >> 5
         if major == 0:
-            if start == len(data):
+            if start == n:
                 return arg
         elif major == 1:
-            if start == len(data):
+            if start == n:
                 return -1 - arg
-        elif start + arg == len(data):
+        elif start + arg == n:
             return data[start:].decode("utf-8") if major == 3 else data[start:]
     return cbor2.loads(data)
 
@@ -229,6 +269,29 @@ def snapshot(
     """
     t = type(value)
     if t is dict:
+        # The usual event or record, str keys to scalars: one tight pass, the
+        # same checks and the same size sum as the loop below.
+        size = 1
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii():
+                break
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    break
+                size += len(k) + len(v) + 10
+            elif tv is int:
+                if not -_U64 <= v < _U64:
+                    break
+                size += len(k) + 14
+            elif tv is bool or v is None:
+                size += len(k) + 6
+            else:
+                break
+        else:
+            if size > max_bytes:
+                raise InvalidValue(f"value larger than {max_bytes} bytes")
+            return dict(value)
         size = 1
         for k, v in value.items():
             kt = type(k)
