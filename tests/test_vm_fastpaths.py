@@ -449,6 +449,25 @@ def test_snapshot_matches_reference_on_edges() -> None:
                 assert got == want, (value, max_bits, max_bytes)
 
 
+def _reference_check_args(rt: Any, spec: MethodSpec, args: Any) -> tuple[Any, ...]:
+    if type(args) not in (list, tuple):
+        raise BadArguments("arguments are a list")
+    n = len(args)
+    if n == 0 and spec.required == 0:
+        return ()
+    if n < spec.required or n > len(spec.params):
+        raise BadArguments(
+            f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}"
+        )
+    out = []
+    for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
+        if types_ is not None and type(value) not in types_:
+            want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
+            raise BadArguments(f"{spec.name}({pname}): expected {want}, got {type(value).__name__}")
+        out.append(rt.copy_value(value))
+    return tuple(out)
+
+
 PARAM_TYPES = st.sampled_from(
     [None, (int,), (str,), (bytes,), (bool,), (list,), (dict,), (int, type(None)), (str, int)]
 )
@@ -471,20 +490,22 @@ def test_check_args_matches_reference(
     for given_args in ([v for _, v in params], [v for _, v in params][: spec.required]):
         args = tuple(given_args) if as_tuple else given_args
 
-        def reference(args: Any = args) -> tuple[Any, ...]:
-            out = []
-            for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
-                if types_ is not None and type(value) not in types_:
-                    want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
-                    raise BadArguments(
-                        f"{spec.name}({pname}): expected {want}, got {type(value).__name__}"
-                    )
-                out.append(rt.copy_value(value))
-            return tuple(out)
-
         got = _run(rt.check_args, spec, args)
-        assert got == _run(reference)
+        assert got == _run(_reference_check_args, rt, spec, args)
         if got[0] == "returned":
             for before, after in zip(args, rt.check_args(spec, args), strict=True):
                 if type(before) in (list, dict, tuple):
                     assert after is not before  # a copy, never the caller's object
+
+
+def test_check_args_matches_reference_on_edges() -> None:
+    rt = VM(Limits(max_value_bytes=64, max_int_bits=128))._rt
+    lim = 2**128
+    edges = [lim - 1, lim, -lim + 1, -lim, "\ud800", "\u00e9" * 59, "\u00e9" * 60, "a" * 64]
+    edges += ["a" * 65, True, None, b"x" * 59, b"x" * 60, [1], {"a": 1}, (1,)]
+    for v in edges:
+        for types_ in (None, (type(v),)):
+            spec = MethodSpec("m", ("p", "q"), (types_, None), required=1, is_view=False)
+            for args in ([v], [v, 1], (v, "x"), [None, v]):
+                got = _run(rt.check_args, spec, args)
+                assert got == _run(_reference_check_args, rt, spec, args), (v, args)

@@ -50,6 +50,8 @@ from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
 
 _U64 = 1 << 64
+_encode_int = values.encode_int
+_snapshot = values.snapshot
 #: Steps for a storage read and for a storage write or event, on top of the AST
 #: nodes around them: each is a few microseconds of work (see docs/contracts.md).
 READ_STEPS = 5
@@ -188,43 +190,57 @@ class _Frame:
 class _Slot:
     """A typed storage location (a Var, or the shape shared by a Map's entries)."""
 
-    __slots__ = ("rt", "key", "value_type", "nullable", "default", "default_raw", "label")
+    __slots__ = (
+        "rt",
+        "meter",
+        "key",
+        "value_type",
+        "nullable",
+        "default",
+        "default_raw",
+        "default_scalar",
+        "label",
+    )
 
     def __init__(self, rt: _Runtime, key: bytes, decl: _Declaration, label: str) -> None:
         self.rt = rt
+        self.meter = rt.meter  # one Meter per runtime, reset in place for each call
         self.key = key
         self.value_type = decl.value_type
         self.default = decl.default
         self.nullable = decl.default is None
         self.default_raw = values.encode(decl.default)
+        self.default_scalar = values.is_scalar(decl.default)
         self.label = label
 
+    def missing(self) -> Any:
+        """The declared default, for a key with nothing stored (lists and dicts fresh)."""
+        if self.default_scalar:
+            return self.default
+        return values.decode(self.default_raw)
+
     def read(self, key: bytes) -> Any:
-        rt = self.rt
-        meter = rt.meter
+        meter = self.meter
         meter.steps -= READ_STEPS
         if meter.steps < 0:
-            rt.budget_exceeded()
-        overlay = rt.overlay
+            self.rt.budget_exceeded()
+        overlay = self.rt.overlay
         value = overlay.values.get(key, MISSING)
-        if value is not MISSING:
-            return value
-        value = overlay.get_value(key)
         if value is MISSING:
-            if values.is_scalar(self.default):
-                return self.default
-            return values.decode(self.default_raw)
+            value = overlay.get_value(key)
+            if value is MISSING:
+                return self.missing()
         return value
 
     def write(self, key: bytes, value: Any) -> None:
         rt = self.rt
-        if rt.meter.read_only:
+        if self.meter.read_only:
             raise ViewWriteError(f"cannot write {self.label} in a read-only call")
         vt = self.value_type
         if vt is not None and type(value) is not vt and not (value is None and self.nullable):
             raise InvalidValue(f"{self.label} holds {vt.__name__}, not {type(value).__name__}")
         if type(value) is int and -_U64 <= value < _U64:
-            raw = values.encode_int(value)
+            raw = _encode_int(value)
         else:
             raw = rt.encode(value)
         rt.charge_write(key, raw)
@@ -234,7 +250,19 @@ class _Slot:
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         if instance is None:
             return self
-        return self.read(self.key)
+        # `self.x`: the body of read(), inlined.
+        key = self.key
+        meter = self.meter
+        meter.steps -= READ_STEPS
+        if meter.steps < 0:
+            self.rt.budget_exceeded()
+        overlay = self.rt.overlay
+        value = overlay.values.get(key, MISSING)
+        if value is MISSING:
+            value = overlay.get_value(key)
+            if value is MISSING:
+                return self.missing()
+        return value
 
     def __set__(self, instance: Any, value: Any) -> None:
         self.write(self.key, value)
@@ -243,7 +271,7 @@ class _Slot:
         raise Forbidden("storage fields cannot be deleted")
 
     def delete(self, key: bytes) -> None:
-        if self.rt.meter.read_only:
+        if self.meter.read_only:
             raise ViewWriteError(f"cannot write {self.label} in a read-only call")
         self.rt.charge_write(key, b"")
         self.rt.overlay.put(key, None)
@@ -253,12 +281,16 @@ class MapProxy:
     """A ``Map`` field of a running contract: ``m[k]``, ``m[k] = v``, ``del m[k]``,
     ``k in m``, ``m.get(k, default)``. Missing keys read as the declared default."""
 
-    __slots__ = ("slot", "prefix", "key_type", "keys", "limits")
+    __slots__ = ("slot", "rt", "meter", "prefix", "key_type", "int_values", "keys", "limits")
 
     def __init__(self, slot: _Slot, key_type: type, limits: Limits) -> None:
         self.slot = slot
+        self.rt = slot.rt
+        self.meter = slot.meter
         self.prefix = slot.key + b"/"
         self.key_type = key_type
+        #: Whether an int of at most 64 bits may be stored without further checks.
+        self.int_values = slot.value_type is int or slot.value_type is None
         self.keys: dict[Any, bytes] = {}
         self.limits = limits
 
@@ -279,33 +311,39 @@ class MapProxy:
         return raw
 
     def __getitem__(self, k: Any) -> Any:
+        # `m[k]`: key() and _Slot.read, inlined.
         key = self.keys.get(k) if type(k) is self.key_type else None
-        return self.slot.read(key or self.key(k))
+        if key is None:
+            key = self.key(k)
+        meter = self.meter
+        meter.steps -= READ_STEPS
+        if meter.steps < 0:
+            self.rt.budget_exceeded()
+        overlay = self.rt.overlay
+        value = overlay.values.get(key, MISSING)
+        if value is MISSING:
+            value = overlay.get_value(key)
+            if value is MISSING:
+                return self.slot.missing()
+        return value
 
     def __setitem__(self, k: Any, value: Any) -> None:
         key = self.keys.get(k) if type(k) is self.key_type else None
         if key is None:
             key = self.key(k)
-        slot = self.slot
-        vt = slot.value_type
-        if (
-            type(value) is not int
-            or (vt is not int and vt is not None)
-            or not -_U64 <= value < _U64
-        ):
-            slot.write(key, value)
+        if type(value) is not int or not self.int_values or not -_U64 <= value < _U64:
+            self.slot.write(key, value)
             return
         # `balances[to] = n`: the write path of _Slot.write and Overlay.put, inlined.
-        rt = slot.rt
-        meter = rt.meter
+        meter = self.meter
         if meter.read_only:
-            raise ViewWriteError(f"cannot write {slot.label} in a read-only call")
-        raw = values.encode_int(value)
+            raise ViewWriteError(f"cannot write {self.slot.label} in a read-only call")
+        raw = _encode_int(value)
         meter.steps -= WRITE_STEPS
         meter.memory -= len(key) + len(raw) + 64
         if meter.steps < 0 or meter.memory < 0:
-            rt.budget_exceeded()
-        overlay = rt.overlay
+            self.rt.budget_exceeded()
+        overlay = self.rt.overlay
         writes = overlay.writes
         overlay.journal.append((key, writes.get(key, MISSING)))
         writes[key] = raw
@@ -367,6 +405,9 @@ class _Runtime:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.int_limit = 1 << limits.max_int_bits
+        self.max_value_bytes = limits.max_value_bytes
+        self.max_value_depth = limits.max_value_depth
+        self.max_int_bits = limits.max_int_bits
         self.id_keys: dict[str, bytes] = {}
         self.meter = Meter()
         guards, builtins, attr_handlers = make_guards(self.meter, limits)
@@ -542,20 +583,20 @@ class _Runtime:
             if -self.int_limit < value < self.int_limit:
                 return value
         elif t is str:
-            if value.isascii() and len(value) <= self.limits.max_value_bytes:
+            if value.isascii() and len(value) <= self.max_value_bytes:
                 return value
         elif t is bool or value is None:
             return value
-        lim = self.limits
-        return values.snapshot(
+        return _snapshot(
             value,
-            max_bytes=lim.max_value_bytes,
-            max_depth=lim.max_value_depth,
-            max_int_bits=lim.max_int_bits,
+            max_bytes=self.max_value_bytes,
+            max_depth=self.max_value_depth,
+            max_int_bits=self.max_int_bits,
         )
 
     def check_args(self, spec: MethodSpec, args: Any) -> tuple[Any, ...]:
-        if type(args) not in (list, tuple):
+        ta = type(args)
+        if ta is not list and ta is not tuple:
             raise BadArguments("arguments are a list")
         n = len(args)
         if n == 0 and spec.required == 0:
@@ -564,10 +605,27 @@ class _Runtime:
             raise BadArguments(
                 f"{spec.name} takes {spec.required}..{len(spec.params)} arguments, got {n}"
             )
+        # Arguments are mostly ints and ASCII strings, immutable: if they all are
+        # (copy_value's checks, inlined), the checked arguments are `args` itself.
+        int_limit = self.int_limit
+        for value, types_ in zip(args, spec.types, strict=False):
+            t = type(value)
+            if types_ is not None and t not in types_:
+                break
+            if t is int:
+                if not -int_limit < value < int_limit:
+                    break
+            elif t is str:
+                if not value.isascii() or len(value) > self.max_value_bytes:
+                    break
+            elif t is not bool and value is not None:
+                break
+        else:
+            return tuple(args)
         out = []
         for value, types_, pname in zip(args, spec.types, spec.params, strict=False):
             if types_ is not None and type(value) not in types_:
-                want = " | ".join("None" if t is type(None) else t.__name__ for t in types_)
+                want = " | ".join("None" if x is type(None) else x.__name__ for x in types_)
                 raise BadArguments(
                     f"{spec.name}({pname}): expected {want}, got {type(value).__name__}"
                 )
@@ -657,7 +715,16 @@ class _Runtime:
             raise ViewWriteError("cannot emit events in a read-only call")
         if type(name) is not str or not 0 < len(name) <= 64:
             raise InvalidValue("an event name is a str of 1 to 64 characters")
-        data = self.copy_value(data)
+        t = type(data)
+        if t is dict or t is list:  # what copy_value does with them, one call less
+            data = _snapshot(
+                data,
+                max_bytes=self.max_value_bytes,
+                max_depth=self.max_value_depth,
+                max_int_bits=self.max_int_bits,
+            )
+        elif data is not None:
+            data = self.copy_value(data)
         meter.steps -= WRITE_STEPS  # an event lives in the result like a write
         meter.memory -= 64
         if meter.steps < 0 or meter.memory < 0:
@@ -796,6 +863,7 @@ class VM:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self._max_memory = limits.max_memory
         self._rt = _Runtime(limits)
         self._lock = threading.Lock()
         self._owner: int | None = None
@@ -947,7 +1015,10 @@ class VM:
             events: list[Event] = []
             rt.events = events
             rt.host = host
-            meter.reset(budget, self.limits.max_memory)
+            # meter.reset(budget, max_memory), inlined
+            meter.steps = meter.budget = budget
+            meter.memory = self._max_memory
+            meter.frames = meter.read_only = 0
 
             id_key = rt.id_keys.get(contract) if type(contract) is str else None
             inst = None
@@ -978,7 +1049,8 @@ class VM:
                 if err is e:
                     raise
                 raise err from e
-            result = rt.copy_value(result)
+            if result is not None and type(result) is not bool:
+                result = rt.copy_value(result)
             return ExecutionResult(
                 overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
             )
