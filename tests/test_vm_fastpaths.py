@@ -343,6 +343,8 @@ def _typed(v: Any) -> Any:
         return ("dict", [(_typed(k), _typed(x)) for k, x in v.items()])
     if type(v) in (list, tuple):
         return (type(v).__name__, [_typed(x) for x in v])
+    if type(v) is float:  # cbor2 decodes noise to floats, NaN among them
+        return ("float", repr(v))
     return (type(v).__name__, v)
 
 
