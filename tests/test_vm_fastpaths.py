@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tally.vm import (
     VM,
     BadArguments,
+    DictStorage,
     InvalidValue,
     Limits,
     MemoryLimitExceeded,
@@ -511,3 +512,81 @@ def test_check_args_matches_reference_on_edges() -> None:
             for args in ([v], [v, 1], (v, "x"), [None, v]):
                 got = _run(rt.check_args, spec, args)
                 assert got == _run(_reference_check_args, rt, spec, args), (v, args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(shapes, st.binary(min_size=1, max_size=12))
+def test_overlay_reads_decode_like_decode(value: Any, noise: bytes) -> None:
+    from tally.vm.storage import MISSING, Overlay
+
+    blobs = [*_encodings(value), noise, *_encodings(INT_EDGES[len(noise) % len(INT_EDGES)])]
+    storage = DictStorage({b"k%d" % i: blob for i, blob in enumerate(blobs)})
+    overlay = Overlay(storage)
+    for i, blob in enumerate(blobs):
+        key = b"k%d" % i
+        want = _run(decode_value, blob) if blob else ("raised", "IndexError", "")
+        got = _run(overlay.get_value, key)
+        if want[0] == "raised":
+            assert got[:2] == want[:2]
+        else:
+            assert got == want
+            assert _run(overlay.get_value, key) == want  # again, from the cache
+    assert overlay.get_value(b"absent") is MISSING
+
+
+REQUIRES = """
+class R(Contract):
+    def inlined(self, x: int, form: int):
+        if form == 0:
+            require(x > 0)
+        elif form == 1:
+            require(x > 0, "x must be positive")
+        elif form == 2:
+            require(x > 0, 7)
+        elif form == 3:
+            require([x] if x > 0 else [])
+        return x
+
+    def called(self, x: int, form: int):
+        r = require
+        if form == 0:
+            r(x > 0)
+        elif form == 1:
+            r(x > 0, "x must be positive")
+        elif form == 2:
+            r(x > 0, 7)
+        elif form == 3:
+            r([x] if x > 0 else [])
+        return x
+
+    def kept(self, x: int):
+        require(x > 0, message="kept as a call")
+        require(x > 1, f"{x} is not more than 1")
+        return x
+"""
+
+
+def test_inlined_require_behaves_as_the_call() -> None:
+    h = Harness()
+    h.deploy("r", REQUIRES)
+    for x in (-1, 0, 1, 2):
+        for form in range(4):
+            assert _run(h.call, "r", "inlined", x, form) == _run(h.call, "r", "called", x, form)
+    assert _run(h.call, "r", "kept", 0)[2] == "CONTRACT_ERROR: kept as a call"
+    assert _run(h.call, "r", "kept", 1)[2] == "CONTRACT_ERROR: 1 is not more than 1"
+    # the statement forms with a constant message compile to no call at all
+    code = next(c for c in _code_objects(h) if c.co_name == "inlined")
+    assert "require" not in code.co_names
+    assert "require" in next(c for c in _code_objects(h) if c.co_name == "kept").co_names
+
+
+def _code_objects(h: Harness) -> list[Any]:
+    from tally.vm.machine import _compile_cached
+
+    compiled = _compile_cached(REQUIRES, h.vm.limits)
+    out, stack = [], [compiled.code]
+    while stack:
+        code = stack.pop()
+        out.append(code)
+        stack.extend(c for c in code.co_consts if hasattr(c, "co_code"))
+    return out

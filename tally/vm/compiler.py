@@ -48,6 +48,9 @@ RUNTIME_NAMES = frozenset(
     }
 )
 
+#: The message of ``require(test)`` without one.
+REQUIRE_MESSAGE = "requirement failed"
+
 #: Attributes of ``ctx``.
 CTX_FIELDS = frozenset({"caller", "origin", "contract", "height", "time_ms", "tx_id"})
 
@@ -786,6 +789,28 @@ class _Rewriter(ast.NodeTransformer):
         node.test = self.visit(node.test)
         node.body = self.visit_block(node.body)
         node.orelse = self.visit_block(node.orelse) if node.orelse else []
+        return node
+
+    def visit_Expr(self, node: ast.Expr) -> ast.stmt:
+        """``require(test)`` or ``require(test, "constant")`` as a statement becomes
+        ``if not test: raise ContractError(message)``: what ``require`` does, without
+        the call. Steps are unaffected (they are counted on the source as written);
+        any other form of the call is left as a call."""
+        call = node.value
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "require"
+            and not call.keywords
+            and len(call.args) in (1, 2)
+            and not isinstance(call.args[0], ast.Starred)
+            and (len(call.args) == 1 or isinstance(call.args[1], ast.Constant))
+        ):
+            message = call.args[1] if len(call.args) == 2 else _const(REQUIRE_MESSAGE)
+            fail = ast.Raise(exc=_call("_require_failed", message), cause=None)
+            test = ast.UnaryOp(op=ast.Not(), operand=self.visit(call.args[0]))
+            return ast.copy_location(ast.If(test=test, body=[fail], orelse=[]), node)
+        self.generic_visit(node)
         return node
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt | list[ast.stmt]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import values
 from .compiler import (
+    REQUIRE_MESSAGE,
     CompiledContract,
     MethodSpec,
     code_id_of,
@@ -441,7 +442,7 @@ class _Runtime:
         def view(fn: Any) -> Any:
             return fn
 
-        def require(condition: Any, message: Any = "requirement failed") -> None:
+        def require(condition: Any, message: Any = REQUIRE_MESSAGE) -> None:
             if not condition:
                 raise ContractError(message)
 
@@ -454,6 +455,8 @@ class _Runtime:
             "emit": self.emit,
             "require": require,
             "ContractError": ContractError,
+            # what the compiler writes for `require(test, "message")` (see visit_Expr)
+            "_require_failed": ContractError,
             "call": self.call,
             "view_call": self.view_call,
             "try_call": self.try_call,
