@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from .values import decode
+from .values import UINT_READ, UINT_SIZE, decode
 
 
 @runtime_checkable
@@ -98,10 +98,16 @@ class Overlay:
                 reads[key] = raw
         if raw is None:
             return _MISSING
-        value = decode(raw)
-        t = type(value)
-        if t is int or t is str or t is bytes or t is bool or value is None:
-            values[key] = value
+        first = raw[0]
+        if first < 0x1C and len(raw) == UINT_SIZE[first]:
+            # an unsigned int (most stored values are): decode's first branch, inlined
+            value = first if first < 0x18 else UINT_READ[first](raw, 1)[0]
+        else:
+            value = decode(raw)
+            t = type(value)
+            if not (t is int or t is str or t is bytes or t is bool or value is None):
+                return value
+        values[key] = value
         return value
 
     def put(self, key: bytes, raw: bytes | None, value: Any = _MISSING) -> None:

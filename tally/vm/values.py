@@ -179,10 +179,10 @@ _UNPACK = {
     27: struct.Struct(">Q").unpack_from,
 }
 
-#: By first byte 0x18-0x1B (an unsigned int with a 1-8 byte argument): the
-#: encoding's length and the reader of its argument.
-_UINT_SIZE = {0x18: 2, 0x19: 3, 0x1A: 5, 0x1B: 9}
-_UINT_READ = {0x18: struct.Struct(">B").unpack_from, **_UNPACK}  # first byte = 0x18 + size code
+#: By first byte 0x00-0x1B (an unsigned int, with its argument in the first byte or
+#: in the next 1-8): the length of the encoding, and the reader of the argument.
+UINT_SIZE = [1] * 0x18 + [2, 3, 5, 9]  # by first byte 0x00-0x1B
+UINT_READ = {0x18: struct.Struct(">B").unpack_from, **_UNPACK}  # first byte = 0x18 + size code
 
 
 def decode(data: bytes) -> Any:
@@ -192,12 +192,9 @@ def decode(data: bytes) -> Any:
     are decoded here directly; anything else goes to cbor2.
     """
     first = data[0]
-    if first < 0x1C:  # an unsigned int, the commonest stored value
-        if first < 0x18:
-            if len(data) == 1:
-                return first
-        elif len(data) == _UINT_SIZE[first]:
-            return _UINT_READ[first](data, 1)[0]
+    if first < 0x1C and len(data) == UINT_SIZE[first]:
+        # an unsigned int, the commonest stored value
+        return first if first < 0x18 else UINT_READ[first](data, 1)[0]
     if first < 0x80:  # major types 0-3: int, negative int, bytes, text
         n = len(data)
         info = first & 31
