@@ -249,7 +249,7 @@ class ABCIServer:
         fn, key, is_async = handler
         try:
             result = fn(getattr(req, kind))  # type: ignore[arg-type]
-            if is_async or inspect.isawaitable(result):
+            if is_async:
                 result = await result
             inner = result.SerializeToString()
             return key + encode_uvarint(len(inner)) + inner
