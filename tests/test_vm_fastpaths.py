@@ -580,13 +580,138 @@ def test_inlined_require_behaves_as_the_call() -> None:
     assert "require" in next(c for c in _code_objects(h) if c.co_name == "kept").co_names
 
 
-def _code_objects(h: Harness) -> list[Any]:
+def _code_objects(h: Harness, source: str = REQUIRES) -> list[Any]:
     from tally.vm.machine import _compile_cached
 
-    compiled = _compile_cached(REQUIRES, h.vm.limits)
+    compiled = _compile_cached(source, h.vm.limits)
     out, stack = [], [compiled.code]
     while stack:
         code = stack.pop()
         out.append(code)
         stack.extend(c for c in code.co_consts if hasattr(c, "co_code"))
     return out
+
+
+MAP_ADD = """
+class A(Contract):
+    ints = Map(str, int)
+    strs = Map(str, str)
+    lists = Map(int, list)
+    big = Map(bytes, int, default=18446744073709551614)
+
+    def direct(self, which: str, k: str, v: int):
+        if which == "ints":
+            self.ints[k] += v
+        elif which == "strs":
+            self.strs[k] += k
+        elif which == "lists":
+            self.lists[len(k)] += [v]
+        elif which == "big":
+            self.big[k.encode()] += v
+        elif which == "badkey":
+            self.ints[v] += v
+        return 0
+
+    def generic(self, which: str, k: str, v: int):
+        if which == "ints":
+            m = self.ints
+            m[k] += v
+        elif which == "strs":
+            m = self.strs
+            m[k] += k
+        elif which == "lists":
+            m = self.lists
+            m[len(k)] += [v]
+        elif which == "big":
+            m = self.big
+            m[k.encode()] += v
+        elif which == "badkey":
+            m = self.ints
+            m[v] += v
+        return 0
+
+    def direct_fail(self, k: str, v: int):
+        self.ints[k] += v
+        require(False, "undo")
+
+    def generic_fail(self, k: str, v: int):
+        m = self.ints
+        m[k] += v
+        require(False, "undo")
+
+    def attempt(self, how: str, k: str, v: int) -> list:
+        self.ints[k] += 1
+        result = try_call(ctx.contract, how, k, v)
+        return [result, self.ints[k]]
+
+    @view
+    def direct_view(self, k: str, v: int):
+        self.ints[k] += v
+
+    @view
+    def generic_view(self, k: str, v: int):
+        m = self.ints
+        m[k] += v
+"""
+
+
+def _map_add_outcome(h: Harness, method: str, args: list[Any], **kw: Any) -> Any:
+    probe = Harness(vm=kw.pop("vm", None))
+    probe.storage.data = dict(h.storage.data)
+    try:
+        r = probe.vm.call("a", method, args, storage=probe.storage, ctx=probe.ctx("alice"), **kw)
+    except OutOfSteps as e:
+        return ("error", e.code)  # the message names the budget, which differs
+    except VMError as e:
+        return ("error", e.code, e.message)
+    return ("ok", r.write_set, r.return_value)
+
+
+def test_map_add_behaves_as_the_generic_guard() -> None:
+    h = Harness()
+    h.deploy("a", MAP_ADD)
+    h.call("a", "direct", "ints", "x", 5)
+    h.call("a", "direct", "strs", "s", 1)
+    h.call("a", "direct", "lists", "xy", 1)
+    h.call("a", "direct", "ints", "neg", -1)
+    codes = {c.co_name: c.co_names for c in _code_objects(h, MAP_ADD)}
+    assert "_mapadd" in codes["direct"] and "_augitem" not in codes["direct"]
+    assert "_augitem" in codes["generic"] and "_mapadd" not in codes["generic"]
+    # the generic form costs a fixed number of steps more (the `m = self.<map>` line)
+    extra = (
+        h.result("a", "generic", "ints", "x", 0).steps_used
+        - h.result("a", "direct", "ints", "x", 0).steps_used
+    )
+    assert extra > 0
+    limit = 2**4096
+    cases = [
+        ("ints", "x", 1), ("ints", "new", 7), ("ints", "x", 2**64), ("ints", "x", 2**64 - 6),
+        ("ints", "x", -(2**64) - 5), ("ints", "x", limit - 6), ("ints", "x", limit - 5),
+        ("ints", "neg", -limit + 1), ("ints", "neg", -limit + 2),
+        ("strs", "s", 1), ("strs", "t", -3), ("lists", "xy", 2), ("lists", "abc", 3),
+        ("big", "q", 1), ("big", "q", 2), ("big", "q", -(2**65)), ("badkey", "x", 3),
+    ]  # fmt: skip
+    for which, k, v in cases:
+        args = [which, k, v]
+        try:
+            used = h.vm.call("a", "generic", args, storage=h.storage, ctx=h.ctx("a")).steps_used
+        except VMError as e:
+            used = e.steps_used
+        for budget in range(max(used - 40, extra), used + 2):
+            want = _map_add_outcome(h, "generic", args, steps=budget)
+            assert _map_add_outcome(h, "direct", args, steps=budget - extra) == want, (
+                args,
+                budget,
+            )
+        for memory in range(0, 400, 7):
+            vm = VM(Limits(max_memory=memory))
+            want = _map_add_outcome(h, "generic", args, vm=vm)
+            assert _map_add_outcome(h, "direct", args, vm=vm) == want, (args, memory)
+    # a failed nested call takes back exactly its own writes
+    for k in ("x", "fresh"):
+        want = _map_add_outcome(h, "attempt", ["generic_fail", k, 3])
+        assert want[0] == "ok" and want[2][0][0] is False
+        assert _map_add_outcome(h, "attempt", ["direct_fail", k, 3]) == want
+    for k, v in (("x", 1), ("x", "no")):
+        want = _run(h.query, "a", "generic_view", k, v)
+        assert _run(h.query, "a", "direct_view", k, v)[:2] == want[:2]

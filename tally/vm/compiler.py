@@ -685,9 +685,10 @@ class _Rewriter(ast.NodeTransformer):
     Runs on a validated tree only, so it can assume every node is allowed.
     """
 
-    def __init__(self, members: set[str], var_fields: set[str]) -> None:
+    def __init__(self, members: set[str], var_fields: set[str], map_fields: set[str]) -> None:
         self.members = members
         self.var_fields = var_fields
+        self.map_fields = map_fields
         self.temp_counter = 0
         self.in_class = False
         #: Inside a method (or a closure in one), where `self` is the contract
@@ -889,6 +890,18 @@ class _Rewriter(ast.NodeTransformer):
                     value,
                 )
             )
+        if (
+            isinstance(target, ast.Subscript)
+            and op is ast.Add
+            and not isinstance(target.slice, ast.Slice)
+            and isinstance(target.value, ast.Attribute)
+            and self.direct(target.value)
+            and isinstance(target.value.value, ast.Name)
+            and target.value.value.id == "self"
+            and target.value.attr in self.map_fields
+        ):
+            # `self.<map>[k] += v`, the commonest update: one guard that knows maps
+            return ast.Expr(_call("_mapadd", target.value, self.visit(target.slice), value))
         if isinstance(target, ast.Subscript):
             return ast.Expr(
                 _call(
@@ -1119,7 +1132,8 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     class_node = validator.class_node
     assert class_node is not None
     var_fields = {name for name, f in validator.fields.items() if f.kind == "var"}
-    rewritten = _Rewriter(validator.member_names, var_fields).visit(tree)
+    map_fields = {name for name, f in validator.fields.items() if f.kind == "map"}
+    rewritten = _Rewriter(validator.member_names, var_fields, map_fields).visit(tree)
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     try:

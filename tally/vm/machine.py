@@ -446,6 +446,53 @@ class _Runtime:
             if not condition:
                 raise ContractError(message)
 
+        augitem, iadd = guards["_augitem"], guards["_iadd"]
+        meter = self.meter
+        int_limit = self.int_limit
+        too_big = f"integer larger than {limits.max_int_bits} bits"
+
+        def map_add(obj: Any, k: Any, value: Any) -> None:
+            """``self.<map>[k] += value`` (what the compiler writes for it): the
+            ``_augitem`` guard with MapProxy's read and write inlined, so the same
+            checks and charges in one call instead of three."""
+            if type(obj) is not MapProxy:
+                augitem(obj, k, "+", value)
+                return
+            key = obj.keys.get(k) if type(k) is obj.key_type else None
+            if key is None:
+                key = obj.key(k)
+            # MapProxy.__getitem__
+            meter.steps -= READ_STEPS
+            if meter.steps < 0:
+                self.budget_exceeded()
+            overlay = self.overlay
+            current = overlay.values.get(key, MISSING)
+            if current is MISSING:
+                current = overlay.get_value(key)
+                if current is MISSING:
+                    current = obj.slot.missing()
+            if type(current) is not int or type(value) is not int:
+                obj[k] = iadd(current, value)
+                return
+            result = current + value
+            if not -int_limit < result < int_limit:
+                raise MemoryLimitExceeded(too_big)
+            if not obj.int_values or not -_U64 <= result < _U64:
+                obj.slot.write(key, result)
+                return
+            # MapProxy.__setitem__'s write path
+            if meter.read_only:
+                raise ViewWriteError(f"cannot write {obj.slot.label} in a read-only call")
+            raw = _encode_int(result)
+            meter.steps -= WRITE_STEPS
+            meter.memory -= len(key) + len(raw) + 64
+            if meter.steps < 0 or meter.memory < 0:
+                self.budget_exceeded()
+            writes = overlay.writes
+            overlay.journal.append((key, writes.get(key, MISSING)))
+            writes[key] = raw
+            overlay.values[key] = result
+
         self.runtime_names: dict[str, Any] = {
             "Contract": Contract,
             "Map": map_decl,
@@ -457,6 +504,8 @@ class _Runtime:
             "ContractError": ContractError,
             # what the compiler writes for `require(test, "message")` (see visit_Expr)
             "_require_failed": ContractError,
+            # and for `self.<map>[k] += v` (see visit_AugAssign)
+            "_mapadd": map_add,
             "call": self.call,
             "view_call": self.view_call,
             "try_call": self.try_call,
