@@ -904,6 +904,109 @@ def _check_context(ctx: Context) -> None:
         raise BadArguments("Context(caller: str, height: int, time_ms: int, tx_id: bytes)")
 
 
+def _entry_point(query: bool) -> Callable[..., ExecutionResult]:
+    """:meth:`VM.call` (``query=False``) or :meth:`VM.query`: the per-call path,
+    written out flat, as the method itself. It runs once per transaction, and every
+    Python-level call here costs about as much as a storage read."""
+
+    def entry(
+        self: VM,
+        contract: str,
+        method: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        *,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None = None,
+        steps: int | None = None,
+    ) -> ExecutionResult:
+        if (
+            type(ctx) is not Context
+            or type(ctx.caller) is not str
+            or type(ctx.height) is not int
+            or type(ctx.time_ms) is not int
+            or type(ctx.tx_id) is not bytes
+        ):
+            _check_context(ctx)
+        budget = self.limits.max_steps if steps is None else self._budget(steps)
+        me = get_ident()
+        if self._owner == me:
+            raise VMBusy("this VM is already executing (a host hook re-entered it)")
+        self._lock.acquire()
+        self._owner = me
+        rt = self._rt
+        meter = rt.meter
+        try:
+            overlay = rt.overlay = Overlay(storage)
+            events: list[Event] = []
+            rt.events = events
+            rt.host = host
+            # meter.reset(budget, max_memory), inlined
+            meter.steps = meter.budget = budget
+            meter.memory = self._max_memory
+            meter.frames = meter.read_only = 0
+
+            id_key = rt.id_keys.get(contract) if type(contract) is str else None
+            inst = None
+            if id_key is not None:
+                # overlay.get_raw(id_key) on the fresh overlay, inlined
+                raw_id = storage.get(id_key)
+                if raw_id is not None and type(raw_id) is not bytes:
+                    raw_id = bytes(raw_id)
+                overlay.reads[id_key] = raw_id
+                inst = rt.instances.get((contract, raw_id))
+            if inst is None:
+                inst = rt.load(contract)
+            spec = inst._compiled.methods.get(method) if type(method) is str else None
+            if spec is None or method == "init":
+                raise MethodNotFound(f"contract {contract} has no method {str(method)[:80]!r}")
+            read_only = spec.is_view
+            if query and not read_only:
+                raise MethodNotFound(f"{contract}.{method} is not a @view")
+
+            checked = rt.check_args(spec, args)
+            origin = ctx.origin if ctx.origin is not None else ctx.caller
+            frame = _Frame(contract, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
+            rt.frames = [frame]
+            rt.frame = frame
+            if read_only:
+                meter.read_only = 1
+            try:
+                result = inst._functions[method](inst, *checked)
+            except BaseException as e:
+                err = translate(e)
+                if isinstance(err, ContractError) and err.contract is None:
+                    err.contract = contract
+                if err is e:
+                    raise
+                raise err from e
+            if result is not None and type(result) is not bool:
+                result = rt.copy_value(result)
+            return ExecutionResult(
+                overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
+            )
+        except VMError as e:
+            e.steps_used = min(meter.budget - meter.steps, meter.budget)
+            raise
+        finally:
+            rt.overlay = None  # type: ignore[assignment]
+            rt.events = []
+            rt.frames = []
+            rt.frame = None  # type: ignore[assignment]
+            rt.host = None
+            self._owner = None
+            self._lock.release()
+
+    entry.__name__ = "query" if query else "call"
+    entry.__qualname__ = f"VM.{entry.__name__}"
+    entry.__doc__ = (
+        "Run a ``@view`` method read-only; the result's write set is always empty."
+        if query
+        else "Call ``contract.method(*args)``; a ``@view`` method runs read-only."
+    )
+    return entry
+
+
 class VM:
     """A contract virtual machine.
 
@@ -983,33 +1086,10 @@ class VM:
         finally:
             self._release()
 
-    def call(
-        self,
-        contract: str,
-        method: str,
-        args: list[Any] | tuple[Any, ...] = (),
-        *,
-        storage: StorageBackend,
-        ctx: Context,
-        host: Host | None = None,
-        steps: int | None = None,
-    ) -> ExecutionResult:
-        """Call ``contract.method(*args)``; a ``@view`` method runs read-only."""
-        return self._entry_call(contract, method, args, storage, ctx, host, steps, query=False)
-
-    def query(
-        self,
-        contract: str,
-        method: str,
-        args: list[Any] | tuple[Any, ...] = (),
-        *,
-        storage: StorageBackend,
-        ctx: Context,
-        host: Host | None = None,
-        steps: int | None = None,
-    ) -> ExecutionResult:
-        """Run a ``@view`` method read-only; the result's write set is always empty."""
-        return self._entry_call(contract, method, args, storage, ctx, host, steps, query=True)
+    # call(contract, method, args=(), *, storage, ctx, host=None, steps=None) and
+    # query(...): one body, built twice so that neither goes through a helper.
+    call = _entry_point(query=False)
+    query = _entry_point(query=True)
 
     # -- internals -------------------------------------------------------------------
 
@@ -1032,91 +1112,6 @@ class VM:
     def _release(self) -> None:
         self._owner = None
         self._lock.release()
-
-    def _entry_call(
-        self,
-        contract: str,
-        method: str,
-        args: Any,
-        storage: StorageBackend,
-        ctx: Context,
-        host: Host | None,
-        steps: int | None,
-        query: bool,
-    ) -> ExecutionResult:
-        # The per-call path, written out flat: it runs once per transaction and every
-        # Python-level call here costs as much as a storage read.
-        if (
-            type(ctx) is not Context
-            or type(ctx.caller) is not str
-            or type(ctx.height) is not int
-            or type(ctx.time_ms) is not int
-            or type(ctx.tx_id) is not bytes
-        ):
-            _check_context(ctx)
-        budget = self.limits.max_steps if steps is None else self._budget(steps)
-        me = get_ident()
-        if self._owner == me:
-            raise VMBusy("this VM is already executing (a host hook re-entered it)")
-        self._lock.acquire()
-        self._owner = me
-        rt = self._rt
-        meter = rt.meter
-        try:
-            overlay = rt.overlay = Overlay(storage)
-            events: list[Event] = []
-            rt.events = events
-            rt.host = host
-            # meter.reset(budget, max_memory), inlined
-            meter.steps = meter.budget = budget
-            meter.memory = self._max_memory
-            meter.frames = meter.read_only = 0
-
-            id_key = rt.id_keys.get(contract) if type(contract) is str else None
-            inst = None
-            if id_key is not None:
-                inst = rt.instances.get((contract, overlay.get_raw(id_key)))
-            if inst is None:
-                inst = rt.load(contract)
-            spec = inst._compiled.methods.get(method) if type(method) is str else None
-            if spec is None or method == "init":
-                raise MethodNotFound(f"contract {contract} has no method {str(method)[:80]!r}")
-            read_only = spec.is_view
-            if query and not read_only:
-                raise MethodNotFound(f"{contract}.{method} is not a @view")
-
-            checked = rt.check_args(spec, args)
-            origin = ctx.origin if ctx.origin is not None else ctx.caller
-            frame = _Frame(contract, ctx.caller, origin, ctx.height, ctx.time_ms, ctx.tx_id)
-            rt.frames = [frame]
-            rt.frame = frame
-            if read_only:
-                meter.read_only = 1
-            try:
-                result = inst._functions[method](inst, *checked)
-            except BaseException as e:
-                err = translate(e)
-                if isinstance(err, ContractError) and err.contract is None:
-                    err.contract = contract
-                if err is e:
-                    raise
-                raise err from e
-            if result is not None and type(result) is not bool:
-                result = rt.copy_value(result)
-            return ExecutionResult(
-                overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
-            )
-        except VMError as e:
-            e.steps_used = min(meter.budget - meter.steps, meter.budget)
-            raise
-        finally:
-            rt.overlay = None  # type: ignore[assignment]
-            rt.events = []
-            rt.frames = []
-            rt.frame = None  # type: ignore[assignment]
-            rt.host = None
-            self._owner = None
-            self._lock.release()
 
     def _run_top(
         self, inst: ContractInstance, spec: MethodSpec, args: Any, ctx: Context, read_only: bool
