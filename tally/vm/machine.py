@@ -51,6 +51,9 @@ from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
 
 _U64 = 1 << 64
+#: The runtime's events and frames between executions: empty, and nothing can be
+#: appended to them by mistake.
+_IDLE: tuple[Any, ...] = ()
 _encode_int = values.encode_int
 _snapshot = values.snapshot
 #: Steps for a storage read and for a storage write or event, on top of the AST
@@ -228,7 +231,7 @@ class _Slot:
         overlay = self.rt.overlay
         value = overlay.values.get(key, MISSING)
         if value is MISSING:
-            value = overlay.get_value(key)
+            value = overlay.load(key)
             if value is MISSING:
                 return self.missing()
         return value
@@ -260,7 +263,7 @@ class _Slot:
         overlay = self.rt.overlay
         value = overlay.values.get(key, MISSING)
         if value is MISSING:
-            value = overlay.get_value(key)
+            value = overlay.load(key)
             if value is MISSING:
                 return self.missing()
         return value
@@ -323,7 +326,7 @@ class MapProxy:
         overlay = self.rt.overlay
         value = overlay.values.get(key, MISSING)
         if value is MISSING:
-            value = overlay.get_value(key)
+            value = overlay.load(key)
             if value is MISSING:
                 return self.slot.missing()
         return value
@@ -414,8 +417,8 @@ class _Runtime:
         guards, builtins, attr_handlers = make_guards(self.meter, limits)
         self.guards = guards
         self.overlay: Overlay = None  # type: ignore[assignment]
-        self.events: list[Event] = []
-        self.frames: list[_Frame] = []
+        self.events: list[Event] = _IDLE  # type: ignore[assignment]
+        self.frames: list[_Frame] = _IDLE  # type: ignore[assignment]
         self.frame: _Frame = None  # type: ignore[assignment]
         self.host: Host | None = None
         self.ctx_view = ContextView(self)
@@ -468,7 +471,7 @@ class _Runtime:
             overlay = self.overlay
             current = overlay.values.get(key, MISSING)
             if current is MISSING:
-                current = overlay.get_value(key)
+                current = overlay.load(key)
                 if current is MISSING:
                     current = obj.slot.missing()
             if type(current) is not int or type(value) is not int:
@@ -695,8 +698,7 @@ class _Runtime:
 
     def end(self) -> None:
         self.overlay = None  # type: ignore[assignment]
-        self.events = []
-        self.frames = []
+        self.events = self.frames = _IDLE  # type: ignore[assignment]
         self.frame = None  # type: ignore[assignment]
         self.host = None
 
@@ -982,16 +984,20 @@ def _entry_point(query: bool) -> Callable[..., ExecutionResult]:
                 raise err from e
             if result is not None and type(result) is not bool:
                 result = rt.copy_value(result)
+            left = meter.steps
             return ExecutionResult(
-                overlay.write_set(), events, result, meter.budget - max(meter.steps, 0)
+                # overlay.write_set(), inlined: sorted by key (keys are distinct)
+                dict(sorted(overlay.writes.items())),
+                events,
+                result,
+                budget - left if left > 0 else budget,
             )
         except VMError as e:
             e.steps_used = min(meter.budget - meter.steps, meter.budget)
             raise
         finally:
             rt.overlay = None  # type: ignore[assignment]
-            rt.events = []
-            rt.frames = []
+            rt.events = rt.frames = _IDLE  # type: ignore[assignment]
             rt.frame = None  # type: ignore[assignment]
             rt.host = None
             self._owner = None

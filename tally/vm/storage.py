@@ -79,10 +79,15 @@ class Overlay:
 
     def get_value(self, key: bytes) -> Any:
         """The decoded value, or ``_MISSING``. Lists and dicts come back as fresh copies."""
-        values = self.values
-        value = values.get(key, _MISSING)
+        value = self.values.get(key, _MISSING)
         if value is not _MISSING:
             return value
+        return self.load(key)
+
+    def load(self, key: bytes) -> Any:
+        """:meth:`get_value` for a key the caller found missing from ``values``, the
+        cache of decoded scalars (the VM's readers look there first themselves)."""
+        values = self.values
         # get_raw, inlined
         writes = self.writes
         if key in writes:
