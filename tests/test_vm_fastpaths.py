@@ -715,3 +715,30 @@ def test_map_add_behaves_as_the_generic_guard() -> None:
     for k, v in (("x", 1), ("x", "no")):
         want = _run(h.query, "a", "generic_view", k, v)
         assert _run(h.query, "a", "direct_view", k, v)[:2] == want[:2]
+
+
+def test_reads_through_the_attribute_guard_keep_their_errors() -> None:
+    h = Harness()
+    h.deploy(
+        "c",
+        "class C(Contract):\n"
+        "    n = Var(int)\n"
+        "    def f(self) -> int:\n"
+        "        s = self\n"
+        "        return s.n\n"
+        "    def g(self):\n"
+        "        s = self\n"
+        "        return s.nope\n"
+        "    def h(self) -> str:\n"
+        "        c = ctx\n"
+        "        return c.caller\n"
+        "    def k(self):\n"
+        "        c = ctx\n"
+        "        return c.nope\n",
+    )
+    assert h.call("c", "f") == 0
+    assert _run(h.call, "c", "g")[2] == (
+        "VM_RUNTIME_ERROR: AttributeError: contract c has no attribute 'nope' (line 8)"
+    )
+    assert h.call("c", "h", caller="bob") == "bob"
+    assert _run(h.call, "c", "k")[2] == "VM_FORBIDDEN: ctx has no attribute 'nope'"

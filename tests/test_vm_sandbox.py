@@ -145,6 +145,8 @@ RUNTIME = [
     ("generator-send", method("g = (x for x in [1])\nreturn g.send(None)"), Forbidden),
     ("generator-throw", method("g = (x for x in [1])\nreturn g.throw(ContractError)"), Forbidden),
     ("ctx-internals-aliased", method("c = ctx\nreturn c.rt"), Forbidden),
+    # a class attribute of the ctx object (a frozenset: iteration order by hash seed)
+    ("ctx-class-attribute-aliased", method("c = ctx\nreturn [x for x in c.FIELDS]"), Forbidden),
     (
         "map-internals",
         "class C:\n    m = Map(str, int)\n    def f(self):\n        return self.m.slot",

@@ -113,7 +113,9 @@ class ContractInstance:
     read and write storage), methods and constants. Contract code reads
     ``self.<member>`` as a plain attribute (the compiler checked the name), so
     nothing else may be reachable: our own state lives in ``_`` slots, which
-    contract code cannot name.
+    contract code cannot name. (No ``__getattr__``: a class with one has every
+    attribute read go through it, ``self.<member>`` included. The VM's handler for
+    reads through ``_ga`` words a missing attribute; see :func:`instance_getattr`.)
     """
 
     __slots__ = ("_name", "_compiled", "_functions")
@@ -123,20 +125,25 @@ class ContractInstance:
         self._compiled = compiled
         self._functions = functions
 
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(f"contract {self._name} has no attribute {name!r}")
+
+def instance_getattr(obj: ContractInstance, name: str) -> Any:
+    """``_ga(x, name)`` for ``x`` a contract instance (``x = self; x.name``)."""
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise AttributeError(f"contract {obj._name} has no attribute {name!r}") from None
 
 
 class ContextView:
     """The ``ctx`` object in contracts: reads the frame that is running now.
 
     Contract code reads ``ctx.<field>`` as a plain attribute (the compiler checked
-    the name); each field is a property, and nothing else is public.
+    the name); each field is a property, and nothing else is public: a read
+    through ``_ga`` (``c = ctx; c.name``) is answered by :func:`context_getattr`,
+    which serves the fields only.
     """
 
     __slots__ = ("_rt",)
-
-    FIELDS = CTX_FIELDS
 
     def __init__(self, rt: Any) -> None:
         self._rt = rt
@@ -148,10 +155,13 @@ class ContextView:
     time_ms = property(lambda self: self._rt.frame.time_ms)
     tx_id = property(lambda self: self._rt.frame.tx_id)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # only host code can ask; answer it the usual way
-            raise AttributeError(name)
-        raise Forbidden(f"ctx has no attribute {name!r}")
+
+def context_getattr(obj: ContextView, name: str) -> Any:
+    """``_ga(c, name)`` for ``c`` the ctx object: its fields, nothing else (once its
+    class attributes were reachable this way, a frozenset among them)."""
+    if name in CTX_FIELDS:
+        return getattr(obj, name)
+    raise Forbidden(f"ctx has no attribute {name!r}")
 
 
 _NO_MEMBER = object()
@@ -934,7 +944,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         tuple: table_handler(tuple_methods),
         range: table_handler(range_methods),
         SafeType: safe_type_attr,
-        ContextView: getattr,  # properties, or Forbidden from __getattr__
+        ContextView: context_getattr,
     }
 
     def getattr_guard(obj: Any, name: str) -> Any:

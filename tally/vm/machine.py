@@ -46,7 +46,15 @@ from .errors import (
     VMBusy,
     VMError,
 )
-from .guards import _NO_MEMBER, ContextView, ContractInstance, Meter, make_guards, scrub
+from .guards import (
+    _NO_MEMBER,
+    ContextView,
+    ContractInstance,
+    Meter,
+    instance_getattr,
+    make_guards,
+    scrub,
+)
 from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
 
@@ -581,7 +589,7 @@ class _Runtime:
                 members[attr] = value
         klass = type(compiled.class_name, (ContractInstance,), members)
         inst = klass(name, compiled, functions)
-        self.attr_handlers[klass] = getattr  # names are checked at deploy; see ContractInstance
+        self.attr_handlers[klass] = instance_getattr  # see ContractInstance
         self.guards["setattr_handlers"][klass] = self._instance_setattr
         self.instances[key] = inst
         if len(self.instances) > 1024:
