@@ -675,6 +675,15 @@ def _call(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
 
 
+def _meter(field: str, ctx: ast.expr_context | None = None) -> ast.Attribute:
+    """``_m.<field>``: the running call's :class:`~tally.vm.guards.Meter`."""
+    return ast.Attribute(value=ast.Name(id="_m", ctx=ast.Load()), attr=field, ctx=ctx or ast.Load())
+
+
+def _meter_add(field: str, op: ast.operator, n: int) -> ast.AugAssign:
+    return ast.AugAssign(target=_meter(field, ast.Store()), op=op, value=_const(n))
+
+
 def _const(value: Any) -> ast.Constant:
     return ast.Constant(value=value)
 
@@ -685,8 +694,11 @@ class _Rewriter(ast.NodeTransformer):
     Runs on a validated tree only, so it can assume every node is allowed.
     """
 
-    def __init__(self, members: set[str], var_fields: set[str], map_fields: set[str]) -> None:
+    def __init__(
+        self, members: set[str], var_fields: set[str], map_fields: set[str], max_frames: int
+    ) -> None:
         self.members = members
+        self.max_frames = max_frames
         self.var_fields = var_fields
         self.map_fields = map_fields
         self.temp_counter = 0
@@ -742,11 +754,30 @@ class _Rewriter(ast.NodeTransformer):
             a.annotation = None
         node.returns = None
         body = self.visit_block(node.body)
-        enter, leave = ("_enterv", "_leavev") if is_view else ("_enter", "_leave")
-        node.body = [
-            ast.Expr(_call(enter, _const(weight))),
-            ast.Try(body=body, handlers=[], orelse=[], finalbody=[ast.Expr(_call(leave))]),
+        # Entry and exit, written out on the meter `_m` (rather than two guard calls):
+        # charge the weight and count a frame, uncount it on the way out; a view also
+        # raises read_only while it runs. `_entered()` raises the error for whichever
+        # check failed.
+        enter: list[ast.stmt] = [
+            _meter_add("steps", ast.Sub(), weight),
+            _meter_add("frames", ast.Add(), 1),
+            ast.If(
+                test=ast.BoolOp(
+                    op=ast.Or(),
+                    values=[
+                        ast.Compare(_meter("steps"), [ast.Lt()], [_const(0)]),
+                        ast.Compare(_meter("frames"), [ast.Gt()], [_const(self.max_frames)]),
+                    ],
+                ),
+                body=[ast.Expr(_call("_entered"))],
+                orelse=[],
+            ),
         ]
+        leave: list[ast.stmt] = [_meter_add("frames", ast.Sub(), 1)]
+        if is_view:
+            enter.append(_meter_add("read_only", ast.Add(), 1))
+            leave.append(_meter_add("read_only", ast.Sub(), 1))
+        node.body = [*enter, ast.Try(body=body, handlers=[], orelse=[], finalbody=leave)]
         # @view is recorded at compile time; drop it so nothing runs at definition.
         node.decorator_list = []
         self.in_class = was_in_class
@@ -1133,7 +1164,8 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     assert class_node is not None
     var_fields = {name for name, f in validator.fields.items() if f.kind == "var"}
     map_fields = {name for name, f in validator.fields.items() if f.kind == "map"}
-    rewritten = _Rewriter(validator.member_names, var_fields, map_fields).visit(tree)
+    rewriter = _Rewriter(validator.member_names, var_fields, map_fields, limits.max_frames)
+    rewritten = rewriter.visit(tree)
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     try:

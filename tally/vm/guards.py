@@ -200,27 +200,22 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
             raise out_of_steps()
         return True
 
-    def enter(n: int) -> None:
-        m.steps -= n
-        m.frames += 1
+    # A function entry charges its weight and counts a frame; its exit uncounts the
+    # frame. The compiler writes both out on the meter `_m` in each function (and
+    # read_only += 1 / -= 1 around a view's body) and calls `_entered` only when a
+    # check fails; a lambda calls `_lamenter` and `_lamexit`.
+
+    def entered() -> None:
+        """Raise the error of a function entry whose check failed."""
         if m.steps < 0:
             raise out_of_steps()
-        if m.frames > max_frames:
-            raise RecursionLimitExceeded(f"more than {max_frames} nested contract frames")
-
-    def leave() -> None:
-        m.frames -= 1
-
-    def enter_view(n: int) -> None:
-        enter(n)
-        m.read_only += 1
-
-    def leave_view() -> None:
-        m.frames -= 1
-        m.read_only -= 1
+        raise RecursionLimitExceeded(f"more than {max_frames} nested contract frames")
 
     def lambda_enter(n: int) -> None:
-        enter(n)
+        m.steps -= n
+        m.frames += 1
+        if m.steps < 0 or m.frames > max_frames:
+            entered()
 
     def lambda_exit(_: None, value: Any) -> Any:
         m.frames -= 1
@@ -982,8 +977,8 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
             obj[key] = ops[op](current, value)
 
     guards: dict[str, Any] = {
-        "_s": step, "_tick": tick, "_enter": enter, "_leave": leave, "_enterv": enter_view,
-        "_leavev": leave_view, "_lamenter": lambda_enter, "_lamexit": lambda_exit,
+        "_m": m, "_entered": entered, "_lamenter": lambda_enter, "_lamexit": lambda_exit,
+        "_s": step, "_tick": tick,
         "_ga": getattr_guard, "_sa": setattr_guard, "_augattr": augattr, "_augitem": augitem,
         "_getslice": getslice, "_setslice": setslice, "_delslice": delslice,
         "_delitem": delitem, "_spread": spread, "_fmt": fmt,
