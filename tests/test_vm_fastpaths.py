@@ -788,3 +788,43 @@ def test_internal_view_calls_are_read_only_while_they_run() -> None:
     assert _run(h.call, "c", "f")[1] == "ViewWriteError"
     assert h.call("c", "g") == 2  # writable again once the view has returned
     assert h.call("c", "g") == 4
+
+
+overlay_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), st.integers(0, 4), st.one_of(st.none(), st.integers(0, 3))),
+        st.tuples(st.just("checkpoint")),
+        st.tuples(st.just("rollback")),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(overlay_ops)
+def test_overlay_checkpoints_against_a_model(ops: list[tuple[Any, ...]]) -> None:
+    """Writes before the first checkpoint are not journaled; rollback to any open
+    checkpoint must still restore exactly the writes and reads as they were."""
+    from tally.vm.storage import MISSING, Overlay
+
+    backend = DictStorage({b"k0": encode_value(100), b"k1": encode_value("x")})
+    overlay = Overlay(backend)
+    model: dict[bytes, bytes | None] = {}
+    open_checkpoints: list[tuple[int, dict[bytes, bytes | None]]] = []
+    for op in ops:
+        if op[0] == "put":
+            key = b"k%d" % op[1]
+            raw = None if op[2] is None else encode_value(op[2])
+            overlay.put(key, raw, op[2] if op[2] is not None else MISSING)
+            model[key] = raw
+        elif op[0] == "checkpoint":
+            open_checkpoints.append((overlay.checkpoint(), dict(model)))
+        elif open_checkpoints:
+            checkpoint, model = open_checkpoints.pop()
+            overlay.rollback(checkpoint)
+        assert overlay.writes == model
+        for i in range(5):
+            key = b"k%d" % i
+            raw = model[key] if key in model else backend.get(key)
+            want = MISSING if raw is None else decode_value(raw)
+            assert overlay.get_value(key) == want

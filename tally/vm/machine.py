@@ -357,7 +357,9 @@ class MapProxy:
             self.rt.budget_exceeded()
         overlay = self.rt.overlay
         writes = overlay.writes
-        overlay.journal.append((key, writes.get(key, MISSING)))
+        journal = overlay.journal
+        if journal is not None:  # Overlay.put's journal entry, once a checkpoint exists
+            journal.append((key, writes.get(key, MISSING)))
         writes[key] = raw
         overlay.values[key] = value
 
@@ -500,7 +502,9 @@ class _Runtime:
             if meter.steps < 0 or meter.memory < 0:
                 self.budget_exceeded()
             writes = overlay.writes
-            overlay.journal.append((key, writes.get(key, MISSING)))
+            journal = overlay.journal
+            if journal is not None:
+                journal.append((key, writes.get(key, MISSING)))
             writes[key] = raw
             overlay.values[key] = result
 

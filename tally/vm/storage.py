@@ -49,10 +49,13 @@ _MISSING = object()
 class Overlay:
     """Buffered writes over a backend, with a journal for nested checkpoints.
 
-    Reads see the overlay first. Every write records the previous overlay entry in
-    a journal, so rolling back to a checkpoint (a journal length) undoes exactly the
-    writes made since, in O(writes). Decoded scalars are cached per key because a
-    contract usually reads the same few keys several times per call.
+    Reads see the overlay first. Once a checkpoint has been taken, every write
+    records the previous overlay entry in a journal, so rolling back to a checkpoint
+    (a journal length) undoes exactly the writes made since, in O(writes). Writes
+    made before the first checkpoint are never rolled back (a failure there drops
+    the whole overlay), so until then there is no journal (``None``) and writes
+    skip it. Decoded scalars are cached per key because a contract usually reads
+    the same few keys several times per call.
     """
 
     __slots__ = ("backend", "writes", "journal", "values", "reads")
@@ -60,7 +63,7 @@ class Overlay:
     def __init__(self, backend: StorageBackend) -> None:
         self.backend = backend
         self.writes: dict[bytes, bytes | None] = {}
-        self.journal: list[tuple[bytes, Any]] = []
+        self.journal: list[tuple[bytes, Any]] | None = None
         self.values: dict[bytes, Any] = {}
         self.reads: dict[bytes, bytes | None] = {}
 
@@ -118,7 +121,9 @@ class Overlay:
     def put(self, key: bytes, raw: bytes | None, value: Any = _MISSING) -> None:
         """Write encoded bytes (``None`` deletes); ``value`` seeds the read cache."""
         writes = self.writes
-        self.journal.append((key, writes.get(key, _MISSING)))
+        journal = self.journal
+        if journal is not None:
+            journal.append((key, writes.get(key, _MISSING)))
         writes[key] = raw
         t = type(value)
         if raw is not None and (t is int or t is str or t is bytes or t is bool):
@@ -127,10 +132,15 @@ class Overlay:
             self.values.pop(key, None)
 
     def checkpoint(self) -> int:
-        return len(self.journal)
+        journal = self.journal
+        if journal is None:
+            journal = self.journal = []
+        return len(journal)
 
     def rollback(self, checkpoint: int) -> None:
         journal = self.journal
+        if journal is None:  # no checkpoint was taken: nothing to roll back to
+            return
         writes = self.writes
         values = self.values
         while len(journal) > checkpoint:
