@@ -828,3 +828,88 @@ def test_overlay_checkpoints_against_a_model(ops: list[tuple[Any, ...]]) -> None
             raw = model[key] if key in model else backend.get(key)
             want = MISSING if raw is None else decode_value(raw)
             assert overlay.get_value(key) == want
+
+
+EVENTS = """
+class E(Contract):
+    def direct(self, a, b):
+        a = chr(55296) if a == "surrogate" else a
+        emit("Ev", {"a": a, "bb": b, "c": 1})
+        emit("Ev2", {})
+        return 0
+
+    def generic(self, a, b):
+        a = chr(55296) if a == "surrogate" else a
+        d = {"a": a, "bb": b, "c": 1}
+        emit("Ev", d)
+        emit("Ev2", {**{}})
+        return 0
+
+    @view
+    def direct_view(self, a, b):
+        emit("Ev", {"a": a, "bb": b, "c": 1})
+
+    @view
+    def generic_view(self, a, b):
+        d = {"a": a, "bb": b, "c": 1}
+        emit("Ev", d)
+
+    def not_records(self, a):
+        emit("Ev", {"a": a, **{"b": 1}})
+        emit("Ev", {"\\u00e9": a})
+        emit("Ev", {"a": a, "a": 2})
+        emit("E" * 65, {"a": a})
+"""
+
+
+def _event_outcome(
+    h: Harness, method: str, args: list[Any], vm: VM | None = None, **kw: Any
+) -> Any:
+    vm = vm or h.vm
+    try:
+        r = vm.call("e", method, args, storage=h.storage, ctx=h.ctx("alice"), **kw)
+    except OutOfSteps as e:
+        return ("error", e.code)
+    except VMError as e:
+        return ("error", e.code, e.message)
+    return ("ok", [(e.contract, e.name, _typed(e.data)) for e in r.events], r.write_set)
+
+
+def test_event_records_behave_as_emit() -> None:
+    h = Harness()
+    h.deploy("e", EVENTS)
+    codes = {c.co_name: c.co_names for c in _code_objects(h, EVENTS)}
+    assert "_emitrec" in codes["direct"] and "emit" not in codes["direct"]
+    assert "_emitrec" not in codes["generic"]
+    assert "_emitrec" not in codes["not_records"]
+    extra = h.result("e", "generic", 1, 2).steps_used - h.result("e", "direct", 1, 2).steps_used
+    assert extra > 0
+    values = [
+        0, -1, 2**64 - 1, 2**64, -(2**64), -(2**64) - 1, 2**4000, True, False, None, "", "x" * 40,
+        "\u00e9", "\ud800", b"raw", [1, [2]], {"k": [3]}, {5: "five"}, [],
+    ]  # fmt: skip
+    values.append("surrogate")  # the contract makes a lone surrogate of it
+    for a in values:
+        for b in (1, "y" * 30):
+            args = [a, b]
+            want = _event_outcome(h, "generic", args)
+            assert _event_outcome(h, "direct", args) == want, args
+            want = _run(h.query, "e", "generic_view", a, b)
+            assert _run(h.query, "e", "direct_view", a, b) == want
+    # every size limit around the events' sizes, so the size sums must agree exactly
+    for limit in range(30, 90):
+        vm = VM(Limits(max_value_bytes=limit))
+        for a in ("", "x" * 9, "\u00e9\u00e9", 7, 2**64, True, None, b"raw", [1]):
+            for b in (1, "y" * 5):
+                want = _event_outcome(h, "generic", [a, b], vm)
+                assert _event_outcome(h, "direct", [a, b], vm) == want, (limit, a, b)
+    for a in ("x", 2**64, [1]):
+        used = h.result("e", "generic", a, 1).steps_used
+        for budget in range(used - 50, used + 2):
+            want = _event_outcome(h, "generic", [a, 1], steps=budget)
+            assert _event_outcome(h, "direct", [a, 1], steps=budget - extra) == want
+        for memory in range(0, 300, 1 if a == "x" else 7):
+            vm = VM(Limits(max_memory=memory))
+            assert _event_outcome(h, "direct", [a, 1], vm) == _event_outcome(
+                h, "generic", [a, 1], vm
+            ), (a, memory)

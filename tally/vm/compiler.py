@@ -684,6 +684,33 @@ def _meter_add(field: str, op: ast.operator, n: int) -> ast.AugAssign:
     return ast.AugAssign(target=_meter(field, ast.Store()), op=op, value=_const(n))
 
 
+def _event_record(call: ast.expr) -> tuple[ast.Constant, list[str], ast.Dict] | None:
+    """``emit("Name", {"key": value, ...})`` as :meth:`_Rewriter.visit_Expr` takes it:
+    an event name that ``emit`` accepts, and a dict display whose keys are distinct
+    ASCII str constants; else ``None``."""
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "emit"
+        and not call.keywords
+        and len(call.args) == 2
+        and isinstance(call.args[0], ast.Constant)
+        and type(call.args[0].value) is str
+        and 0 < len(call.args[0].value) <= 64
+        and isinstance(call.args[1], ast.Dict)
+    ):
+        return None
+    data = call.args[1]
+    keys: list[str] = []
+    for k in data.keys:
+        if not (isinstance(k, ast.Constant) and type(k.value) is str and k.value.isascii()):
+            return None  # also `**spread` (a None key)
+        keys.append(k.value)
+    if len(set(keys)) != len(keys):
+        return None
+    return call.args[0], keys, data
+
+
 def _const(value: Any) -> ast.Constant:
     return ast.Constant(value=value)
 
@@ -824,11 +851,24 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
     def visit_Expr(self, node: ast.Expr) -> ast.stmt:
-        """``require(test)`` or ``require(test, "constant")`` as a statement becomes
-        ``if not test: raise ContractError(message)``: what ``require`` does, without
-        the call. Steps are unaffected (they are counted on the source as written);
-        any other form of the call is left as a call."""
+        """Two statements contracts use all the time get a cheaper form; steps are
+        unaffected (they are counted on the source as written), and any other form
+        of these calls is left as it is.
+
+        * ``require(test)`` or ``require(test, "constant")`` becomes
+          ``if not test: raise ContractError(message)``, what ``require`` does;
+        * ``emit("Name", {"key": value, ...})`` with constant, distinct ASCII keys
+          becomes ``_emitrec("Name", size, {"key": value, ...})``
+          (:meth:`~tally.vm.machine._Runtime.emit_record`), which checks only the
+          values and falls back to ``emit`` itself for anything unusual.
+        """
         call = node.value
+        record = _event_record(call)
+        if record is not None:
+            name, keys, data = record
+            size = 1 + sum(len(k) + 5 for k in keys)  # the keys' part of snapshot's sum
+            data = self.visit(data)
+            return ast.copy_location(ast.Expr(_call("_emitrec", name, _const(size), data)), node)
         if (
             isinstance(call, ast.Call)
             and isinstance(call.func, ast.Name)

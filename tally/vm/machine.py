@@ -521,6 +521,8 @@ class _Runtime:
             "_require_failed": ContractError,
             # and for `self.<map>[k] += v` (see visit_AugAssign)
             "_mapadd": map_add,
+            # and for `emit("Name", {"key": value, ...})` (see visit_Expr)
+            "_emitrec": self.emit_record,
             "call": self.call,
             "view_call": self.view_call,
             "try_call": self.try_call,
@@ -796,6 +798,39 @@ class _Runtime:
         if meter.steps < 0 or meter.memory < 0:
             self.budget_exceeded()
         self.events.append(Event(self.frame.contract, name, data))
+
+    def emit_record(self, name: str, size: int, data: dict[str, Any]) -> None:
+        """``emit(name, data)`` as the compiler writes it for a dict display with
+        constant keys: the name and keys were checked at compile time (``size`` is
+        what the keys add to :func:`values.snapshot`'s size sum) and ``data`` is a
+        dict nobody else holds, so only the values are checked, and if they are all
+        immutable (ASCII str, 64-bit int, bool, None) the dict itself is the event's.
+        Anything else, or anything out of the ordinary, goes to :meth:`emit`."""
+        meter = self.meter
+        if not meter.read_only:
+            for v in data.values():  # snapshot's flat-dict pass, on the values alone
+                t = type(v)
+                if t is str:
+                    if not v.isascii():
+                        break
+                    size += len(v) + 5
+                elif t is int:
+                    if not -_U64 <= v < _U64:
+                        break
+                    size += 9
+                elif t is not bool and v is not None:
+                    break
+                else:
+                    size += 1
+            else:
+                if size <= self.max_value_bytes:
+                    meter.steps -= WRITE_STEPS  # as in emit
+                    meter.memory -= 64
+                    if meter.steps < 0 or meter.memory < 0:
+                        self.budget_exceeded()
+                    self.events.append(Event(self.frame.contract, name, data))
+                    return
+        self.emit(name, data)
 
     def _nested(self, target: Any, method: Any, args: tuple[Any, ...], read_only: bool) -> Any:
         self.guards["step"](self.limits.call_steps)
