@@ -3,7 +3,10 @@ the same transfer logic as a plain Python function (the limit), side by side.
 
 Pre-signs N ``contract.call`` transactions (Token.transfer) from many senders, submits
 them in-process (Node.submit_many) and measures until the last one's block is durable.
-In the same run it times the plain function over a dict and the bare VM call, and
+In the same run it times the plain function (over a dict of ints, and over the VM's
+canonical-CBOR storage format: the same work as the contract's reads and writes) and the
+bare VM call, and commits the same number of native ``custody.transfer`` transactions
+(a token transfer written as plain Python inside the executor) on a fresh node, and
 prints the ratios.
 
     python bench/bench_contracts.py [--txs 10000] [--senders 200] [--suite intl]
@@ -28,7 +31,10 @@ from tally.node import Node  # noqa: E402
 from tally.vm.testing import Harness  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vm import plain_transfer  # noqa: E402  (the same limit as bench_vm's)
+import bench_custody  # noqa: E402
+from bench_vm import PREFIX, cbor_transfer, plain_transfer  # noqa: E402  (bench_vm's limits)
+
+from tally.vm import encode_value  # noqa: E402
 
 CHAIN = "bench"
 TOKEN = '''
@@ -64,6 +70,26 @@ def bench_plain(n: int, senders: list[str]) -> float:
         plain_transfer(balances, events, senders[i % len(senders)],
                        senders[(i + 1) % len(senders)], 1)
     return (time.process_time() - start) / n
+
+
+def bench_plain_cbor(n: int, senders: list[str]) -> float:
+    state = {PREFIX + encode_value(s): encode_value(10**9) for s in senders}
+    events: list = []
+    start = time.process_time()
+    for i in range(n):
+        cbor_transfer(state, events, senders[i % len(senders)],
+                      senders[(i + 1) % len(senders)], 1)
+    return (time.process_time() - start) / n
+
+
+def bench_native(suite_name: str, n: int, n_senders: int, data_dir: Path) -> float:
+    """Native custody transfers committed per second, the same way (bench_custody)."""
+    node, accounts = bench_custody.setup(suite_name, n_senders, data_dir)
+    try:
+        raws = bench_custody.presign(accounts, n)
+        return len(raws) / bench_custody.run_inprocess(node, raws)
+    finally:
+        node.stop()
 
 
 def bench_vm(n: int, senders: list[str]) -> float:
@@ -132,17 +158,23 @@ def main() -> None:
     args = ap.parse_args()
     names = [f"{i:040x}" for i in range(args.senders)]
     plain = bench_plain(200_000, names)
+    plain_cbor = bench_plain_cbor(100_000, names)
     vm = bench_vm(20_000, names)
     tmp = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     try:
         rate, n = bench_chain(args.suite, args.txs, args.senders, tmp / "node")
+        native = bench_native(args.suite, args.txs, args.senders, tmp / "native")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"plain Python transfer:        {plain * 1e6:8.2f} µs CPU per call")
-    print(f"VM contract call (no chain):  {vm * 1e6:8.2f} µs CPU per call "
-          f"= {vm / plain:.1f}x the plain function")
+    print(f"plain Python transfer, dict of ints:     {plain * 1e6:8.2f} µs CPU per call")
+    print(f"plain Python transfer, CBOR storage:     {plain_cbor * 1e6:8.2f} µs CPU per call")
+    print(f"VM contract call (no chain):             {vm * 1e6:8.2f} µs CPU per call "
+          f"= {vm / plain_cbor:.1f}x the plain function over the same storage format, "
+          f"{vm / plain:.1f}x over a dict of ints")
     print(f"committed end to end ({args.suite}): {rate:,.0f} contract transfers/s "
           f"({n} transfers, {args.senders} senders); target 3,000/s")
+    print(f"native custody.transfer, same run:       {native:,.0f} transfers/s "
+          f"= {native / rate:.2f}x the contract's rate")
 
 
 if __name__ == "__main__":
