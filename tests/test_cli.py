@@ -58,6 +58,20 @@ def test_init_refuses_to_overwrite_a_chain(tmp_path: Path) -> None:
     assert tally("init", "--home", str(tmp_path / "g"), "--suite", "rot13").returncode == 1
 
 
+def test_net_init_writes_the_chosen_block_pause_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    bad = tally("net", "init", "--dir", str(net), "--validators", "2",
+                "--timeout-commit", "fast")
+    assert bad.returncode == 2 and "300ms or 1s" in bad.stderr
+    assert not net.exists()  # nothing written
+    ok = tally("net", "init", "--dir", str(net), "--validators", "2", "--timeout-commit", "750ms")
+    assert ok.returncode == 0, ok.stderr
+    configs = sorted(net.glob("*/config/config.toml"))
+    assert len(configs) == 2
+    for config in configs:
+        assert 'timeout_commit = "750ms"' in config.read_text()
+
+
 def test_send_refuses_bad_payloads_and_unreachable_nodes(tmp_path: Path) -> None:
     key = tmp_path / "k.json"
     tally("keys", "new", "x", "--out", str(key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -170,15 +171,21 @@ def net_init_cmd(dir: NetDir = DEFAULT_NET,
                  suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
                  chain_id: Annotated[str, typer.Option(help="the chain's name")] = "tally-net",
                  base_port: Annotated[int | None, typer.Option(
-                     help="first port (node i uses base+10i..base+10i+3)")] = None) -> None:
+                     help="first port (node i uses base+10i..base+10i+3)")] = None,
+                 timeout_commit: Annotated[str, typer.Option(
+                     help="CometBFT's pause after each block, e.g. 300ms or 1s: longer "
+                          "means bigger blocks, more throughput, more latency")] = "300ms",
+                 ) -> None:
     """Write keys, genesis and configuration for a network of N validators."""
     from tally.net.local import api_url, net_init
 
     if validators < 1:
         fail("a network needs at least one validator", 2)
+    if re.fullmatch(r"[0-9]+(ms|s)", timeout_commit) is None:
+        fail(f"--timeout-commit {timeout_commit!r}: give a duration such as 300ms or 1s", 2)
     try:
         specs = net_init(dir, validators, suite_name=suite, chain_id=chain_id,
-                         base_port=base_port)
+                         base_port=base_port, timeout_commit=timeout_commit)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     for spec in specs:
