@@ -72,13 +72,8 @@ class Mempool:
     def admit_many(self, raws: list[bytes], *, want_receipts: bool = False
                    ) -> list[tuple[Transaction, Future | None] | TallyError]:
         """Admit a batch, verifying its signatures on every core (tally.admission)."""
-        return admit_batch(raws, self.executor.suite, self._check_without_signature,
+        return admit_batch(raws, self.executor.suite, self.executor.precheck,
                            lambda tx: self._enqueue(tx, want_receipts))
-
-    def _check_without_signature(self, raw: bytes) -> Transaction:
-        tx = self.executor.decode(raw)
-        self.executor.check_stateless(tx, verify_signature=False)
-        return tx
 
     def take(self, limit: int, timeout: float) -> list[Transaction]:
         """Up to ``limit`` transactions in admission order, waiting up to ``timeout`` for one."""

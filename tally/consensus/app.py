@@ -181,10 +181,7 @@ class TallyApplication(Application):
     def _precheck(self, raw: bytes) -> Transaction:
         """Decoded and checked but for the signature (and the nonce)."""
         tx = self._admitted.get(raw)
-        if tx is None:
-            tx = self.executor.decode(raw)
-            self.executor.check_stateless(tx, verify_signature=False)
-        return tx
+        return tx if tx is not None else self.executor.precheck(raw)
 
     def _accept(self, tx: Transaction, local: bool) -> Transaction:
         """Admit a transaction whose signature verified: count its nonce, keep it decoded."""
@@ -385,7 +382,6 @@ class TallyApplication(Application):
         self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
         for outcome in block.outcomes:
             self._admitted.pop(outcome.tx.raw, None)
-        for outcome in block.outcomes:
             if not outcome.ran:  # it consumed no nonce: count this sender afresh
                 self.check_state.reset(outcome.tx.sender)
         self.on_commit(block)

@@ -79,6 +79,13 @@ class Executor:
     def decode(self, raw: bytes) -> Transaction:
         return txmod.decode(raw, max_size=self.params.max_tx_bytes)
 
+    def precheck(self, raw: bytes) -> Transaction:
+        """Decode and run every stateless check but the signature, which batch admission
+        verifies on a thread pool (tally.admission). Raises a TallyError."""
+        tx = self.decode(raw)
+        self.check_stateless(tx, verify_signature=False)
+        return tx
+
     def check_stateless(self, tx: Transaction, *, verify_signature: bool = True) -> None:
         """Chain, suite, signature, kind and payload shape. Raises TxRejected/ExecutionFailed."""
         if tx.chain != self.chain:
