@@ -75,8 +75,11 @@ def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -
         bundle = evidence_when_ready(client, receipt.events[0])
     verdict = verify_bundle(bundle, genesis_hash=genesis_hash)
     assert len(verdict.signers) >= 3  # more than 2/3 of four equal validators
-    # The same block, state and log on every node, including the full node.
+    # The same block, state and log on every node, including the full node (which may
+    # commit the height a moment after the node that answered).
     height = receipt.height
+    wait_until(lambda: all(TallyClient(api_url(s)).status()["height"] >= height
+                           for s in specs), what=f"every node at height {height}")
     blocks = [TallyClient(api_url(s)).block(height) for s in specs]
     assert len({(b["hash"], b["header"]["state"], b["header"]["log_root"]) for b in blocks}) == 1
     with CometRPC(specs[2].rpc_url) as rpc:
