@@ -72,6 +72,59 @@ def test_net_init_writes_the_chosen_block_pause_and_refuses_a_bad_one(tmp_path: 
         assert 'timeout_commit = "750ms"' in config.read_text()
 
 
+def test_net_init_on_hosts_writes_a_network_across_machines(tmp_path: Path) -> None:
+    """What each host's CometBFT needs: peers by host address, p2p facing the network,
+    RPC on loopback, the standard ports unless a host runs two nodes; and a directory that
+    still works once copied elsewhere (paths in the manifest are relative)."""
+    from tally.net.cometbft import load_localnet
+
+    net = tmp_path / "net"
+    hosts = ["10.1.0.1", "10.1.0.2", "10.1.0.2", "bank-d.example"]
+    made = tally("net", "init", "--dir", str(net), "--hosts", ",".join(hosts))
+    assert made.returncode == 0, made.stderr
+    assert "tally net up --dir" in made.stdout and "--node i" in made.stdout
+    moved = tmp_path / "copied"
+    net.rename(moved)
+    specs = load_localnet(moved)
+    assert [s.host for s in specs] == hosts
+    assert [s.p2p_port for s in specs] == [26656, 26656, 26666, 26656]
+    ids = {s.index: s.node_id for s in specs}
+    for s in specs:
+        assert Path(s.home) == moved / f"node{s.index}" and Path(s.app_dir).is_dir()
+        config = (Path(s.home) / "config" / "config.toml").read_text()
+        assert f'laddr = "tcp://0.0.0.0:{s.p2p_port}"' in config
+        assert f'laddr = "tcp://127.0.0.1:{s.rpc_port}"' in config  # RPC stays local
+        assert f'external_address = "{s.host}:{s.p2p_port}"' in config
+        peers = {f"{ids[o.index]}@{o.host}:{o.p2p_port}" for o in specs if o is not s}
+        line = next(x for x in config.splitlines() if x.startswith("persistent_peers ="))
+        assert set(line.split('"')[1].split(",")) == peers
+    assert len(json.loads((moved / "genesis.json").read_text())["validators"]) == 4
+
+
+@pytest.mark.parametrize(("hosts", "extra", "says"), [
+    ("10.1.0.1,10.1.0.2", ["--validators", "3"], "2 hosts given for 3 nodes"),
+    ("10.1.0.1,10.1.0.2:26656", [], "without a port"),
+    ("10.1.0.1,,10.1.0.3", [], "give a DNS name"),
+    ("10.1.0.1,127.0.0.1", [], "other machines cannot reach it"),
+    ("10.1.0.1,bad host", [], "give a DNS name"),
+])
+def test_net_init_refuses_bad_hosts_and_writes_nothing(tmp_path: Path, hosts: str,
+                                                        extra: list[str], says: str) -> None:
+    net = tmp_path / "net"
+    bad = tally("net", "init", "--dir", str(net), "--hosts", hosts, *extra)
+    assert bad.returncode == 2 and says in " ".join(bad.stderr.split()), bad.stderr
+    assert not net.exists()
+
+
+def test_net_up_and_down_refuse_a_node_the_network_does_not_have(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    assert tally("net", "init", "--dir", str(net), "--validators", "2").returncode == 0
+    for command in ("up", "down"):
+        bad = tally("net", command, "--dir", str(net), "--node", "2")
+        assert bad.returncode == 2 and "no node 2" in bad.stderr, bad.stderr
+    assert not list(net.glob("node*/*.pid"))  # nothing was started
+
+
 def test_send_refuses_bad_payloads_and_unreachable_nodes(tmp_path: Path) -> None:
     key = tmp_path / "k.json"
     tally("keys", "new", "x", "--out", str(key))

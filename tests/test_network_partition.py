@@ -4,9 +4,12 @@ Each of the 4 validators (its CometBFT and its Tally process) runs in a network
 namespace of its own, with its own loopback and one veth link to a bridge in a hub
 namespace (10.77.0.1-4/24; the hub, where the test observes from, is 10.77.0.254).
 Everything is created by the test, named after its pid, and deleted at the end; the
-host's interfaces and routes are never touched. Each namespace has its own port space,
-so every node uses the same ports: 26656 p2p, 26657 RPC, 26658 ABCI (loopback only),
-26680 Tally API.
+host's interfaces and routes are never touched. Each namespace is a host of its own, so
+the network is written the way an operator writes one across machines,
+``net_init(hosts=[10.77.0.1, ...])``, and every node uses the same ports: 26656 p2p,
+26657 RPC, 26658 ABCI (loopback only), 26659 Tally API. The only change the test makes
+to that configuration is opening each node's CometBFT RPC to the namespace network (it
+stays on loopback as written), so the observer can read heights.
 
 A link is cut with blackhole routes inside the two nodes' namespaces (each drops what
 it would send to the other), and healed by deleting them: TCP connections survive,
@@ -53,8 +56,8 @@ from netutil import (
 
 from tally import tx as txmod
 from tally.home import Home
-from tally.net.cometbft import ManagedProcess, find_cometbft, update_config
-from tally.net.local import net_init
+from tally.net.cometbft import ManagedProcess, NodeSpec, find_cometbft, update_config
+from tally.net.local import api_url, net_init, tally_node_argv
 from tally.sdk import Receipt, TallyClient
 
 require_cometbft()
@@ -65,7 +68,7 @@ PREFIX = f"tly{os.getpid()}"
 HUB = f"{PREFIX}h"
 SUBNET = "10.77.0"
 HUB_ADDR = f"{SUBNET}.254"
-P2P, RPC, ABCI, API = 26656, 26657, 26658, 26680
+RPC = 26657
 ASSET = "PRT-1"
 SENDERS = ["alice", "bob", "lender"]
 CLONE_NEWNET = 0x40000000
@@ -135,6 +138,7 @@ class PartitionedNet:
 
     base: Path
     chain_id: str
+    specs: list[NodeSpec]
     apps: list[ManagedProcess]
     nodes: list[ManagedProcess]
     observer: ThreadPoolExecutor
@@ -142,7 +146,7 @@ class PartitionedNet:
 
     @property
     def api_urls(self) -> list[str]:
-        return [f"http://{node_addr(i)}:{API}" for i in range(4)]
+        return [api_url(s) for s in self.specs]
 
     @property
     def rpc_urls(self) -> list[str]:
@@ -208,40 +212,34 @@ def delete_namespaces() -> None:
         ip("netns", "del", ns, check=False)
 
 
-def configure(base: Path) -> list[str]:
-    """net_init's homes, readdressed for the namespaces; returns the app dirs."""
-    specs = net_init(base, 4, chain_id="tally-partition")
-    for s in specs:
-        peers = ",".join(f"{p.node_id}@{node_addr(p.index)}:{P2P}" for p in specs
-                         if p.index != s.index)
-        update_config(s.home, {
-            "": {"proxy_app": f"tcp://127.0.0.1:{ABCI}"},
-            "rpc": {"laddr": f"tcp://0.0.0.0:{RPC}"},
-            "p2p": {"laddr": f"tcp://0.0.0.0:{P2P}", "persistent_peers": peers},
-        })
-    return [s.app_dir for s in specs]
+def configure(base: Path) -> list[NodeSpec]:
+    """A network across the four namespaces, as `tally net init --hosts` writes it."""
+    specs = net_init(base, 4, chain_id="tally-partition",
+                     hosts=[node_addr(i) for i in range(4)])
+    assert [(s.host, s.p2p_port, s.rpc_port) for s in specs] == [
+        (node_addr(i), 26656, RPC) for i in range(4)]
+    for s in specs:  # observation only: the hub reads heights from CometBFT's RPC
+        update_config(s.home, {"rpc": {"laddr": f"tcp://0.0.0.0:{RPC}"}})
+    return specs
 
 
 @pytest.fixture(scope="module")
 def pnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartitionedNet]:
     base = tmp_path_factory.mktemp("partition") / "net"
     remove_stale_namespaces()
-    app_dirs = configure(base)
+    specs = configure(base)
     cometbft = str(find_cometbft())
     apps, nodes = [], []
-    for i in range(4):
+    for i, spec in enumerate(specs):
         home = base / f"node{i}"
-        apps.append(ManagedProcess(
-            ["ip", "netns", "exec", node_ns(i), sys.executable, "-m", "tally", "node", "run",
-             "--home", app_dirs[i], "--engine", "cometbft", "--abci", f"tcp://127.0.0.1:{ABCI}",
-             "--rpc", f"http://127.0.0.1:{RPC}", "--host", "0.0.0.0", "--port", str(API)],
-            log_path=home / "app.log", name=f"app[node{i}]"))
+        apps.append(ManagedProcess(["ip", "netns", "exec", node_ns(i), *tally_node_argv(spec)],
+                                   log_path=home / "app.log", name=f"app[node{i}]"))
         nodes.append(ManagedProcess(["ip", "netns", "exec", node_ns(i), cometbft, "start",
                                      "--home", str(home)],
                                     log_path=home / "cometbft.log", name=f"cometbft[node{i}]"))
     observer = ThreadPoolExecutor(max_workers=2, initializer=enter_netns, initargs=(HUB,),
                                   thread_name_prefix="hub")
-    net = PartitionedNet(base, "tally-partition", apps, nodes, observer, set())
+    net = PartitionedNet(base, "tally-partition", specs, apps, nodes, observer, set())
     try:
         build_namespaces()
         began = time.monotonic()
@@ -379,3 +377,45 @@ def tally_height_of(pnet: PartitionedNet, i: int) -> int:
     assert h is not None
     return h
 
+
+
+def tally_cli_in(ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``tally ARGS`` run inside namespace ``ns``, as the operator of that host runs it."""
+    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "tally", *args],
+                          capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, COLUMNS="200"))
+
+
+def test_an_operator_runs_one_node_per_host_with_the_cli(pnet: PartitionedNet) -> None:
+    """The multi-host workflow on real separate network stacks: node 3's operator starts
+    only node 3 on its host (`tally net up --node 3`), it rejoins the network written by
+    `net init --hosts`, `tally net status` from another machine shows every node by its
+    API, and `tally net down --node 3` stops exactly that node."""
+    pnet.nodes[3].stop()
+    pnet.apps[3].stop()
+    base = str(pnet.base)
+    try:
+        up = tally_cli_in(node_ns(3), "net", "up", "--dir", base, "--node", "3")
+        assert up.returncode == 0, up.stdout + up.stderr
+        target = max(h or 0 for h in pnet.heights()[:3])
+        pnet.observe(wait_all_heights, pnet.api_urls, pnet.rpc_urls, [3], target)
+        status = tally_cli_in(HUB, "net", "status", "--dir", base)
+        assert status.returncode == 0, status.stderr
+        rows = {line.split()[1]: line for line in status.stdout.splitlines()
+                if re.match(r"^\W*node\d", line)}
+        assert sorted(rows) == [f"node{i}" for i in range(4)], status.stdout
+        for i in range(4):  # heights read from each node's API across the bridge
+            assert re.search(rf"\b{re.escape(api_url(pnet.specs[i]))}\b", rows[f"node{i}"])
+            height = int(re.findall(r"\s(\d+)\s", rows[f"node{i}"])[0])
+            assert height >= target, rows[f"node{i}"]
+        assert "elsewhere" in rows["node0"] and "up" in rows["node3"], status.stdout
+        refused = tally_cli_in(node_ns(3), "net", "down", "--dir", base, "--node", "9")
+        assert refused.returncode == 2 and "no node 9" in refused.stderr, refused.stderr
+    finally:
+        down = tally_cli_in(node_ns(3), "net", "down", "--dir", base, "--node", "3")
+    assert down.returncode == 0, down.stderr
+    assert pnet.observe(tally_height, pnet.api_urls[3]) is None  # node 3 is gone
+    assert all(h is not None for h in pnet.heights()[:3])  # the others were not touched
+    say("one node per host", f"node 3 restarted with `tally net up --node 3` in its own "
+        f"namespace and caught up to height {target}; `net status` from the hub read all "
+        "four APIs")

@@ -167,51 +167,83 @@ DEFAULT_NET = Path(".tally-net")
 
 @net_app.command("init")
 def net_init_cmd(dir: NetDir = DEFAULT_NET,
-                 validators: Annotated[int, typer.Option(help="number of validators")] = 4,
+                 validators: Annotated[int | None, typer.Option(
+                     help="number of validators (default: 4, or one per --hosts entry)")] = None,
                  suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
                  chain_id: Annotated[str, typer.Option(help="the chain's name")] = "tally-net",
                  base_port: Annotated[int | None, typer.Option(
-                     help="first port (node i uses base+10i..base+10i+3)")] = None,
+                     help="first port: on this machine node i uses base+10i..base+10i+3 "
+                          "(default: a free block); on hosts every node uses base..base+3 "
+                          "(default 26656)")] = None,
+                 hosts: Annotated[str | None, typer.Option(
+                     help="comma-separated addresses, one per validator, for a network "
+                          "across machines (each then runs `tally net up --node I`)")] = None,
                  timeout_commit: Annotated[str, typer.Option(
                      help="CometBFT's pause after each block, e.g. 300ms or 1s: longer "
                           "means bigger blocks, more throughput, more latency")] = "300ms",
                  ) -> None:
     """Write keys, genesis and configuration for a network of N validators."""
-    from tally.net.local import api_url, net_init
+    from tally.net.local import api_url, check_hosts, net_init
 
+    host_list = None if hosts is None else [h.strip() for h in hosts.split(",")]
+    if validators is None:
+        validators = 4 if host_list is None else len(host_list)
     if validators < 1:
         fail("a network needs at least one validator", 2)
     if re.fullmatch(r"[0-9]+(ms|s)", timeout_commit) is None:
         fail(f"--timeout-commit {timeout_commit!r}: give a duration such as 300ms or 1s", 2)
+    if host_list is not None:
+        try:
+            check_hosts(host_list, validators)
+        except ValueError as exc:
+            fail(f"--hosts: {exc}", 2)
     try:
         specs = net_init(dir, validators, suite_name=suite, chain_id=chain_id,
-                         base_port=base_port, timeout_commit=timeout_commit)
+                         base_port=base_port, timeout_commit=timeout_commit, hosts=host_list)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     for spec in specs:
-        console.print(f"{spec.moniker}: API {api_url(spec)}, CometBFT RPC {spec.rpc_url}")
-    console.print(f"Network written to {dir}; start it with `tally net up --dir {dir}`")
+        console.print(f"{spec.moniker}: API {api_url(spec)}, CometBFT RPC {spec.rpc_url}"
+                      + ("" if spec.on_loopback else f" on {spec.host}"))
+    if host_list is None:
+        console.print(f"Network written to {dir}; start it with `tally net up --dir {dir}`")
+    else:
+        console.print(
+            f"Network written to {dir}. Copy to host i the files localnet.json and "
+            f"genesis.json and the folder node<i> (it holds node i's private keys: give "
+            f"each host only its own), then run there `tally net up --dir {dir} --node i`.")
+
+
+NodesOpt = Annotated[list[int] | None, typer.Option(
+    "--node", metavar="I", help="only node I (repeatable): the ones that run on this machine")]
 
 
 @net_app.command("up")
-def net_up_cmd(dir: NetDir = DEFAULT_NET) -> None:
-    """Start every node (detached) and wait until all serve."""
+def net_up_cmd(dir: NetDir = DEFAULT_NET, node: NodesOpt = None) -> None:
+    """Start the nodes (detached; default all) and wait until they serve."""
     from tally.net.local import net_up
 
     try:
-        net_up(dir)
+        net_up(dir, nodes=node)
+    except ValueError as exc:
+        fail(str(exc), 2)
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         fail(str(exc))
     net_status_cmd(dir)
 
 
 @net_app.command("down")
-def net_down_cmd(dir: NetDir = DEFAULT_NET) -> None:
-    """Stop every node of the network."""
+def net_down_cmd(dir: NetDir = DEFAULT_NET, node: NodesOpt = None) -> None:
+    """Stop the nodes of the network (default all) that run on this machine."""
     from tally.net.local import net_down
 
-    net_down(dir)
-    console.print("network stopped")
+    try:
+        net_down(dir, nodes=node)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    console.print("network stopped" if not node else f"node(s) {sorted(set(node))} stopped")
 
 
 @net_app.command("status")
@@ -226,8 +258,11 @@ def net_status_cmd(dir: NetDir = DEFAULT_NET) -> None:
     except FileNotFoundError as exc:
         fail(str(exc))
     table = Table("node", "cometbft", "app", "height", "log size", "state root", "API")
+    def shown(running: bool | None, here: bool) -> str:
+        return ("up" if running else "down") if here else "elsewhere"
+
     for r in rows:
-        table.add_row(r["node"], "up" if r["cometbft"] else "down", "up" if r["app"] else "down",
+        table.add_row(r["node"], shown(r["cometbft"], r["here"]), shown(r["app"], r["here"]),
                       str(r.get("tally_height")), str(r.get("log_size", "")),
                       r.get("state_root", ""), r["api"])
     console.print(table)

@@ -175,7 +175,13 @@ def init_node(
 
 @dataclass
 class NodeSpec:
-    """One node of a local network: its home, ports and identity."""
+    """One node of a network: its home, address, ports and identity.
+
+    ``host`` is the address the other nodes and clients reach this node at: 127.0.0.1
+    for a network on one machine, the machine's address when `make_localnet` was given
+    hosts. CometBFT's RPC and the ABCI socket stay on the node's own loopback either
+    way; only the p2p port and the Tally API face the network.
+    """
 
     index: int
     moniker: str
@@ -188,14 +194,20 @@ class NodeSpec:
     proxy_app: str  # tcp://127.0.0.1:PORT or unix:///path (where the ABCI app listens)
     chain_id: str
     app_dir: str = ""
+    host: str = LOCALHOST
 
     @property
     def rpc_url(self) -> str:
+        """CometBFT's RPC, as the node's own Tally process (same machine) reaches it."""
         return f"http://{LOCALHOST}:{self.rpc_port}"
 
     @property
     def p2p_address(self) -> str:
-        return f"{self.node_id}@{LOCALHOST}:{self.p2p_port}"
+        return f"{self.node_id}@{self.host}:{self.p2p_port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.host == LOCALHOST
 
     @property
     def log_path(self) -> Path:
@@ -238,7 +250,14 @@ def localnet_config(
     mempool_recheck: bool = True,
     tx_index: str = "kv",
 ) -> dict[str, dict[str, Any]]:
-    """The config.toml changes for one localhost node (see docs/abci.md for the why)."""
+    """The config.toml changes for one node (see docs/abci.md for the why).
+
+    A node of a one-machine network listens on 127.0.0.1 only. A node given a host
+    listens for peers on every interface and tells them ``host:port``
+    (``external_address``), so the network works behind the machine's own address
+    choices; its RPC stays on loopback, for its own Tally process and operator.
+    """
+    p2p_listen = LOCALHOST if spec.on_loopback else "0.0.0.0"
     return {
         "": {
             "moniker": spec.moniker,
@@ -254,7 +273,8 @@ def localnet_config(
             "max_request_batch_size": 1000,  # load generators batch broadcast_tx_*
         },
         "p2p": {
-            "laddr": f"tcp://{LOCALHOST}:{spec.p2p_port}",
+            "laddr": f"tcp://{p2p_listen}:{spec.p2p_port}",
+            "external_address": "" if spec.on_loopback else f"{spec.host}:{spec.p2p_port}",
             "persistent_peers": ",".join(p.p2p_address for p in peers if p.index != spec.index),
             "addr_book_strict": False,
             "allow_duplicate_ip": True,
@@ -298,25 +318,36 @@ def make_localnet(
     vote_extensions_enable_height: int = 0,
     abci_transport: str = "tcp",
     binary: str | os.PathLike[str] | None = None,
+    hosts: Sequence[str] | None = None,
     **config: Any,
 ) -> list[NodeSpec]:
     """Create `n_validators` node homes under `base_dir`, all in one network.
 
-    Node i uses ports base_port+10*i (+0 p2p, +1 RPC, +2 ABCI app if tcp).  Genesis
-    gives every validator `power`; `vote_extensions_enable_height` > 0 turns on vote
-    extensions from that height.  Extra keyword arguments go to `localnet_config`.
-    Writes ``base_dir/localnet.json`` for `load_localnet`.
+    Ports start at base_port (+0 p2p, +1 RPC, +2 ABCI app if tcp, +3 the Tally API):
+    on one machine node i uses base_port+10*i; with ``hosts`` (node i runs on
+    ``hosts[i]``) each node uses base_port itself unless an earlier node shares its
+    host, in which case it takes the next block of 10.  Genesis gives every validator
+    `power`; `vote_extensions_enable_height` > 0 turns on vote extensions from that
+    height.  Extra keyword arguments go to `localnet_config`.  Writes
+    ``base_dir/localnet.json`` for `load_localnet`, with paths relative to it, so the
+    directory (or one node's part of it) can be copied to where the node runs.
     """
+    if hosts is not None and len(hosts) != n_validators:
+        raise ValueError(f"{len(hosts)} hosts given for {n_validators} nodes")
     base = Path(base_dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
     specs: list[NodeSpec] = []
+    placed: dict[str, int] = {}
     for i in range(n_validators):
         home = base / f"node{i}"
         moniker = f"node{i}"
         keys = init_node(home, moniker, binary=binary)
         app_dir = home / "app"
         app_dir.mkdir(exist_ok=True)
-        port = base_port + 10 * i
+        host = hosts[i] if hosts is not None else LOCALHOST
+        slot = i if hosts is None else placed.get(host, 0)
+        placed[host] = slot + 1
+        port = base_port + 10 * slot
         if abci_transport == "unix":
             sock = app_dir / "abci.sock"
             if len(str(sock)) > 100:  # sun_path holds 108 bytes
@@ -339,6 +370,7 @@ def make_localnet(
                 proxy_app=proxy_app,
                 chain_id=chain_id,
                 app_dir=str(app_dir),
+                host=host,
             )
         )
     genesis = json.loads((Path(specs[0].home) / "config" / "genesis.json").read_text())
@@ -361,14 +393,29 @@ def make_localnet(
     for s in specs:
         (Path(s.home) / "config" / "genesis.json").write_text(text)
         update_config(s.home, localnet_config(s, specs, **config))
-    (base / MANIFEST).write_text(json.dumps([asdict(s) for s in specs], indent=2))
+    manifest = [
+        {**asdict(s), "home": os.path.relpath(s.home, base),
+         "app_dir": os.path.relpath(s.app_dir, base)}
+        for s in specs
+    ]
+    (base / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return specs
 
 
 def load_localnet(base_dir: str | os.PathLike[str]) -> list[NodeSpec]:
-    """The specs `make_localnet` wrote to ``base_dir/localnet.json``."""
-    data = json.loads((Path(base_dir) / MANIFEST).read_text())
-    return [NodeSpec(**d) for d in data]
+    """The specs `make_localnet` wrote to ``base_dir/localnet.json``.
+
+    Paths in the manifest are relative to ``base_dir`` (older manifests: absolute),
+    so a network directory copied elsewhere still finds its homes.
+    """
+    base = Path(base_dir).resolve()
+    specs = []
+    for d in json.loads((base / MANIFEST).read_text()):
+        d["home"] = str(base / d["home"])
+        if d.get("app_dir"):
+            d["app_dir"] = str(base / d["app_dir"])
+        specs.append(NodeSpec(**d))
+    return specs
 
 
 def read_genesis(spec: NodeSpec) -> dict[str, Any]:
@@ -678,8 +725,11 @@ class Localnet:
         out = []
         for i, s in enumerate(self.specs):
             height = None
-            with contextlib.suppress(httpx.HTTPError, RPCError), self.rpc(i, timeout=2) as rpc:
-                height = rpc.latest_height()
+            # The RPC listens on loopback: only a node running here answers for itself.
+            if s.on_loopback or self.nodes[i].running:
+                with contextlib.suppress(httpx.HTTPError, RPCError), self.rpc(i, timeout=2
+                                                                              ) as rpc:
+                    height = rpc.latest_height()
             app = self.apps[i]
             out.append(
                 {

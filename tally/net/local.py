@@ -9,12 +9,18 @@
     base/localnet.json      ports and identities (tally.net.cometbft.load_localnet)
 
 Ports of node i, from the base port B: B+10i p2p, +1 CometBFT RPC, +2 ABCI, +3 Tally API.
+
+Given hosts (``net_init(hosts=[...])``, one per node), the same directory describes a
+network across machines: every node uses B..B+3 on its own host (the next block of 10
+when a host runs more than one node), listens for peers and API clients on all
+interfaces, and `net_up`/`net_down` take the nodes that run on this machine.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import sys
 import time
@@ -36,6 +42,25 @@ from tally.net.cometbft import (
 )
 
 VALIDATOR_POWER = 10
+DEFAULT_BASE_PORT = 26656  # CometBFT's own p2p port: on hosts, nodes use 26656..26659
+_HOST = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def check_hosts(hosts: list[str], nodes: int) -> None:
+    """Refuse a host list that cannot describe ``nodes`` nodes, before anything is written.
+
+    A host is a DNS name or an IPv4 address, without a port (ports come from the base
+    port). IPv6 literals are not accepted: CometBFT's peer strings would need brackets
+    that its address book does not round-trip in every version.
+    """
+    if len(hosts) != nodes:
+        raise ValueError(f"{len(hosts)} hosts given for {nodes} nodes: give one per node")
+    for host in hosts:
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"host {host!r}: give a DNS name or IPv4 address, without a port")
+        if host in ("127.0.0.1", "localhost", "0.0.0.0"):
+            raise ValueError(f"host {host!r}: other machines cannot reach it; leave out "
+                             "--hosts for a network on this machine")
 
 
 def api_port(spec: NodeSpec) -> int:
@@ -43,34 +68,40 @@ def api_port(spec: NodeSpec) -> int:
 
 
 def api_url(spec: NodeSpec) -> str:
-    return f"http://127.0.0.1:{api_port(spec)}"
+    return f"http://{spec.host}:{api_port(spec)}"
 
 
 def tally_node_argv(spec: NodeSpec) -> list[str]:
     """The command line of node ``spec``'s Tally process."""
+    listen = [] if spec.on_loopback else ["--host", "0.0.0.0"]
     return [sys.executable, "-m", "tally", "node", "run", "--home", spec.app_dir,
             "--engine", "cometbft", "--abci", spec.proxy_app, "--rpc", spec.rpc_url,
-            "--port", str(api_port(spec))]
+            *listen, "--port", str(api_port(spec))]
 
 
 def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
              chain_id: str = "tally-net", base_port: int | None = None,
              timeout_commit: str = "300ms", log_level: str = "error",
-             full_nodes: int = 0) -> list[NodeSpec]:
-    """Write keys, both geneses and the configuration of a local network.
+             full_nodes: int = 0, hosts: list[str] | None = None) -> list[NodeSpec]:
+    """Write keys, both geneses and the configuration of a network.
 
     ``full_nodes`` more nodes follow the chain without voting; each has a checkpoint key
-    ready, so governance can promote it to validator later.
+    ready, so governance can promote it to validator later. ``hosts`` (one address per
+    node, validators first) places the nodes on other machines; without it, every node
+    runs here on 127.0.0.1.
     """
     base = Path(base_dir)
     if (base / "localnet.json").exists():
         raise FileExistsError(f"{base} already holds a network")
     suite = get_suite(suite_name)
-    if base_port is None:
+    if hosts is not None:
+        check_hosts(hosts, validators + full_nodes)
+        base_port = DEFAULT_BASE_PORT if base_port is None else base_port
+    elif base_port is None:
         base_port = free_port_block(10 * validators)
     specs = make_localnet(base, validators + full_nodes, base_port, chain_id=chain_id,
                           power=VALIDATOR_POWER, vote_extensions_enable_height=1,
-                          timeout_commit=timeout_commit, log_level=log_level)
+                          timeout_commit=timeout_commit, log_level=log_level, hosts=hosts)
     if full_nodes:
         _drop_genesis_validators(specs, keep=validators)
     roles: dict[str, list[str]] = {}
@@ -113,11 +144,31 @@ def network(base_dir: Path) -> Localnet:
     return Localnet.attach(base_dir, app=tally_node_argv)
 
 
-def net_up(base_dir: Path, timeout: float = 60.0) -> Localnet:
+def net_up(base_dir: Path, timeout: float = 60.0, nodes: list[int] | None = None
+           ) -> Localnet:
+    """Start the given nodes (default: all), detached, and wait until their APIs serve.
+
+    On a network across hosts, each machine starts its own nodes; a node's API serves
+    height 1 only once enough validators are up for a first block, so the wait covers
+    the time the operators of the other hosts take: when only some nodes start here,
+    the wait ends once their APIs answer, at whatever height.
+    """
     net = Localnet(load_localnet(base_dir), app=tally_node_argv, detached=True)
-    net.start()
-    wait_for_apis(net.specs, timeout)
+    chosen = check_nodes(net.specs, nodes)
+    net.start(chosen)
+    everyone = len(chosen) == len(net.specs)
+    wait_for_apis([net.specs[i] for i in chosen], timeout, min_height=1 if everyone else 0)
     return net
+
+
+def check_nodes(specs: list[NodeSpec], nodes: list[int] | None) -> list[int]:
+    """The node indices asked for, all of them if none, refused if one does not exist."""
+    if not nodes:
+        return list(range(len(specs)))
+    unknown = [i for i in nodes if not 0 <= i < len(specs)]
+    if unknown:
+        raise ValueError(f"no node {unknown[0]}: this network has nodes 0..{len(specs) - 1}")
+    return sorted(set(nodes))
 
 
 def wait_for_apis(specs: list[NodeSpec], timeout: float = 60.0, min_height: int = 1) -> None:
@@ -136,8 +187,9 @@ def wait_for_apis(specs: list[NodeSpec], timeout: float = 60.0, min_height: int 
             time.sleep(0.2)
 
 
-def net_down(base_dir: Path) -> None:
-    network(base_dir).stop()
+def net_down(base_dir: Path, nodes: list[int] | None = None) -> None:
+    net = network(base_dir)
+    net.stop(check_nodes(net.specs, nodes))
 
 
 def net_status(base_dir: Path) -> list[dict[str, Any]]:
@@ -145,6 +197,8 @@ def net_status(base_dir: Path) -> list[dict[str, Any]]:
     rows = net.status()
     for spec, row in zip(net.specs, rows, strict=True):
         row["api"] = api_url(spec)
+        # A node on another host has no processes here: its API is what says it runs.
+        row["here"] = spec.on_loopback or bool(row["cometbft"] or row["app"])
         try:
             status = httpx.get(f"{api_url(spec)}/v1/status", timeout=2).json()
             row["tally_height"] = status["height"]
