@@ -941,10 +941,22 @@ class CometRPC(_Methods):
         """
         return base64.b64decode(self.block_results(height)["app_hash"])
 
-    def latest_app_hash(self) -> tuple[int, bytes]:
-        """(latest committed height, app hash after it)."""
+    def latest_app_hash(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        """(latest committed height, app hash after it).
+
+        CometBFT saves a block (and reports its height) before it has executed it and
+        saved its results, so the results of the latest height can be missing for a
+        moment: asked again until they are there.
+        """
         h = self.latest_height()
-        return h, self.app_hash_at(h)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return h, self.app_hash_at(h)
+            except RPCError as exc:
+                if "could not find results" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._client.close()
