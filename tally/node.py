@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tally.ledger import LEAF_TABLES, CommittedBlock, Ledger
 from tally.log.merkle import leaf_hash
 from tally.log.tree import MerkleLog
 from tally.mempool import Mempool
+from tally.metrics import NodeMetrics
 from tally.state.store import EventRow, Store, TxRow
 from tally.state.trie import StateTrie
 
@@ -160,6 +162,7 @@ class Node:
             self.rpc = CometRPC(comet.rpc_url, timeout=30)
             self._waiters: dict[bytes, Future] = {}
             self._waiters_lock = threading.Lock()
+        self.metrics = NodeMetrics(self)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -218,22 +221,35 @@ class Node:
     def submit(self, raw: bytes) -> str:
         """Admit a transaction; returns its id. Raises a TallyError if refused."""
         self._check_engine()
-        if self.comet is None:
-            tx, _ = self.mempool.admit(raw)
-            return tx.id_hex
-        tx = self.app.admit(raw)
+        with self._counted():
+            if self.comet is None:
+                tx, _ = self.mempool.admit(raw)
+                return tx.id_hex
+            tx = self.app.admit(raw)
         self._broadcast([raw])
         return tx.id_hex
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count one admission in the metrics: accepted, or refused with its code."""
+        try:
+            yield
+        except TallyError as exc:
+            self.metrics.count_submissions([exc])
+            raise
+        self.metrics.count_submissions([None])
 
     def submit_and_wait(self, raw: bytes, timeout: float = 30.0) -> Receipt:
         """Admit a transaction and wait until its block is durable."""
         self._check_engine()
-        if self.comet is None:
-            _, future = self.mempool.admit(raw, want_receipt=True)
-            assert future is not None
-        else:
-            tx = self.app.admit(raw)
-            future = self._wait_for(tx.id)
+        with self._counted():
+            if self.comet is None:
+                _, future = self.mempool.admit(raw, want_receipt=True)
+                assert future is not None
+            else:
+                tx = self.app.admit(raw)
+                future = self._wait_for(tx.id)
+        if self.comet is not None:
             self._broadcast([raw])
         settled = self._settle(future, timeout)
         if isinstance(settled, TallyError):
@@ -261,6 +277,7 @@ class Node:
                 pending.append(self._wait_for(result.id) if wait else result.id_hex)
                 accepted.append(result.raw)
             self._broadcast(accepted)
+        self.metrics.count_submissions(pending)
         return [self._settle(p, 120) if isinstance(p, Future) else p for p in pending]
 
     def _wait_for(self, tx_id: bytes) -> Future:

@@ -13,6 +13,7 @@ import cbor2
 import httpx
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 from tally.api.app import create_app
 from tally.log.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -227,3 +228,56 @@ def test_event_stream_delivers_committed_events(api) -> None:
     thread.join(20)
     assert [e["type"] for e in received] == ["asset.issue", "custody.transfer"]
     assert received[1]["quantity"] == 3
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the node's /metrics, keyed by (name, sorted labels)."""
+    response = httpx.get(f"{url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples}
+
+
+def test_metrics_report_what_the_node_did(api) -> None:
+    chain, url = api
+    chain.issue("BOND", 10, to="alice")
+    before = scrape(url)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    ok = chain.sign("alice", "custody.transfer", {"asset": "BOND", "to": chain.addr("bob"),
+                                                  "quantity": 3})
+    too_much = chain.sign("alice", "custody.transfer", {"asset": "BOND",
+                                                        "to": chain.addr("bob"),
+                                                        "quantity": 500})
+    assert post_tx(url, ok).json()["code"] == "OK"
+    assert post_tx(url, ok).json()["code"] == "TX_NONCE_REPLAYED"
+    assert post_tx(url, "***").json()["code"] == "TX_MALFORMED"
+    assert post_tx(url, too_much).json()["code"] == "INSUFFICIENT_UNITS"  # runs, fails
+    gap = chain.sign("bob", "custody.transfer", {"asset": "BOND", "to": chain.addr("bob"),
+                                                 "quantity": 1}, nonce=9)
+    httpx.post(f"{url}/v1/txs/batch", json={"txs": [b64(gap), "%%"], "wait": True},
+               timeout=30)
+    after = scrape(url)
+    status = httpx.get(f"{url}/v1/status").json()
+
+    assert delta("tally_submissions_total", outcome="accepted") == 2
+    assert delta("tally_submissions_total", outcome="TX_NONCE_REPLAYED") == 1
+    assert delta("tally_submissions_total", outcome="TX_MALFORMED") == 2
+    assert delta("tally_submissions_total", outcome="TX_NONCE_GAP") == 1
+    assert delta("tally_transactions_committed_total", outcome="OK") == 1
+    assert delta("tally_transactions_committed_total", outcome="INSUFFICIENT_UNITS") == 1
+    assert delta("tally_blocks_committed_total") >= 1
+    assert after[("tally_height", ())] == status["height"]
+    assert after[("tally_log_size", ())] == status["log_size"]
+    assert after[("tally_mempool_transactions", ())] == 0
+    assert after[("tally_engine_up", ())] == 1
+    assert after[("tally_last_block_transactions", ())] == 1
+    info = next(k for k in after if k[0] == "tally_node_info")
+    assert dict(info[1]) == {"chain_id": chain.genesis.chain_id, "suite": chain.node.suite.name,
+                             "engine": "solo", "validator": "validator-0"}
+    assert after[("process_cpu_seconds_total", ())] > 0

@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
@@ -84,6 +86,15 @@ def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -
     assert len({(b["hash"], b["header"]["state"], b["header"]["log_root"]) for b in blocks}) == 1
     with CometRPC(specs[2].rpc_url) as rpc:
         assert rpc.app_hash_at(height).hex().lower() == blocks[0]["hash"]
+    # Every node's /metrics says the same: its engine, its height, and a quorum of
+    # cosignatures on the checkpoint before its latest block.
+    for spec in specs:
+        text = httpx.get(f"{api_url(spec)}/metrics").text
+        samples = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
+        assert samples["tally_node_info"].labels["engine"] == "cometbft"
+        assert samples["tally_height"].value >= height
+        assert samples["tally_checkpoint_cosignatures"].value >= 3, text
+        assert samples["tally_blocks_committed_total"].value >= 1
 
 
 def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:

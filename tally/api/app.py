@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from tally.errors import Code, TallyError
 from tally.evidence.export import export_bundle
+from tally.metrics import CONTENT_TYPE
 from tally.node import Node, Receipt
 
 STATUS_OF = {
@@ -110,6 +111,15 @@ def create_app(node: Node) -> FastAPI:
     def status() -> dict[str, Any]:
         return node.status()
 
+    @app.get("/metrics", summary="Prometheus metrics of this node",
+             response_class=PlainTextResponse,
+             description="Height, log sizes, the latest block's time and size, checkpoint "
+                         "cosignatures, committed transactions and API submissions by "
+                         "outcome, process CPU and memory; Prometheus text format. "
+                         "See docs/network.md#monitoring.")
+    def metrics() -> Response:
+        return Response(node.metrics.render(), media_type=CONTENT_TYPE)
+
     @app.get("/v1/genesis", summary="The genesis document")
     def genesis() -> dict[str, Any]:
         return node.genesis.to_doc() | {"hash": node.genesis.hash.hex()}
@@ -118,7 +128,11 @@ def create_app(node: Node) -> FastAPI:
               response_model=ReceiptModel | PendingModel,
               responses={400: {"model": ErrorModel}, 413: {"model": ErrorModel}})
     def submit(body: TxSubmission, wait: Literal["commit", "none"] = "commit") -> Any:
-        raw = _decode_b64(body.tx)
+        try:
+            raw = _decode_b64(body.tx)
+        except TallyError as exc:
+            node.metrics.count_submissions([exc])  # the node counts what reaches it
+            raise
         if wait == "none":
             return PendingModel(tx=node.submit(raw))
         return node.submit_and_wait(raw).to_dict()
@@ -131,6 +145,7 @@ def create_app(node: Node) -> FastAPI:
                 decoded.append(_decode_b64(text))
             except TallyError as exc:
                 decoded.append(exc)
+        node.metrics.count_submissions([d for d in decoded if isinstance(d, TallyError)])
         submitted = iter(node.submit_many([d for d in decoded if isinstance(d, bytes)],
                                           wait=body.wait))
         results = []
