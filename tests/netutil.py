@@ -353,12 +353,6 @@ class TxLoad:
 
 # --- audit ------------------------------------------------------------------------------
 
-#: What tally.audit reports for every block of a network node's ledger, intact or not:
-#: it checks the stored checkpoint column alone (the node's own signature, 1 of N),
-#: while the other validators' cosignatures live in the cosignatures table.
-QUORUM_FROM_OWN_LINE_ONLY = "checkpoint signature invalid: no_quorum"
-
-
 def copy_db(db: Path, dest: Path) -> Path:
     """A consistent copy of a (possibly live, WAL-mode) SQLite ledger."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -368,31 +362,8 @@ def copy_db(db: Path, dest: Path) -> Path:
     return dest
 
 
-def audit_as_served(db: Path, genesis: Genesis, workdir: Path) -> AuditReport:
-    """tally.audit on a copy of ``db`` whose checkpoints carry every cosignature the
-    node holds, merged as ``Node.checkpoint_note`` serves them (one line per signer, in
-    name order). Everything else the audit recomputes (event leaves, log roots, hash
-    chain, transaction roots, the state root from every stored value) is untouched."""
+def audit_copy(db: Path, genesis: Genesis, workdir: Path) -> AuditReport:
+    """``tally audit`` on a consistent copy of a (possibly live) node's ledger."""
     if workdir.exists():
         shutil.rmtree(workdir)
-    copy = copy_db(db, workdir / "chain.sqlite")
-    with contextlib.closing(sqlite3.connect(copy)) as con:
-        cosigned: dict[int, dict[str, str]] = {}
-        for height, signer, line in con.execute("SELECT height, signer, line FROM cosignatures"):
-            cosigned.setdefault(height, {})[signer] = line
-        for height, note in con.execute("SELECT height, checkpoint FROM blocks").fetchall():
-            end = note.find("\n\n")
-            body = note if end < 0 else note[:end + 1]
-            lines = {} if end < 0 else {ln.split(" ", 2)[1]: ln + "\n"
-                                        for ln in note[end + 2:].splitlines() if ln}
-            lines.update(cosigned.get(height, {}))
-            merged = body + "\n" + "".join(lines[n] for n in sorted(lines)) if lines else body
-            con.execute("UPDATE blocks SET checkpoint=? WHERE height=?", (merged, height))
-        con.commit()
-    return audit_ledger(copy, genesis)
-
-
-def problems_beyond_quorum_bug(report: AuditReport) -> list[str]:
-    """The audit's problems, less the per-block quorum complaint it makes on every
-    network node (see QUORUM_FROM_OWN_LINE_ONLY)."""
-    return [p for p in report.problems if QUORUM_FROM_OWN_LINE_ONLY not in p]
+    return audit_ledger(copy_db(db, workdir / "chain.sqlite"), genesis)
