@@ -55,7 +55,7 @@ from tally.genesis import Genesis
 from tally.home import Home
 from tally.keys import NamedKey
 from tally.log.checkpoint import NoteError, verify_quorum
-from tally.net.cometbft import Localnet, NodeSpec, update_config
+from tally.net.cometbft import Localnet, NodeSpec, find_cometbft, update_config
 from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis
 from tally.sdk import ApiError, Receipt, TallyClient
 
@@ -210,6 +210,9 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
        block hash; CometBFT on that node refuses the next block ("wrong
        Block.Header.AppHash", CONSENSUS FAILURE) and stops committing, while the other
        three carry on and agree at every height.
+    7. **Extra role, both data dirs empty** (node 3 joining from nothing): InitChain
+       makes this genesis's hash the first app hash, so CometBFT's block sync refuses
+       the network's block 1 ("wrong Block.Header.AppHash"); Tally stores no block.
     """
     c = start_cluster(tmp_path / "net", "tally-damage")
     work = tmp_path / "work"
@@ -393,6 +396,27 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
             f"the value); its CometBFT refused block {h + 1} after {halted_after:.1f} s "
             "(CONSENSUS FAILURE, process left running, no more commits); its Tally API "
             "keeps serving that block, signed by node 2 alone")
+
+        # 7. A node joining from nothing (both data dirs empty) with a Tally genesis that
+        #    differs only in roles: InitChain gave its CometBFT this genesis's hash as the
+        #    first app hash, so it refuses the network's block 1 in block sync, and the
+        #    Tally process never stores a block.
+        c.net.stop([3])
+        shutil.rmtree(app3 / "data")
+        subprocess.run([str(find_cometbft()), "unsafe-reset-all", "--home",
+                        c.specs[3].home], check=True, capture_output=True, timeout=60)
+        genesis_path.write_text(json.dumps(subtle))
+        began = time.monotonic()
+        c.net.start([3])
+        refused_after = wait_until(
+            lambda: "wrong Block.Header.AppHash" in c.net.nodes[3].tail(200), 60,
+            "node 3's CometBFT refusing block 1")
+        assert tally_height(c.api_urls[3]) == 0, c.logs(3)
+        with sqlite3.connect(c.db(3)) as con:
+            assert con.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 0
+        say("extra role, both data dirs empty", f"CometBFT refused the network's block 1 "
+            f"{refused_after:.1f} s after the start ({time.monotonic() - began:.1f} s in "
+            "all); the Tally process stored no block")
     finally:
         c.net.stop()
 
