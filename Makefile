@@ -21,7 +21,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	TALLY_REQUIRE_COMETBFT=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	TALLY_REQUIRE_COMETBFT=1 TALLY_REQUIRE_NETNS=1 TALLY_REQUIRE_OPENSSL=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -8,6 +8,7 @@ Two independent implementations, both directions each:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,13 +82,21 @@ def _openssl(*args: str | Path, check: bool = True) -> subprocess.CompletedProce
     return subprocess.run([OPENSSL, *map(str, args)], capture_output=True, check=check, timeout=30)
 
 
+def _unavailable(reason: str) -> None:
+    """Skip, unless TALLY_REQUIRE_OPENSSL is set (as `make test` does): then fail."""
+    if os.environ.get("TALLY_REQUIRE_OPENSSL"):
+        pytest.fail(f"TALLY_REQUIRE_OPENSSL is set but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def openssl_cli() -> str:
     if OPENSSL is None:
-        pytest.skip("no openssl command on PATH")
+        _unavailable("no openssl command on PATH")
     version = _openssl("version").stdout.decode()
     if not version.startswith("OpenSSL 3."):
-        pytest.skip(f"needs the OpenSSL 3 command line for SM2 IDs, found {version!r}")
+        _unavailable(f"needs the OpenSSL 3 command line for SM2 IDs, found {version!r}")
+    assert OPENSSL is not None
     return OPENSSL
 
 
