@@ -246,7 +246,8 @@ def test_payment_leg_failure_reverts_the_delivered_security(market: Env) -> None
     # The delivery leg runs first and succeeds inside the call; the payment leg is then
     # refused. The delivered units must come back: the seller still holds all 100.
     _poor_buyer(market)
-    fails(market, "dvp", "take", "T1", caller=a(market, "buyer"))
+    refused = fails(market, "dvp", "take", "T1", caller=a(market, "buyer"))
+    assert "LEG_FAILED: payment leg" in refused.message, refused  # delivery leg ran first
     assert market.holding(BOND, a(market, "seller"))["q"] == 100
     assert market.holding(BOND, a(market, "buyer"))["q"] == 0
     assert market.query("bond", "holder_count") == 1
@@ -266,7 +267,8 @@ def test_check_names_the_failing_leg(market: Env) -> None:
 
 def test_a_failed_take_can_be_retried_once_fixed(market: Env) -> None:
     _freeze_buyer_cash(market)
-    fails(market, "dvp", "take", "T1", caller=a(market, "buyer"))
+    refused = fails(market, "dvp", "take", "T1", caller=a(market, "buyer"))
+    assert "LEG_FAILED: payment leg" in refused.message and "WALLET_FROZEN" in refused.message
     market.call("cash", "unfreeze_wallet", a(market, "buyer"), caller=a(market, "bank"))
     market.call("dvp", "take", "T1", caller=a(market, "buyer"))
     assert balances(market)["buyer bond"] == QTY

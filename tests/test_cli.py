@@ -127,15 +127,21 @@ def test_net_up_and_down_refuse_a_node_the_network_does_not_have(tmp_path: Path)
 
 def test_send_refuses_bad_payloads_and_unreachable_nodes(tmp_path: Path) -> None:
     key = tmp_path / "k.json"
-    tally("keys", "new", "x", "--out", str(key))
+    assert tally("keys", "new", "x", "--out", str(key)).returncode == 0
     not_json = tally("send", "custody.transfer", "{oops", "--key", str(key))
     assert not_json.returncode == 2 and "not JSON" in not_json.stderr
     not_object = tally("send", "custody.transfer", "[1]", "--key", str(key))
     assert not_object.returncode == 2
     no_node = tally("send", "custody.transfer", "{}", "--key", str(key), "--url",
                     "http://127.0.0.1:9")
-    assert no_node.returncode != 0
-    assert tally("status", "--url", "http://127.0.0.1:9").returncode == 1
+    assert no_node.returncode == 1 and "Traceback" not in no_node.stderr, no_node.stderr
+    assert "cannot reach the node at http://127.0.0.1:9" in no_node.stderr
+    no_status = tally("status", "--url", "http://127.0.0.1:9")
+    assert no_status.returncode == 1 and "cannot reach the node" in no_status.stderr
+    no_export = tally("evidence", "export", "--event", "0", "--out", str(tmp_path / "b.json"),
+                      "--url", "http://127.0.0.1:9")
+    assert no_export.returncode == 1 and "Traceback" not in no_export.stderr, no_export.stderr
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_help_everywhere() -> None:

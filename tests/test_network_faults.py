@@ -260,6 +260,8 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
 
         wait_until(answered_or_exited, 30, "node 3's API or its exit")
         assert all(h == 0 for h in heights_seen), (heights_seen, c.logs(3))
+        with sqlite3.connect(c.db(3)) as con:  # what it stored, whichever way it went
+            assert con.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 0
         app_state = "exited" if not app.running else "still running, serving height 0"
         say("other chain id, empty data dir",
             f"CometBFT exits with code {rc} in the handshake; the Tally process is {app_state}")
@@ -511,6 +513,7 @@ def test_one_down_flows_two_down_halts_restart_catches_up(cluster: Cluster,
                    "acknowledgements from the restarted nodes")
         halted_for = t_resume - t_halt
         during = [a for a in load.acked() if a.sent < t_restart < a.at]  # waited it out
+        assert during, "no submission was waiting through the halt"
         assert all(a.height > top for a in during)
         say("halt", f"{halted_for:.1f} s without a block: 7.5 s on purpose, then "
             f"{t_resume - t_restart:.1f} s from the restart of nodes 2 and 3 to the first new "

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tally.vm import (
+    InvalidValue,
     Limits,
     MemoryLimitExceeded,
     OutOfSteps,
@@ -18,7 +19,7 @@ from tally.vm import (
 )
 from tally.vm.testing import Harness
 
-PROMPT_SECONDS = 10.0  # generous: CI machines are slow and shared
+PROMPT_SECONDS = 10.0  # of CPU: generous, as an attack stopped by the meter takes < 1 s
 #: Where memory and steps run out together, either may fire first.
 BUDGET = (MemoryLimitExceeded, OutOfSteps)
 
@@ -70,11 +71,11 @@ ATTACKS = [
     ("list-of-range", "return list(range(10 ** 10))", MemoryLimitExceeded),
     ("sorted-range", "return sorted(range(10 ** 9))", MemoryLimitExceeded),
     ("slice-copy-loop", "s = 'x' * 1000000\nwhile True:\n    t = s[1:]", MemoryLimitExceeded),
-    ("int-from-long-str", "return int('9' * 4000)", VMError),
+    ("int-from-long-str", "return int('9' * 4000)", MemoryLimitExceeded),
     (
         "dict-merge-growth",
         "d = {i: i for i in range(1000)}\nwhile True:\n    d = d | {k + len(d): 1 for k in d}",
-        VMError,
+        OutOfSteps,
     ),
     # Work on shared structure: a DAG of 2**60 leaves costs 60 steps to build.
     (
@@ -88,7 +89,8 @@ ATTACKS = [
         "a = [1]\nfor i in range(60):\n    a = [a, a]\nreturn a in [a[:], a[:]]",
         OutOfSteps,
     ),
-    ("dag-store", "a = [1]\nfor i in range(60):\n    a = [a, a]\nself.n = 0\nreturn a", VMError),
+    ("dag-store", "a = [1]\nfor i in range(60):\n    a = [a, a]\nself.n = 0\nreturn a",
+     InvalidValue),
     ("in-range-non-int", "return 'x' in range(10 ** 18)", None),
 ]
 
@@ -99,13 +101,16 @@ def test_attack_stopped_promptly(
 ) -> None:
     h = Harness()
     h.deploy("c", method(body))
-    start = time.monotonic()
+    # CPU time of this thread, not wall time: what the attack made the node compute,
+    # whatever else the machine is doing. A bound on work (a node stays healthy), not a
+    # performance target.
+    start = time.thread_time()
     if error is None:
         assert h.call("c", "f") is False
     else:
         with pytest.raises(error):
             h.call("c", "f")
-    assert time.monotonic() - start < PROMPT_SECONDS
+    assert time.thread_time() - start < PROMPT_SECONDS
 
 
 def test_budget_errors_revert_every_write() -> None:

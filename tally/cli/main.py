@@ -374,6 +374,8 @@ def evidence_export(
     url: UrlOpt = DEFAULT_URL,
 ) -> None:
     """Export the evidence bundle of one event from a running node."""
+    import httpx
+
     from tally.sdk import ApiError, TallyClient
 
     if (event is None) == (tx is None):
@@ -384,6 +386,8 @@ def evidence_export(
             bundle = client.evidence(index, consistency=consistency)
         except (ApiError, IndexError) as exc:
             fail(f"cannot export: {exc}")
+        except httpx.TransportError as exc:
+            fail(f"cannot reach the node at {url}: {exc}")
     out.write_text(json.dumps(bundle, indent=2))
     console.print(f"Evidence of event {index} written to {out}")
 
@@ -480,6 +484,8 @@ def send(kind: str,
          key: Annotated[Path, typer.Option(help="key file of the sender")],
          url: UrlOpt = DEFAULT_URL) -> None:
     """Sign a transaction of KIND with PAYLOAD and submit it; wait for its block."""
+    import httpx
+
     from tally.sdk import ApiError, TallyClient
 
     try:
@@ -497,6 +503,8 @@ def send(kind: str,
             receipt = client.account(named).send(kind, body, check=False)
         except ApiError as exc:
             fail(f"refused ({exc.code}): {exc.message}")
+        except httpx.TransportError as exc:
+            fail(f"cannot reach the node at {url}: {exc}")
     console.print_json(json.dumps(receipt.__dict__))
     if not receipt.ok:
         raise typer.Exit(1)
