@@ -203,6 +203,7 @@ def check_agreement(api_urls: Sequence[str], rpc_urls: Sequence[str], nodes: Ite
             assert t is not None and c is not None, f"node {i} does not answer"
             tops.append(min(t, c))
         hi = min(tops)
+    assert hi >= lo, f"nothing to compare: heights {lo}..{hi}"
     views = {i: node_view(api_urls[i], rpc_urls[i], lo, hi) for i in idx}
     first = idx[0]
     for h in range(lo, hi + 1):

@@ -459,22 +459,27 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
             batches.append(batch)
         first_admitted = threading.Event()
         refused: list[Any] = []
+        crashed: list[BaseException] = []
 
         def submit_all(
             url: str = chain.node.url,
             batches: list[list[bytes]] = batches,
             first: threading.Event = first_admitted,
             refused: list[Any] = refused,
+            crashed: list[BaseException] = crashed,
         ) -> None:
-            with TallyClient(url, timeout=30.0) as client:
-                for batch in batches:
-                    try:
-                        results = client.submit_batch(batch, wait=False)
-                    except httpx.TransportError:
-                        return  # the node is gone: the rest was never admitted
-                    finally:
-                        first.set()
-                    refused.extend(r for r in results if not isinstance(r, str))
+            try:
+                with TallyClient(url, timeout=30.0) as client:
+                    for batch in batches:
+                        try:
+                            results = client.submit_batch(batch, wait=False)
+                        except httpx.TransportError:
+                            return  # the node is gone: the rest was never admitted
+                        finally:
+                            first.set()
+                        refused.extend(r for r in results if not isinstance(r, str))
+            except BaseException as exc:  # reported below: a silent thread death hides bugs
+                crashed.append(exc)
 
         submitter = threading.Thread(target=submit_all, daemon=True)
         submitter.start()
@@ -487,7 +492,7 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
         chain.node.kill()
         submitter.join(30)
         assert not submitter.is_alive()
-        assert refused == []
+        assert refused == [] and crashed == [], (refused, crashed)
         chain.node.start()
 
         with chain.client() as client:
@@ -498,6 +503,8 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
                 for tx_id in block["txs"]:
                     committed[tx_id] = height
             assert set(committed) <= set(raws), "a block holds a transaction never sent"
+            # The kill came once kill_at events were committed: none of them was lost.
+            assert len(committed) >= kill_at, (kill_at, len(committed))
             outcomes.append((kill_at, len(committed), status["height"] - start_height))
             # Per sender, the committed transactions are exactly nonces [start, next).
             after = next_nonces(client, chain)
@@ -534,6 +541,7 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
         results = client.submit_batch(
             [chain.sign_transfer(n, nonces[n], expiry) for n in SENDERS], wait=True
         )
+        assert len(results) == len(SENDERS), results
         assert all(getattr(r, "ok", False) for r in results), results
     check_audit(chain)
     print(f"kill moments (events seen, committed txs, blocks): {outcomes}")

@@ -58,9 +58,16 @@ def test_bundle_verifies_and_says_what_happened(chain: Chain) -> None:
 def test_every_event_of_the_history_has_valid_evidence(chain: Chain) -> None:
     populate(chain)
     size = chain.node.status()["log_size"]
+    assert size > 0
+    events = chain.node.events(limit=size)
     for index in range(size):
-        verify_bundle(export_bundle(chain.node, index, consistency=True),
-                      genesis_hash=chain.genesis.hash.hex())
+        verdict = verify_bundle(export_bundle(chain.node, index, consistency=True),
+                                genesis_hash=chain.genesis.hash.hex())
+        # The bundle proves this event, not merely some event of the log.
+        assert f"entry {index} of log" in " ".join(verdict.facts), verdict.facts
+        assert events[index]["log_index"] == index
+        assert (verdict.event["tx"], verdict.event["type"]) == (events[index]["tx"],
+                                                                events[index]["type"])
 
 
 def test_a_foreign_genesis_is_refused_when_pinned(chain: Chain) -> None:

@@ -155,6 +155,7 @@ def start_cluster(base: Path, chain_id: str) -> Cluster:
                           "quantity": 1_000_000}))
     with TallyClient(cluster.api_urls[0]) as client:
         results = client.submit_batch(raws, wait=True)
+    assert len(results) == len(raws), results
     assert all(isinstance(r, Receipt) and r.ok for r in results), results
     return cluster
 

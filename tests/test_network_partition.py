@@ -286,6 +286,7 @@ def fund(net: PartitionedNet) -> None:
             return client.submit_batch(raws, wait=True)
 
     results = net.observe(send)
+    assert len(results) == len(raws), results
     assert all(isinstance(r, Receipt) and r.ok for r in results), results
 
 
