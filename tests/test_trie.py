@@ -608,6 +608,41 @@ def test_garbage_bytes_are_rejected_or_canonical(data):
     assert proof.to_bytes() == data  # whatever parses has exactly this encoding
 
 
+def _real_encodings() -> list[bytes]:
+    trie = StateTrie(sha256, DictTrieStore())
+    trie.update(STATE)
+    return [proof.to_bytes() for proof in all_kinds(trie)]
+
+
+REAL_ENCODINGS = _real_encodings()
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, len(REAL_ENCODINGS) - 1),
+       edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]),
+                                st.integers(0, 10_000), st.integers(0, 255)),
+                      min_size=1, max_size=3))
+def test_edited_real_proofs_are_rejected_or_canonical(which, edits):
+    """Random bytes almost never parse; edits of real proofs (every kind) reach the
+    decoder's deeper checks. Whatever still parses must re-encode to the same bytes."""
+    data = bytearray(REAL_ENCODINGS[which])
+    for op, at, byte in edits:
+        at %= max(len(data), 1)
+        if op == "flip" and data:
+            data[at] ^= byte or 1
+        elif op == "cut":
+            del data[at:]
+        elif op == "insert":
+            data.insert(at, byte)
+        elif data:
+            del data[at]
+    try:
+        proof = StateProof.from_bytes(bytes(data))
+    except StateProofError:
+        return
+    assert proof.to_bytes() == bytes(data)
+
+
 def test_malformed_bytes_are_rejected(proved):
     good = proved.prove(absent_key_of_kind(proved, "absent-leaf")).to_bytes()
     zero_hash_level = b"\x01\x01" + b"\x00\x01" + bytes(32)
