@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tally.api.app import create_app
 from tally.log.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tally.sdk import ApiError, TallyClient
+from tally.sdk import ApiError, NodeUnreachable, TallyClient
 from tests.conftest import Chain
 
 
@@ -285,3 +285,13 @@ def test_metrics_report_what_the_node_did(api) -> None:
     assert dict(info[1]) == {"chain_id": chain.genesis.chain_id, "suite": chain.node.suite.name,
                              "engine": "solo", "validator": "validator-0"}
     assert after[("process_cpu_seconds_total", ())] > 0
+
+
+def test_sdk_reports_an_unreachable_node_as_a_typed_error() -> None:
+    """Not httpx's exception: a TallyError with code UNAVAILABLE, which callers that
+    submit must treat as 'in doubt' (the request may have been admitted)."""
+    with TallyClient(f"http://127.0.0.1:{free_port()}", timeout=2) as client, \
+            pytest.raises(NodeUnreachable) as info:
+        client.status()
+    assert info.value.code == "UNAVAILABLE" and "cannot reach the node" in info.value.message
+    assert isinstance(info.value, ApiError)

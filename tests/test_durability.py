@@ -30,7 +30,7 @@ from tally import tx as txmod
 from tally.audit import audit_ledger
 from tally.home import Home, init_home
 from tally.keys import NamedKey
-from tally.sdk import ApiError, TallyClient
+from tally.sdk import ApiError, NodeUnreachable, TallyClient
 
 ASSET = "BOND-DUR"
 SUPPLY = 1_000_000_000
@@ -239,7 +239,7 @@ class Load:
                 tx_id = txmod.decode(raw, max_size=1 << 20).id_hex
                 try:
                     receipt = client.submit(raw, wait=True)
-                except httpx.TransportError:
+                except NodeUnreachable:
                     # The node died with this request open: committed or not, nobody knows.
                     with self.lock:
                         self.in_doubt.append(Sent(tx_id, sender, nonce, raw))
@@ -473,7 +473,7 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
                     for batch in batches:
                         try:
                             results = client.submit_batch(batch, wait=False)
-                        except httpx.TransportError:
+                        except NodeUnreachable:
                             return  # the node is gone: the rest was never admitted
                         finally:
                             first.set()

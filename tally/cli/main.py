@@ -374,9 +374,7 @@ def evidence_export(
     url: UrlOpt = DEFAULT_URL,
 ) -> None:
     """Export the evidence bundle of one event from a running node."""
-    import httpx
-
-    from tally.sdk import ApiError, TallyClient
+    from tally.sdk import ApiError, NodeUnreachable, TallyClient
 
     if (event is None) == (tx is None):
         fail("give exactly one of --event or --tx")
@@ -384,10 +382,10 @@ def evidence_export(
         try:
             index = event if event is not None else client.receipt(tx).events[0]  # type: ignore[arg-type]
             bundle = client.evidence(index, consistency=consistency)
+        except NodeUnreachable as exc:
+            fail(exc.message)
         except (ApiError, IndexError) as exc:
             fail(f"cannot export: {exc}")
-        except httpx.TransportError as exc:
-            fail(f"cannot reach the node at {url}: {exc}")
     out.write_text(json.dumps(bundle, indent=2))
     console.print(f"Evidence of event {index} written to {out}")
 
@@ -484,9 +482,7 @@ def send(kind: str,
          key: Annotated[Path, typer.Option(help="key file of the sender")],
          url: UrlOpt = DEFAULT_URL) -> None:
     """Sign a transaction of KIND with PAYLOAD and submit it; wait for its block."""
-    import httpx
-
-    from tally.sdk import ApiError, TallyClient
+    from tally.sdk import ApiError, NodeUnreachable, TallyClient
 
     try:
         body = json.loads(payload, object_hook=_hex_to_bytes)
@@ -501,10 +497,10 @@ def send(kind: str,
     with TallyClient(url) as client:
         try:
             receipt = client.account(named).send(kind, body, check=False)
+        except NodeUnreachable as exc:
+            fail(exc.message)
         except ApiError as exc:
             fail(f"refused ({exc.code}): {exc.message}")
-        except httpx.TransportError as exc:
-            fail(f"cannot reach the node at {url}: {exc}")
     console.print_json(json.dumps(receipt.__dict__))
     if not receipt.ok:
         raise typer.Exit(1)

@@ -1,5 +1,13 @@
 """Tally's Python SDK."""
 
-from tally.sdk.client import Account, ApiError, Receipt, TallyClient, VerifiedHolding
+from tally.sdk.client import (
+    Account,
+    ApiError,
+    NodeUnreachable,
+    Receipt,
+    TallyClient,
+    VerifiedHolding,
+)
 
-__all__ = ["Account", "ApiError", "Receipt", "TallyClient", "VerifiedHolding"]
+__all__ = ["Account", "ApiError", "NodeUnreachable", "Receipt", "TallyClient",
+           "VerifiedHolding"]

@@ -33,6 +33,12 @@ class ApiError(TallyError):
     """The node refused a request; ``code`` is the node's error code."""
 
 
+class NodeUnreachable(ApiError):
+    """The node could not be reached, or the connection broke before it answered
+    (code ``UNAVAILABLE``). For a submission this means *in doubt*: it may or may not
+    have been admitted; read the account's nonce or the transaction id to find out."""
+
+
 @dataclass(frozen=True)
 class Receipt:
     tx: str
@@ -88,7 +94,11 @@ class TallyClient:
     # --- plumbing ---------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(f"cannot reach the node at {self._http.base_url}: {exc}",
+                                  Code.UNAVAILABLE) from exc
         if response.status_code >= 400:
             try:
                 err = response.json()
