@@ -116,7 +116,7 @@ def create_app(node: Node) -> FastAPI:
              description="Height, log sizes, the latest block's time and size, checkpoint "
                          "cosignatures, committed transactions and API submissions by "
                          "outcome, process CPU and memory; Prometheus text format. "
-                         "See docs/network.md#monitoring.")
+                         "See docs/network.md#monitoring and decision 0010.")
     def metrics() -> Response:
         return Response(node.metrics.render(), media_type=CONTENT_TYPE)
 
