@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tally import keys  # noqa: E402
 from tally import tx as txmod  # noqa: E402
+from tally.consensus.bundle import decode_bundle, is_bundle  # noqa: E402
 from tally.keys import NamedKey  # noqa: E402
 from tally.net.cometbft import (  # noqa: E402
     CometRPC,
@@ -403,11 +404,13 @@ async def _drive(streams: list[Stream], rate: float, path: str, ws_url: str,
 
 
 def _blocks(rpc: CometRPC, lo: int, hi: int) -> dict[int, list[bytes]]:
-    """height -> sha256 of each tx, for lo..hi (from node 0's RPC)."""
+    """height -> sha256 of each tx, for lo..hi (from node 0's RPC); a Tally bundle counts
+    as the transactions it carries."""
     out = {}
     for h in range(lo, hi + 1):
-        txs = rpc.block(h)["block"]["data"]["txs"] or []
-        out[h] = [hashlib.sha256(base64.b64decode(t)).digest() for t in txs]
+        raws = [base64.b64decode(t) for t in rpc.block(h)["block"]["data"]["txs"] or []]
+        out[h] = [hashlib.sha256(t).digest()
+                  for raw in raws for t in (decode_bundle(raw) if is_bundle(raw) else [raw])]
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tally import codec
+from tally.consensus.bundle import pack
 from tally.consensus.solo import SoloEngine
 from tally.errors import Code, NotFound, TallyError
 from tally.evidence.verify import jsonable
@@ -286,12 +287,14 @@ class Node:
             self._waiters[tx_id] = future
         return future
 
-    def _broadcast(self, raws: list[bytes], chunk: int = 500) -> None:
-        """Hand admitted transactions to CometBFT's mempool (asynchronously: the typed
-        checks already ran here, and CheckTx will not count them twice)."""
-        for start in range(0, len(raws), chunk):
+    def _broadcast(self, raws: list[bytes], chunk: int = 100) -> None:
+        """Hand admitted transactions to CometBFT's mempool, a batch as bundles
+        (tally.consensus.bundle), asynchronously: the typed checks already ran here, and
+        CheckTx will not count them twice."""
+        carried = list(pack(raws))
+        for start in range(0, len(carried), chunk):
             calls = [("broadcast_tx_async", {"tx": base64.b64encode(r).decode()})
-                     for r in raws[start:start + chunk]]
+                     for r in carried[start:start + chunk]]
             try:
                 if len(calls) == 1:  # CometBFT answers a one-call batch with a bare object
                     self.rpc.call(*calls[0])

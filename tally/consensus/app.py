@@ -34,6 +34,7 @@ from tally.admission import admit_batch
 from tally.consensus.abci import Application, abci, take_txs_within
 from tally.consensus.abci.proto_gen.tendermint.crypto import keys_pb2
 from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
+from tally.consensus.bundle import bundle_size, decode_bundle, is_bundle
 from tally.errors import ABCI_CODES, Code, TallyError, TxRejected
 from tally.exec.executor import OK, TxOutcome, nonce_key
 from tally.keys import NamedKey
@@ -50,7 +51,11 @@ CODESPACE = "tally"
 #: Decoded transactions kept between admission and their block (CometBFT's mempool holds
 #: at most `mempool.size` of them; the rest were evicted or never proposed).
 ADMITTED_CACHE = 50_000
+#: Decoded bundles kept between their CheckTx and their block.
+BUNDLE_CACHE = 5_000
 _SYSTEM_KEY = "cosign"
+#: How every cosignature transaction begins (canonical CBOR: a one-entry map, key "cosign").
+_SYSTEM_PREFIX = b"\xa1\x66" + _SYSTEM_KEY.encode()
 
 
 def consensus_address(consensus_key: bytes) -> bytes:
@@ -65,7 +70,7 @@ def encode_cosign_tx(height: int, lines: dict[str, str]) -> bytes:
 
 def decode_cosign_tx(raw: bytes) -> tuple[int, dict[str, str]] | None:
     """(height, lines) if ``raw`` is a cosignature system transaction, else None."""
-    if not raw or raw[0] != 0xA1:  # user transactions are CBOR arrays (0x82)
+    if not raw.startswith(_SYSTEM_PREFIX):  # user transactions are CBOR arrays (0x82)
         return None
     try:
         value = cbor2.loads(raw)
@@ -81,6 +86,10 @@ def decode_cosign_tx(raw: bytes) -> tuple[int, dict[str, str]] | None:
 
 def _time_ms(ts: Any) -> int:
     return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+class ProposalTooLarge(Exception):
+    """A proposal with more Tally transactions than the chain's ``max_block_txs``."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,8 @@ class TallyApplication(Application):
         self._admitted: OrderedDict[bytes, Transaction] = OrderedDict()
         #: Wire bytes this node's API admitted: their CheckTx must not count them again.
         self._pre_admitted: set[bytes] = set()
+        #: Bundle bytes -> its transactions' bytes, decoded once per node.
+        self._bundles: OrderedDict[bytes, list[bytes]] = OrderedDict()
         self._speculative: tuple[bytes, PendingBlock, list] | None = None
         self._finalized: tuple[PendingBlock, list] | None = None
         self._votes: dict[int, dict[str, str]] = {}
@@ -204,8 +215,11 @@ class TallyApplication(Application):
         return tx if tx is not None else self.executor.decode(raw)
 
     def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
+        log_text = ""
         try:
-            if req.type == abci.RECHECK:
+            if is_bundle(req.tx):
+                log_text = self._check_bundle(req.tx, recheck=req.type == abci.RECHECK)
+            elif req.type == abci.RECHECK:
                 self._recheck(req.tx)
             else:
                 with self._lock:
@@ -220,7 +234,49 @@ class TallyApplication(Application):
         except Exception as exc:  # undecodable input of any kind
             return abci.ResponseCheckTx(code=ABCI_CODES[Code.MALFORMED], log=str(exc),
                                         codespace=CODESPACE)
-        return abci.ResponseCheckTx(code=0)
+        return abci.ResponseCheckTx(code=0, log=log_text)
+
+    def _bundle(self, raw: bytes) -> list[bytes]:
+        """The transactions of a bundle (decoded once per node). Raises TxRejected."""
+        inner = self._bundles.get(raw)
+        if inner is None:
+            inner = decode_bundle(raw)
+            self._bundles[raw] = inner
+            if len(self._bundles) > BUNDLE_CACHE:
+                with contextlib.suppress(KeyError):
+                    self._bundles.popitem(last=False)
+        return inner
+
+    def _check_bundle(self, raw: bytes, *, recheck: bool) -> str:
+        """Admit each transaction of a bundle as if it had come alone.
+
+        The bundle stays in the mempool while any of its transactions can still enter a
+        block: a refused one (a nonce another node's bundle used first, say) costs only
+        its own place, and execution gives it a receipt of failure or leaves it out.
+        Raises the first refusal when every transaction is refused."""
+        inner = self._bundle(raw)
+        if recheck:
+            errors = []
+            for tx_raw in inner:
+                try:
+                    self._recheck(tx_raw)
+                except TallyError as exc:
+                    errors.append(exc)
+            if len(errors) == len(inner):
+                raise errors[0]
+            return ""
+        with self._lock:  # transactions this node's API admitted are not counted twice
+            fresh = [t for t in inner if t not in self._pre_admitted]
+            self._pre_admitted.difference_update(inner)
+        if not fresh:
+            return ""
+        refused = [r for r in admit_batch(fresh, self.ledger.suite, self._precheck,
+                                          lambda tx: self._accept(tx, False),
+                                          is_verified=lambda tx: tx.id in self._verified)
+                   if isinstance(r, TallyError)]
+        if len(refused) == len(inner):
+            raise refused[0]
+        return f"{len(refused)} of {len(inner)} refused: {refused[0].message}" if refused else ""
 
     def _recheck(self, raw: bytes) -> None:
         """After a block: is a transaction still in the mempool still possible?
@@ -275,15 +331,17 @@ class TallyApplication(Application):
                 lines[known.name] = decoded[1]
         system = [encode_cosign_tx(req.height - 1, lines)] if lines else []
         budget = req.max_tx_bytes - sum(len(t) + 8 for t in system)
-        user = [t for t in req.txs if decode_cosign_tx(t) is None]
-        user = user[:self.genesis.params.max_block_txs]
+        user, count = [], 0
+        for raw in req.txs:  # up to max_block_txs Tally transactions, in mempool order
+            if decode_cosign_tx(raw) is not None:
+                continue
+            count += bundle_size(raw) if is_bundle(raw) else 1
+            if count > self.genesis.params.max_block_txs:
+                break
+            user.append(raw)
         return abci.ResponsePrepareProposal(txs=system + take_txs_within(user, budget))
 
     def process_proposal(self, req: abci.RequestProcessProposal) -> abci.ResponseProcessProposal:
-        if len(req.txs) > self.genesis.params.max_block_txs + 1:  # + the cosignature tx
-            log.warning("rejecting proposal %s: %d transactions, the limit is %d",
-                        req.hash.hex(), len(req.txs), self.genesis.params.max_block_txs)
-            return abci.ResponseProcessProposal(status=REJECT)
         for position, raw in enumerate(req.txs):
             cosign = decode_cosign_tx(raw)
             if cosign is None:
@@ -293,6 +351,9 @@ class TallyApplication(Application):
                 return abci.ResponseProcessProposal(status=REJECT)
         try:
             self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
+        except ProposalTooLarge as exc:
+            log.warning("rejecting proposal %s: %s", req.hash.hex(), exc)
+            return abci.ResponseProcessProposal(status=REJECT)
         except Exception:
             log.exception("rejecting proposal %s: it does not execute", req.hash.hex())
             return abci.ResponseProcessProposal(status=REJECT)
@@ -335,18 +396,45 @@ class TallyApplication(Application):
         if height != self.ledger.height + 1:
             raise RuntimeError(f"asked to execute height {height}; the ledger is at "
                                f"{self.ledger.height}")
-        txs, slots = [], []
+        carried: list[tuple[bytes, list[Transaction] | TallyError | None]] = []
         for raw in raws:
             if decode_cosign_tx(raw) is not None:
-                slots.append(("system", None))
+                carried.append((raw, None))
                 continue
             try:
-                tx = self._decoded(raw)
-            except TallyError as exc:
-                slots.append(("error", exc))
+                carried.append((raw, [self._decoded(t) for t in self._bundle(raw)]
+                                if is_bundle(raw) else [self._decoded(raw)]))
+            except TallyError as exc:  # the whole CometBFT transaction is left out
+                carried.append((raw, exc))
+        # The chain records a transaction once: a proposer may carry one twice (in two
+        # nodes' bundles, or a faulty proposer), or one a committed block already holds.
+        seen = self.ledger.store.committed_tx_ids(
+            [tx.id for _, group in carried if isinstance(group, list) for tx in group])
+        txs: list[Transaction] = []
+        slots: list[tuple[str, Any]] = []
+        for raw, group in carried:
+            if group is None:
+                slots.append(("system", None))
                 continue
-            slots.append(("tx", len(txs)))
-            txs.append(tx)
+            if isinstance(group, TallyError):
+                slots.append(("error", group))
+                continue
+            fresh = []
+            for tx in group:
+                if tx.id not in seen:
+                    seen.add(tx.id)
+                    fresh.append(tx)
+            if is_bundle(raw):
+                slots.append(("bundle", (len(txs), len(fresh), len(group))))
+            elif fresh:
+                slots.append(("tx", len(txs)))
+            else:
+                slots.append(("error", TxRejected("the transaction is already in the chain",
+                                                  Code.DUPLICATE)))
+            txs += fresh
+        if len(txs) > self.genesis.params.max_block_txs:
+            raise ProposalTooLarge(f"{len(txs)} transactions, the limit is "
+                                   f"{self.genesis.params.max_block_txs}")
         pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
         self._speculative = (block_hash, pending, slots)
         return pending, slots
@@ -360,6 +448,8 @@ class TallyApplication(Application):
             elif kind == "error":
                 results.append(abci.ExecTxResult(code=ABCI_CODES[value.code], log=value.message,
                                                  codespace=CODESPACE))
+            elif kind == "bundle":
+                results.append(_bundle_result(pending.outcomes, *value))
             else:
                 results.append(_exec_result(pending.outcomes[value]))
         updates = [
@@ -380,6 +470,8 @@ class TallyApplication(Application):
         self._learn_validators([{k: u[k] for k in ("name", "public_key", "consensus_key")}
                                 for u in pending.validator_updates])
         self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
+        for raw in raws:
+            self._bundles.pop(raw, None)
         for outcome in block.outcomes:
             self._admitted.pop(outcome.tx.raw, None)
             if not outcome.ran:  # it consumed no nonce: count this sender afresh
@@ -445,6 +537,15 @@ def _decode_extension(data: bytes) -> tuple[int, str] | None:
             line.count("\n") == 1:
         return height, line
     return None
+
+
+def _bundle_result(outcomes: list[TxOutcome], start: int, executed: int, carried: int
+                   ) -> abci.ExecTxResult:
+    """CometBFT's result for a bundle: carried (code 0); each transaction's own result is
+    its Tally receipt."""
+    ok = sum(1 for o in outcomes[start:start + executed] if o.code == OK)
+    return abci.ExecTxResult(code=0, info=f"bundle of {carried}: {ok} succeeded, "
+                             f"{executed - ok} failed, {carried - executed} already in the chain")
 
 
 def _exec_result(outcome: TxOutcome) -> abci.ExecTxResult:

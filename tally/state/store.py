@@ -156,6 +156,16 @@ class Store:
         row = self._db.execute("SELECT node FROM trie WHERE path=?", (path,)).fetchone()
         return row[0] if row else None
 
+    def committed_tx_ids(self, tx_ids: list[bytes]) -> set[bytes]:
+        """Which of these transaction ids some committed block already holds."""
+        found: set[bytes] = set()
+        for start in range(0, len(tx_ids), 500):  # SQLite's host-parameter limit
+            chunk = tx_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self._db.execute(
+                f"SELECT id FROM txs WHERE id IN ({marks})", chunk))
+        return found
+
     def event_leaf(self, index: int, table: str = "events") -> bytes | None:
         row = self._db.execute(f"SELECT leaf FROM {_event_table(table)} WHERE idx=?",
                                (index,)).fetchone()
