@@ -408,7 +408,8 @@ def _blocks(rpc: CometRPC, lo: int, hi: int) -> dict[int, list[bytes]]:
     as the transactions it carries."""
     out = {}
     for h in range(lo, hi + 1):
-        raws = [base64.b64decode(t) for t in rpc.block(h)["block"]["data"]["txs"] or []]
+        blk = rpc.block(h)["block"]
+        raws = [base64.b64decode(t) for t in blk["data"]["txs"] or []]
         out[h] = [hashlib.sha256(t).digest()
                   for raw in raws for t in (decode_bundle(raw) if is_bundle(raw) else [raw])]
     return out
