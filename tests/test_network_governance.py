@@ -14,12 +14,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tally import tx as txmod
+from tally.consensus.bundle import decode_bundle, encode_bundle, is_bundle
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
 from tally.keys import load
 from tally.net.cometbft import CometBFTNotFound, CometRPC, find_cometbft, load_localnet
 from tally.net.local import api_url, consensus_key, net_down, net_init, net_up
-from tally.sdk import TallyClient
+from tally.sdk import Receipt, TallyClient
 
 try:
     find_cometbft()
@@ -95,6 +97,57 @@ def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -
         assert samples["tally_height"].value >= height
         assert samples["tally_checkpoint_cosignatures"].value >= 3, text
         assert samples["tally_blocks_committed_total"].value >= 1
+
+
+def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: Path) -> None:
+    """A batch posted to one node crosses CometBFT as bundles (two CometBFT transactions
+    for 300 transfers), yet every node's Tally blocks list the 300 transfers, each once.
+    A second bundle, sent straight to another node's CometBFT, carries 100 of them again
+    plus one new transfer: the new one commits, the repeats are recorded nowhere twice
+    (this used to stop every node at commit), and every node ends with the same state."""
+    specs = load_localnet(net)
+    home = Home(net)
+    alice = home.key("alice").address
+    with TallyClient(api_url(specs[1])) as client:
+        issuer = client.account(home.key("issuer"))
+        issuer.issue("BUNDLED", asset_class="security", name="Bundled", quantity=1000)
+        nonce, height = client.next_nonce(issuer.address), client.status()["height"]
+        raws = [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n,
+                           expiry=height + 500, kind="custody.transfer",
+                           payload={"asset": "BUNDLED", "to": alice, "quantity": 1})
+                for n in range(301)]
+        receipts = client.submit_batch(raws[:300], wait=True)
+    assert all(isinstance(r, Receipt) and r.ok for r in receipts), receipts[:3]
+    top = max(r.height for r in receipts)
+
+    repeat = encode_bundle([*raws[:100], raws[300]])
+    wait_until(lambda: TallyClient(api_url(specs[2])).status()["height"] >= top,
+               what=f"node2 at height {top}")
+    with CometRPC(specs[2].rpc_url) as rpc:
+        checked = rpc.broadcast_tx_sync(repeat)
+        assert checked["code"] == 0 and checked["log"].startswith("100 of 101 refused"), checked
+    with TallyClient(api_url(specs[2])) as client:
+        wait_until(lambda: client.next_nonce(home.key("issuer").address) == nonce + 301,
+                   what="the new transfer in the repeated bundle to commit")
+        last = client.status()["height"]
+    wait_until(lambda: all(TallyClient(api_url(s)).status()["height"] >= last + 1
+                           for s in specs), what=f"every node past height {last}")
+
+    ids = {txmod.decode(raw, max_size=1 << 16).id.hex() for raw in raws}
+    lo = min(r.height for r in receipts)
+    for spec in specs:
+        with TallyClient(api_url(spec)) as client:
+            listed = [t for h in range(lo, last + 1) for t in client.block(h)["txs"]]
+            assert sorted(t for t in listed if t in ids) == sorted(ids), spec.moniker
+            assert client.asset("BUNDLED")["holders"][alice]["q"] == 301
+    with CometRPC(specs[0].rpc_url) as rpc:
+        carried = [base64.b64decode(t) for h in range(lo, top + 1)
+                   for t in rpc.block(h)["block"]["data"]["txs"] or []]
+        ours = [t for t in carried if is_bundle(t) and set(decode_bundle(t)) & set(raws[:300])]
+        assert sorted(len(decode_bundle(t)) for t in ours) == [50, 250]
+        infos = [r.get("info", "") for h in range(lo, last + 1)
+                 for r in rpc.block_results(h)["txs_results"] or []]
+    assert "bundle of 101: 1 succeeded, 0 failed, 100 already in the chain" in infos, infos
 
 
 def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:
