@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tally import keys  # noqa: E402
 from tally import tx as txmod  # noqa: E402
-from tally.consensus.bundle import decode_bundle, is_bundle  # noqa: E402
+from tally.consensus.bundle import decode_bundle, is_bundle, pack  # noqa: E402
 from tally.keys import NamedKey  # noqa: E402
 from tally.net.cometbft import (  # noqa: E402
     CometRPC,
@@ -647,7 +647,7 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
     tmp = Path(tempfile.mkdtemp(prefix="bench-comp-"))
     nodes = [Node(tmp / name, genesis, validator,
                   comet=CometSettings("tcp://127.0.0.1:1", "http://127.0.0.1:1"))
-             for name in ("a", "b")]
+             for name in ("a", "b", "c", "d")]
     try:
         senders = Senders([keys.generate(f"s{i}", suite) for i in range(n_senders)],
                           [0] * n_senders)
@@ -680,7 +680,7 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
 
         for node in nodes:
             block(node.app, 1, fund_raws, None)
-        a, b = nodes[0].app, nodes[1].app
+        a, b, c, d = (node.app for node in nodes)
 
         def timed(name: str, fn: Any, items: list[bytes]) -> None:
             t = time.perf_counter()
@@ -695,6 +695,17 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
             abci.RequestCheckTx(tx=r, type=abci.NEW)), raws)
         timed("peer: CheckTx recheck (per tx left in the mempool, per block)",
               lambda r: b.check_tx(abci.RequestCheckTx(tx=r, type=abci.RECHECK)), raws)
+        batches = [raws[i:i + 250] for i in range(0, len(raws), 250)]
+        t = time.perf_counter()
+        for batch in batches:
+            c.admit_many(batch)
+        out["API node: admit a batch of 250 (per tx)"] = \
+            (time.perf_counter() - t) * 1e6 / len(raws)
+        bundles = [b for batch in batches for b in pack(batch)]
+        timed("peer: CheckTx of a bundle of 250 (per bundle)", lambda r: d.check_tx(
+            abci.RequestCheckTx(tx=r, type=abci.NEW)), bundles)
+        out["peer: CheckTx of a bundle of 250 (per tx)"] = \
+            out.pop("peer: CheckTx of a bundle of 250 (per bundle)") * len(bundles) / len(raws)
         timed("tx.decode alone", lambda r: txmod.decode(r, max_size=1 << 16), raws)
         decoded = [txmod.decode(r, max_size=1 << 16) for r in raws]
         t = time.perf_counter()
