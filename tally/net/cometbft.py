@@ -567,7 +567,10 @@ class ManagedProcess:
             except subprocess.TimeoutExpired as e:
                 raise TimeoutError(f"{self.name} still running") from e
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.running:
+        # A process on its way out has already lost its command line (so `running`, which
+        # checks it against pid reuse, says no) but not yet its pid: wait for that too.
+        while self.running or (self._pid is not None and _pid_alive(self._pid)
+                               and not _cmdline(self._pid)):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} still running")
             time.sleep(0.05)
