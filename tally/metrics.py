@@ -130,6 +130,11 @@ class _NodeState(Collector):
             yield _gauge("tally_engine_up", "1 while the embedded engine makes blocks, 0 "
                          "after it stopped on an error (the node must be restarted).",
                          0 if node.engine.failure else 1)
+        else:
+            yield _gauge("tally_diverged", "1 once this node found that validators holding "
+                         "more than a third of the power signed another checkpoint than "
+                         "its own (its state is wrong; its API refuses reads).",
+                         0 if node.diverged is None else 1)
         since = self.metrics.last_commit_monotonic
         if since is not None:
             yield _gauge("tally_seconds_since_last_commit",

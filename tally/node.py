@@ -341,7 +341,13 @@ class Node:
             "engine_failure": repr(self.engine.failure)
             if self.comet is None and self.engine.failure else None,
             "validator": self.validator.name if self.validator else None,
+            "diverged": self.diverged.to_dict() if self.diverged else None,
         }
+
+    @property
+    def diverged(self) -> Any:
+        """The :class:`~tally.consensus.app.Divergence` this node detected, or None."""
+        return self.app.diverged if self.comet is not None else None
 
     def receipt(self, tx_id: str) -> Receipt:
         row = self.store.tx(_parse_hex(tx_id, "transaction id"))

@@ -8,19 +8,23 @@ their block.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cbor2
 import pytest
 
 from tally import tx as txmod
 from tally.consensus.abci import abci
-from tally.consensus.app import TallyApplication
+from tally.consensus.app import TallyApplication, consensus_address
 from tally.crypto import get_suite
 from tally.errors import ABCI_CODES, Code, TallyError
 from tally.genesis import Params, make_genesis
 from tally.keys import NamedKey, generate
 from tally.ledger import Ledger
+from tally.log.checkpoint import NoteSigner, sign_note
 from tally.state.store import Store
 
 CHAIN = "abci-unit"
@@ -161,3 +165,79 @@ def test_recheck_drops_what_a_block_made_impossible(harness: Harness) -> None:
     assert recheck(competing) == ABCI_CODES[Code.NONCE_REPLAYED]
     assert recheck(expiring) == ABCI_CODES[Code.EXPIRED]
     assert recheck(later) == 0
+
+
+# --- divergence: validators holding over a third of the power signed another checkpoint ---
+
+class Quorum:
+    """Validator 0's application among four equal validators whose vote extensions the
+    test writes itself: each a signature line on a checkpoint body of the test's choice."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.keys = [generate(f"validator-{i}", "intl") for i in range(4)]
+        self.consensus = {k.name: bytes([i + 1]) * 32 for i, k in enumerate(self.keys)}
+        genesis = make_genesis(CHAIN, get_suite("intl"), [(k.name, k.key) for k in self.keys],
+                               {}, T0, consensus_keys=self.consensus)
+        self.path = tmp / "chain.sqlite"
+        self.ledger = Ledger(Store(self.path), genesis, self.keys[0].key, self.keys[0].name)
+        self.app = TallyApplication(self.ledger, self.keys[0])
+
+    def block(self, lines_over: Callable[[str], str], *, stale: set[str] = frozenset()
+              ) -> None:
+        """Run one empty block; validator i > 0 signs ``lines_over(our body)``, for the
+        committed block or (those in ``stale``) for another block of an earlier round."""
+        height = self.ledger.height + 1
+        block_hash = b"%032d" % height
+        stamp = _at(height)
+        self.app.process_proposal(abci.RequestProcessProposal(
+            txs=[], hash=block_hash, height=height, time=stamp))
+        self.app.extend_vote(abci.RequestExtendVote(hash=block_hash, height=height,
+                                                    time=stamp, txs=[]))
+        body = self.app._speculative[1].checkpoint.body()
+        for key in self.keys[1:]:
+            line = sign_note(lines_over(body), [NoteSigner(key.name, key.key)])
+            line = line[len(lines_over(body)) + 1:]
+            voted_for = b"x" * 32 if key.name in stale else block_hash
+            answer = self.app.verify_vote_extension(abci.RequestVerifyVoteExtension(
+                hash=voted_for, height=height, vote_extension=cbor2.dumps([height, line]),
+                validator_address=consensus_address(self.consensus[key.name])))
+            assert answer.status == abci.ResponseVerifyVoteExtension.ACCEPT
+        self.app.finalize_block(abci.RequestFinalizeBlock(txs=[], hash=block_hash,
+                                                          height=height, time=stamp))
+        self.app.commit(abci.RequestCommit())
+
+
+def _other_state(body: str) -> str:
+    """The same checkpoint but for its state root: what a validator with other state signs."""
+    return "\n".join("state " + "A" * 43 + "=" if line.startswith("state ") else line
+                     for line in body.split("\n"))
+
+
+def test_a_node_whose_checkpoint_the_validators_did_not_sign_knows_it_diverged(
+        tmp_path: Path) -> None:
+    q = Quorum(tmp_path)
+    try:
+        q.block(lambda body: body)  # all four agree
+        assert q.app.diverged is None
+        assert len(q.ledger.store.cosignatures(1)) == 4
+        # One faulty validator (a quarter of the power) signing something else: not enough.
+        q.keys, spare = q.keys[:2], q.keys[2:]
+        q.block(_other_state)
+        assert q.app.diverged is None
+        # Lines for another block (precommits of an earlier round) are not dissent.
+        q.keys += spare
+        q.block(_other_state, stale={"validator-1", "validator-2", "validator-3"})
+        assert q.app.diverged is None
+        # Three of four signed a checkpoint with another state root: this node is wrong.
+        q.block(_other_state)
+        assert q.app.diverged is not None and q.app.diverged.height == 4
+        assert q.app.diverged.dissenters == ("validator-1", "validator-2", "validator-3")
+        q.ledger.store.close()
+        # Kept across a restart: the state it computed is still wrong.
+        again = TallyApplication(Ledger(Store(q.path), q.ledger.genesis, q.keys[0].key,
+                                        q.keys[0].name), q.keys[0])
+        assert again.diverged == q.app.diverged
+        again.ledger.store.close()
+    finally:
+        with contextlib.suppress(Exception):
+            q.ledger.store.close()

@@ -55,9 +55,10 @@ from tally.genesis import Genesis
 from tally.home import Home
 from tally.keys import NamedKey
 from tally.log.checkpoint import NoteError, verify_quorum
-from tally.net.cometbft import Localnet, NodeSpec, find_cometbft, update_config
+from tally.net.cometbft import CometRPC, Localnet, NodeSpec, find_cometbft, update_config
 from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis
 from tally.sdk import ApiError, Receipt, TallyClient
+from tally.state.store import Store
 
 require_cometbft()
 
@@ -210,7 +211,10 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
        verified read. When a transaction touches the value, the node computes another
        block hash; CometBFT on that node refuses the next block ("wrong
        Block.Header.AppHash", in consensus or in block sync) and stops committing, while the other
-       three carry on and agree at every height.
+       three carry on and agree at every height. Node 2 (voting, not block-syncing)
+       finds it at that block's commit: the others' checkpoint signatures do not verify
+       against its own. From then on its API refuses every read but the status, which,
+       like /metrics, says it diverged (decision 0012).
     7. **Extra role, both data dirs empty** (node 3 joining from nothing): InitChain
        makes this genesis's hash the first app hash, so CometBFT's block sync refuses
        the network's block 1 ("wrong Block.Header.AppHash"); Tally stores no block.
@@ -369,6 +373,11 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
             with pytest.raises(ApiError, match="state proof is invalid"):
                 client.verified_holding(ASSET, alice.address)
         say("node 2 after restart", f"verified reads work after {quorum_after:.1f} s")
+        # Node 2 must be voting (not block-syncing) when the value is used, so that it
+        # sees the others' signatures on that block's checkpoint.
+        with CometRPC(c.rpc_urls[2]) as rpc2:
+            wait_until(lambda: not rpc2.status()["sync_info"]["catching_up"], 60,
+                       "node 2's CometBFT to leave block sync")
         with TallyClient(c.api_urls[0]) as client:
             nonce = client.next_nonce(alice.address)
             touched = client.submit(sign(alice, c.chain_id, nonce, "custody.transfer",
@@ -395,18 +404,37 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
         agreed = check_agreement(c.api_urls, c.rpc_urls, [0, 1, 3])
         touched_ack = Ack(touched.tx, touched.height, 0, touched.code, time.monotonic())
         assert assert_acknowledged_present(agreed, [*acks, touched_ack]) == len(acks) + 1
-        own = httpx.get(f"{c.api_urls[2]}/v1/blocks/{h}").json()
-        assert own["hash"] != agreed.blocks[h].tally_hash
-        assert own["header"]["state"] != agreed.blocks[h].state_root
-        keyset = {v.name: (v.public_key, v.power) for v in c.genesis().validators}
-        with pytest.raises(NoteError):
-            verify_quorum(httpx.get(f"{c.api_urls[2]}/v1/checkpoints/{h}").text, keyset,
-                          c.genesis().suite)
+        # Node 2 knows it: the others' signatures on block h's checkpoint did not verify
+        # against its own. Its API now refuses reads (the status says why), and so it
+        # no longer serves the state it computed.
+        wait_until(lambda: httpx.get(f"{c.api_urls[2]}/v1/status").json()["diverged"], 30,
+                   "node 2 to report its divergence")
+        diverged = httpx.get(f"{c.api_urls[2]}/v1/status").json()["diverged"]
+        assert diverged["height"] == h, diverged
+        assert len(diverged["dissenters"]) >= 2 and "node2" not in diverged["dissenters"]
+        for endpoint in [f"/v1/blocks/{h}", f"/v1/assets/{ASSET}/holdings/{alice.address}",
+                         f"/v1/checkpoints/{h}"]:
+            refused = httpx.get(f"{c.api_urls[2]}{endpoint}")
+            assert refused.status_code == 503, (endpoint, refused.text)
+            assert refused.json()["code"] == "UNAVAILABLE"
+            assert f"diverged from the network at height {h}" in refused.json()["message"]
+        assert "tally_diverged 1.0" in httpx.get(f"{c.api_urls[2]}/metrics").text
+        own = Store(copy_db(c.db(2), work / "diverged" / "chain.sqlite"))
+        try:
+            row = own.block(h)
+            assert row is not None and row.hash.hex() != agreed.blocks[h].tally_hash
+            assert codec.decode(row.header)["state"].hex() != agreed.blocks[h].state_root
+            keyset = {v.name: (v.public_key, v.power) for v in c.genesis().validators}
+            with pytest.raises(NoteError):
+                verify_quorum(row.checkpoint, keyset, c.genesis().suite)
+        finally:
+            own.close()
         assert tally_height(c.api_urls[2]) == h
         say("altered state value", f"node 2 diverged at height {h} (the first block touching "
             f"the value); its CometBFT refused block {h + 1} after {halted_after:.1f} s "
-            f"(in {path}; process left running, no more commits); its Tally API "
-            "keeps serving that block, signed by node 2 alone")
+            f"(in {path}; process left running, no more commits); node 2 itself found "
+            f"the divergence at that commit ({', '.join(diverged['dissenters'])} signed "
+            "another checkpoint) and its API refuses reads since")
 
         # 7. A node joining from nothing (both data dirs empty) with a Tally genesis that
         #    differs only in roles: InitChain gave its CometBFT this genesis's hash as the

@@ -107,6 +107,19 @@ def create_app(node: Node) -> FastAPI:
                                  "message": f"request body over {limit} bytes"}, status_code=413)
         return await call_next(request)
 
+    @app.middleware("http")
+    async def refuse_when_diverged(request: Request, call_next: Any) -> Any:
+        """A node whose state diverged from the network's must not answer as if it were
+        right: everything under /v1 but the status is refused until it is rebuilt."""
+        divergence = node.diverged
+        if divergence is not None and request.url.path.startswith("/v1/") and \
+                request.url.path != "/v1/status":
+            return JSONResponse({"code": str(Code.UNAVAILABLE), "message": (
+                f"this node diverged from the network at height {divergence.height}: "
+                f"validators {', '.join(divergence.dissenters)} signed another checkpoint; "
+                "ask another node, and rebuild this one's data directory")}, status_code=503)
+        return await call_next(request)
+
     @app.get("/v1/status", summary="Chain id, height, log size and roots of the latest block")
     def status() -> dict[str, Any]:
         return node.status()

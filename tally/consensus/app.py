@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -88,6 +89,23 @@ def _time_ms(ts: Any) -> int:
     return ts.seconds * 1000 + ts.nanos // 1_000_000
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """This node's block at ``height`` is not the one the validators signed: validators
+    holding more than a third of the power sent checkpoint signatures (with their
+    precommits for that very block) that do not verify against this node's checkpoint.
+    With fewer than a third faulty, that means this node's state is wrong."""
+
+    height: int
+    dissenters: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"height": self.height, "dissenters": list(self.dissenters)}
+
+
+DIVERGED_META = "diverged"
+
+
 class ProposalTooLarge(Exception):
     """A proposal with more Tally transactions than the chain's ``max_block_txs``."""
 
@@ -147,7 +165,13 @@ class TallyApplication(Application):
         self._bundles: OrderedDict[bytes, list[bytes]] = OrderedDict()
         self._speculative: tuple[bytes, PendingBlock, list] | None = None
         self._finalized: tuple[PendingBlock, list] | None = None
-        self._votes: dict[int, dict[str, str]] = {}
+        #: height -> validator -> (the block its precommit was for, its signature line)
+        self._votes: dict[int, dict[str, tuple[bytes, str]]] = {}
+        stored = self.ledger.store.meta(DIVERGED_META)
+        self.diverged: Divergence | None = None
+        if stored:
+            doc = json.loads(stored)
+            self.diverged = Divergence(doc["height"], tuple(doc["dissenters"]))
         self._known: dict[bytes, KnownValidator] = {}
         self._learn_validators(self.ledger.read(b"validators") or [])
         self._lock = threading.Lock()
@@ -364,7 +388,7 @@ class TallyApplication(Application):
             return abci.ResponseExtendVote(vote_extension=b"")
         pending, _ = self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
         line = self.ledger.sign_checkpoint(pending.checkpoint.body())
-        self._votes.setdefault(req.height, {})[self.validator.name] = line
+        self._votes.setdefault(req.height, {})[self.validator.name] = (req.hash, line)
         return abci.ResponseExtendVote(vote_extension=cbor2.dumps([req.height, line]))
 
     def verify_vote_extension(self, req: abci.RequestVerifyVoteExtension
@@ -380,7 +404,7 @@ class TallyApplication(Application):
                 status=abci.ResponseVerifyVoteExtension.REJECT)
         # The line is checked against the checkpoint when the block commits; a bad one is
         # then dropped, so it can never count towards a quorum.
-        self._votes.setdefault(req.height, {})[known.name] = decoded[1]
+        self._votes.setdefault(req.height, {})[known.name] = (req.hash, decoded[1])
         return abci.ResponseVerifyVoteExtension(status=accept)
 
     # --- execution --------------------------------------------------------------------
@@ -457,16 +481,18 @@ class TallyApplication(Application):
                 ed25519=bytes.fromhex(u["consensus_key"])), power=u["power"])
             for u in pending.validator_updates
         ]
-        self._finalized = (pending, list(req.txs))
+        self._finalized = (pending, list(req.txs), req.hash)
         return abci.ResponseFinalizeBlock(tx_results=results, validator_updates=updates,
                                           app_hash=pending.hash)
 
     def commit(self, req: abci.RequestCommit) -> abci.ResponseCommit:
         assert self._finalized is not None, "commit without finalize_block"
-        pending, raws = self._finalized
+        pending, raws, block_hash = self._finalized
         self._finalized = None
         self._speculative = None
-        block = self.ledger.commit(pending, self._cosignatures_to_store(pending, raws))
+        rows, dissenters = self._cosignatures_to_store(pending, raws, block_hash)
+        block = self.ledger.commit(pending, rows)
+        self._check_divergence(pending.height, dissenters)
         self._learn_validators([{k: u[k] for k in ("name", "public_key", "consensus_key")}
                                 for u in pending.validator_updates])
         self.check_state.forget_behind({o.tx.sender for o in block.outcomes})
@@ -499,11 +525,12 @@ class TallyApplication(Application):
             return False
         return True
 
-    def _cosignatures_to_store(self, pending: PendingBlock, raws: list[bytes]
-                               ) -> list[tuple[int, str, str]]:
+    def _cosignatures_to_store(self, pending: PendingBlock, raws: list[bytes],
+                               block_hash: bytes) -> tuple[list[tuple[int, str, str]], list[str]]:
         """The signature lines to keep with this block, each verified: those its
         cosignature transaction carries for the previous checkpoint, and those the vote
-        extensions of this height brought for this block's checkpoint."""
+        extensions of this height brought for this block's checkpoint. Also the
+        validators whose lines for this very block do not verify (see Divergence)."""
         rows: list[tuple[int, str, str]] = []
         cosign = decode_cosign_tx(raws[0]) if raws else None
         if cosign is not None:
@@ -517,9 +544,33 @@ class TallyApplication(Application):
         for old in [h for h in self._votes if h < pending.height]:
             del self._votes[old]
         body = pending.checkpoint.body()
-        rows += [(pending.height, name, line) for name, line in collected.items()
-                 if self._line_verifies(body, name, line)]
-        return rows
+        dissenters = []
+        for name, (voted_for, line) in sorted(collected.items()):
+            if voted_for != block_hash:  # a precommit of an earlier round, for another block
+                continue
+            if self._line_verifies(body, name, line):
+                rows.append((pending.height, name, line))
+            else:
+                dissenters.append(name)
+        return rows, dissenters
+
+    def _check_divergence(self, height: int, dissenters: list[str]) -> None:
+        """Mark this node diverged when the validators whose signatures disagree with its
+        checkpoint hold more than a third of the power (a node's own state is all it
+        can check a block against; CometBFT refuses the next block, but the Tally process
+        would keep serving what it computed). Kept in the store: a restart does not
+        repair the state."""
+        if not dissenters or self.diverged is not None:
+            return
+        powers = {v["name"]: v["power"] for v in self.ledger.read(b"validators") or []}
+        if 3 * sum(powers.get(n, 0) for n in dissenters) <= sum(powers.values()):
+            return
+        self.diverged = Divergence(height, tuple(dissenters))
+        self.ledger.store.write_meta(DIVERGED_META,
+                                     json.dumps(self.diverged.to_dict()).encode())
+        log.error("this node DIVERGED at height %d: validators %s signed another checkpoint; "
+                  "its reads are refused until its data directory is rebuilt "
+                  "(docs/network.md)", height, ", ".join(dissenters))
 
 
 def _body_of(note: str) -> str:

@@ -215,6 +215,11 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
+    def write_meta(self, key: str, value: bytes) -> None:
+        """One metadata entry, outside any block (e.g. a divergence this node detected)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
     def write_state(self, *, kv: dict[bytes, bytes | None],
                     trie_nodes: list[tuple[bytes, bytes | None]], meta: dict[str, bytes]) -> None:
         """Write state outside any block (genesis), atomically."""
