@@ -18,6 +18,7 @@ SIGKILL tests share one (each leaves it whole). Measured figures are printed as
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -419,6 +420,10 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
             assert refused.json()["code"] == "UNAVAILABLE"
             assert f"diverged from the network at height {h}" in refused.json()["message"]
         assert "tally_diverged 1.0" in httpx.get(f"{c.api_urls[2]}/metrics").text
+        shown = subprocess.run([sys.executable, "-m", "tally", "net", "status", "--dir",
+                                str(c.base)], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "COLUMNS": "250"})
+        assert f"DIVERGED at {h}" in shown.stdout, shown.stdout + shown.stderr
         own = Store(copy_db(c.db(2), work / "diverged" / "chain.sqlite"))
         try:
             row = own.block(h)

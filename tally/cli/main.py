@@ -262,9 +262,11 @@ def net_status_cmd(dir: NetDir = DEFAULT_NET) -> None:
         return ("up" if running else "down") if here else "elsewhere"
 
     for r in rows:
+        height = str(r.get("tally_height"))
+        if r.get("diverged"):  # its state is wrong: say so where the operator looks
+            height += f" DIVERGED at {r['diverged']['height']}"
         table.add_row(r["node"], shown(r["cometbft"], r["here"]), shown(r["app"], r["here"]),
-                      str(r.get("tally_height")), str(r.get("log_size", "")),
-                      r.get("state_root", ""), r["api"])
+                      height, str(r.get("log_size", "")), r.get("state_root", ""), r["api"])
     console.print(table)
 
 

@@ -204,6 +204,7 @@ def net_status(base_dir: Path) -> list[dict[str, Any]]:
             row["tally_height"] = status["height"]
             row["log_size"] = status["log_size"]
             row["state_root"] = status["state_root"][:16]
+            row["diverged"] = status.get("diverged")
         except (httpx.HTTPError, ValueError, KeyError):
             row["tally_height"] = None
     return rows
