@@ -182,3 +182,38 @@ def test_garbage_closes_only_that_connection() -> None:
         assert srv.error is None
         info = good.call(abci.Request(info=abci.RequestInfo()))
         assert info.info.last_block_height == 42
+
+
+class SlowCheck(Application):
+    """CheckTx takes 10 ms, as a 250-transaction bundle does; calls are recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def check_tx(self, req: abci.RequestCheckTx) -> abci.ResponseCheckTx:
+        time.sleep(0.01)
+        self.calls.append("check")
+        return abci.ResponseCheckTx(code=0)
+
+    def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
+        self.calls.append("finalize")
+        return abci.ResponseFinalizeBlock(app_hash=b"h")
+
+
+def test_a_burst_of_slow_checktx_holds_a_finalize_block_back_by_one_at_most() -> None:
+    """The server yields to other connections after 8 queued requests or 2 ms, whichever
+    comes first: a FinalizeBlock arriving behind 30 pipelined slow CheckTx waits for the
+    one in progress, not for a batch of them (it used to wait for up to 8)."""
+    app = SlowCheck()
+    with ThreadedServer(app) as srv, ABCIClient(srv.address) as mempool, \
+            ABCIClient(srv.address) as consensus:
+        mempool.send(*[abci.Request(check_tx=abci.RequestCheckTx(tx=b"t%d" % i))
+                       for i in range(30)])
+        mempool.send_now()
+        while "check" not in app.calls:
+            time.sleep(0.001)
+        answer = consensus.call(abci.Request(finalize_block=abci.RequestFinalizeBlock(
+            height=1)))
+        assert answer.finalize_block.app_hash == b"h"
+        assert app.calls.index("finalize") <= 3, app.calls
+        assert len(mempool.flush()) == 30

@@ -32,6 +32,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,10 @@ _READ_CHUNK = 1 << 16
 #: many: often enough that a burst of CheckTx delays a FinalizeBlock by well under a
 #: millisecond, rarely enough that an event-loop turn is not paid per request.
 _YIELD_EVERY = 8
+#: ... and after this long in one connection's requests, whatever their count: one
+#: CheckTx of a 250-transaction bundle takes tens of milliseconds, so eight of them
+#: would hold a ProcessProposal back for a large part of a block interval.
+_YIELD_AFTER_S = 0.002
 _WRITE_HIGH_WATER = 1 << 20  # write out without waiting for Flush past this many bytes
 
 
@@ -194,6 +199,7 @@ class ABCIServer:
         log.info("ABCI connection from %s", peer)
         inbuf = bytearray()
         out = bytearray()
+        turn_began = time.monotonic()
         try:
             while True:
                 data = await reader.read(_READ_CHUNK)
@@ -201,6 +207,7 @@ class ABCIServer:
                     log.info("ABCI connection %s (%s) closed by CometBFT", peer, stats.role)
                     break
                 inbuf += data
+                turn_began = time.monotonic()  # the read was a turn for the others
                 frames, used = split_frames(inbuf)
                 del inbuf[:used]
                 for i, raw in enumerate(frames):
@@ -228,8 +235,13 @@ class ABCIServer:
                         writer.write(out)
                         out.clear()
                         await writer.drain()
-                    if i + 1 < len(frames) and i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                        await asyncio.sleep(0)  # let other connections' requests in
+                    if i + 1 < len(frames) and (i % _YIELD_EVERY == _YIELD_EVERY - 1 or
+                                                time.monotonic() - turn_began > _YIELD_AFTER_S):
+                        # Let other connections' requests in: the first pass through the
+                        # loop reads their sockets, the second runs their handlers.
+                        await asyncio.sleep(0)
+                        await asyncio.sleep(0)
+                        turn_began = time.monotonic()
         except (FramingError, DecodeError) as e:
             log.error("ABCI connection %s: not an ABCI message (%s); closing", peer, e)
         except (ConnectionError, asyncio.IncompleteReadError) as e:
