@@ -19,6 +19,7 @@ from typing import Any
 
 from tally import codec
 from tally.consensus.bundle import pack
+from tally.consensus.coalesce import GroupSender
 from tally.consensus.solo import SoloEngine
 from tally.errors import Code, NotFound, TallyError
 from tally.evidence.verify import jsonable
@@ -162,6 +163,8 @@ class Node:
             self.abci = ThreadedServer(self.app, comet.abci_address)
             self.rpc = CometRPC(comet.rpc_url, timeout=30)
             self._waiters: dict[bytes, Future] = {}
+            #: Concurrent submissions share one hand-over to CometBFT (so as bundles).
+            self._sender = GroupSender(self._broadcast)
             self._waiters_lock = threading.Lock()
         self.metrics = NodeMetrics(self)
 
@@ -227,7 +230,7 @@ class Node:
                 tx, _ = self.mempool.admit(raw)
                 return tx.id_hex
             tx = self.app.admit(raw)
-        self._broadcast([raw])
+        self._sender.send([raw])
         return tx.id_hex
 
     @contextmanager
@@ -251,7 +254,7 @@ class Node:
                 tx = self.app.admit(raw)
                 future = self._wait_for(tx.id)
         if self.comet is not None:
-            self._broadcast([raw])
+            self._sender.send([raw])
         settled = self._settle(future, timeout)
         if isinstance(settled, TallyError):
             raise settled
@@ -277,7 +280,7 @@ class Node:
                     continue
                 pending.append(self._wait_for(result.id) if wait else result.id_hex)
                 accepted.append(result.raw)
-            self._broadcast(accepted)
+            self._sender.send(accepted)
         self.metrics.count_submissions(pending)
         return [self._settle(p, 120) if isinstance(p, Future) else p for p in pending]
 

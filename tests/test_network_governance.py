@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from tally import tx as txmod
 from tally.consensus.bundle import decode_bundle, encode_bundle, is_bundle
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
-from tally.keys import load
+from tally.keys import generate, load
 from tally.net.cometbft import CometBFTNotFound, CometRPC, find_cometbft, load_localnet
 from tally.net.local import api_url, consensus_key, net_down, net_init, net_up
 from tally.sdk import Receipt, TallyClient
@@ -148,6 +149,56 @@ def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: P
         infos = [r.get("info", "") for h in range(lo, last + 1)
                  for r in rpc.block_results(h)["txs_results"] or []]
     assert "bundle of 101: 1 succeeded, 0 failed, 100 already in the chain" in infos, infos
+
+
+def test_concurrent_single_submissions_share_cometbft_transactions(net: Path) -> None:
+    """Forty clients each send one transfer to the same node at the same moment: each
+    gets its own receipt, and the node hands them to CometBFT in fewer than forty
+    CometBFT transactions (those that arrived while a hand-over was in flight went
+    together, as bundles), with no timer delaying a lone one."""
+    specs = load_localnet(net)
+    home = Home(net)
+    bob = home.key("bob").address
+    senders = [generate(f"single-{n}", "intl") for n in range(40)]
+    with TallyClient(api_url(specs[3])) as client:
+        issuer = client.account(home.key("issuer"))
+        issuer.issue("SINGLES", asset_class="security", name="Singles", quantity=100)
+        nonce, height = client.next_nonce(issuer.address), client.status()["height"]
+        funding = [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n,
+                              expiry=height + 500, kind="custody.transfer",
+                              payload={"asset": "SINGLES", "to": k.address, "quantity": 1})
+                   for n, k in enumerate(senders)]
+        assert all(isinstance(r, Receipt) and r.ok
+                   for r in client.submit_batch(funding, wait=True))
+    raws = [txmod.sign(k.key, chain="gov-net", nonce=0, expiry=height + 500,
+                       kind="custody.transfer",
+                       payload={"asset": "SINGLES", "to": bob, "quantity": 1})
+            for k in senders]
+    start = threading.Barrier(len(raws))
+    receipts: list[Receipt | Exception] = [ValueError("not sent")] * len(raws)
+
+    def client_n(n: int) -> None:
+        with TallyClient(api_url(specs[3])) as own:
+            start.wait(30)
+            try:
+                receipts[n] = own.submit(raws[n], wait=True)
+            except Exception as exc:
+                receipts[n] = exc
+
+    threads = [threading.Thread(target=client_n, args=(n,)) for n in range(len(raws))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert all(isinstance(r, Receipt) and r.ok for r in receipts), receipts
+    lo, hi = min(r.height for r in receipts), max(r.height for r in receipts)
+    with CometRPC(specs[3].rpc_url) as rpc:
+        carried = [base64.b64decode(t) for h in range(lo, hi + 1)
+                   for t in rpc.block(h)["block"]["data"]["txs"] or []]
+    ours = set(raws)
+    carriers = [t for t in carried if (set(decode_bundle(t)) if is_bundle(t) else {t}) & ours]
+    assert sum(len(decode_bundle(t)) if is_bundle(t) else 1 for t in carriers) == 40
+    assert len(carriers) < 40, f"{len(carriers)} CometBFT transactions for 40 transfers"
 
 
 def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:

@@ -420,23 +420,39 @@ class TallyApplication(Application):
         if height != self.ledger.height + 1:
             raise RuntimeError(f"asked to execute height {height}; the ledger is at "
                                f"{self.ledger.height}")
-        carried: list[tuple[bytes, list[Transaction] | TallyError | None]] = []
-        for raw in raws:
-            if decode_cosign_tx(raw) is not None:
-                carried.append((raw, None))
-                continue
-            try:
-                carried.append((raw, [self._decoded(t) for t in self._bundle(raw)]
-                                if is_bundle(raw) else [self._decoded(raw)]))
-            except TallyError as exc:  # the whole CometBFT transaction is left out
-                carried.append((raw, exc))
-        # The chain records a transaction once: a proposer may carry one twice (in two
-        # nodes' bundles, or a faulty proposer), or one a committed block already holds.
+        txs, slots = self._record_once(raws, [self._carried(raw) for raw in raws])
+        if len(txs) > self.genesis.params.max_block_txs:
+            raise ProposalTooLarge(f"{len(txs)} transactions, the limit is "
+                                   f"{self.genesis.params.max_block_txs}")
+        pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
+        self._speculative = (block_hash, pending, slots)
+        return pending, slots
+
+    def _carried(self, raw: bytes) -> list[Transaction] | TallyError | None:
+        """What one CometBFT transaction carries: None for the cosignature system
+        transaction, else its transactions (one, or a bundle's), or the error that leaves
+        it out whole."""
+        if decode_cosign_tx(raw) is not None:
+            return None
+        try:
+            if is_bundle(raw):
+                return [self._decoded(t) for t in self._bundle(raw)]
+            return [self._decoded(raw)]
+        except TallyError as exc:
+            return exc
+
+    def _record_once(self, raws: list[bytes],
+                     carried: list[list[Transaction] | TallyError | None]
+                     ) -> tuple[list[Transaction], list[tuple[str, Any]]]:
+        """The block's transactions, each once, and what each CometBFT transaction became.
+
+        A proposer may carry a transaction twice (in two nodes' bundles, or a faulty
+        proposer) or one a committed block already holds; the chain records it once."""
         seen = self.ledger.store.committed_tx_ids(
-            [tx.id for _, group in carried if isinstance(group, list) for tx in group])
+            [tx.id for group in carried if isinstance(group, list) for tx in group])
         txs: list[Transaction] = []
         slots: list[tuple[str, Any]] = []
-        for raw, group in carried:
+        for raw, group in zip(raws, carried, strict=True):
             if group is None:
                 slots.append(("system", None))
                 continue
@@ -456,12 +472,7 @@ class TallyApplication(Application):
                 slots.append(("error", TxRejected("the transaction is already in the chain",
                                                   Code.DUPLICATE)))
             txs += fresh
-        if len(txs) > self.genesis.params.max_block_txs:
-            raise ProposalTooLarge(f"{len(txs)} transactions, the limit is "
-                                   f"{self.genesis.params.max_block_txs}")
-        pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
-        self._speculative = (block_hash, pending, slots)
-        return pending, slots
+        return txs, slots
 
     def finalize_block(self, req: abci.RequestFinalizeBlock) -> abci.ResponseFinalizeBlock:
         pending, slots = self._execute(req.hash, req.height, _time_ms(req.time), list(req.txs))
