@@ -100,6 +100,19 @@ def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -
         assert samples["tally_blocks_committed_total"].value >= 1
 
 
+def issue_and_sign_transfers(client: TallyClient, home: Home, asset: str,
+                             recipients: list[str]) -> list[bytes]:
+    """The issuer issues ``asset``; then one signed, unsent transfer of a unit to each
+    recipient, in nonce order."""
+    issuer = client.account(home.key("issuer"))
+    issuer.issue(asset, asset_class="security", name=asset.title(),
+                 quantity=len(recipients))
+    nonce, height = client.next_nonce(issuer.address), client.status()["height"]
+    return [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n, expiry=height + 500,
+                       kind="custody.transfer", payload={"asset": asset, "to": to, "quantity": 1})
+            for n, to in enumerate(recipients)]
+
+
 def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: Path) -> None:
     """A batch posted to one node crosses CometBFT as bundles (two CometBFT transactions
     for 300 transfers), yet every node's Tally blocks list the 300 transfers, each once.
@@ -110,13 +123,8 @@ def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: P
     home = Home(net)
     alice = home.key("alice").address
     with TallyClient(api_url(specs[1])) as client:
-        issuer = client.account(home.key("issuer"))
-        issuer.issue("BUNDLED", asset_class="security", name="Bundled", quantity=1000)
-        nonce, height = client.next_nonce(issuer.address), client.status()["height"]
-        raws = [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n,
-                           expiry=height + 500, kind="custody.transfer",
-                           payload={"asset": "BUNDLED", "to": alice, "quantity": 1})
-                for n in range(301)]
+        raws = issue_and_sign_transfers(client, home, "BUNDLED", [alice] * 301)
+        nonce = client.next_nonce(home.key("issuer").address)
         receipts = client.submit_batch(raws[:300], wait=True)
     assert all(isinstance(r, Receipt) and r.ok for r in receipts), receipts[:3]
     top = max(r.height for r in receipts)
@@ -161,15 +169,10 @@ def test_concurrent_single_submissions_share_cometbft_transactions(net: Path) ->
     bob = home.key("bob").address
     senders = [generate(f"single-{n}", "intl") for n in range(40)]
     with TallyClient(api_url(specs[3])) as client:
-        issuer = client.account(home.key("issuer"))
-        issuer.issue("SINGLES", asset_class="security", name="Singles", quantity=100)
-        nonce, height = client.next_nonce(issuer.address), client.status()["height"]
-        funding = [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n,
-                              expiry=height + 500, kind="custody.transfer",
-                              payload={"asset": "SINGLES", "to": k.address, "quantity": 1})
-                   for n, k in enumerate(senders)]
+        funding = issue_and_sign_transfers(client, home, "SINGLES", [k.address for k in senders])
         assert all(isinstance(r, Receipt) and r.ok
                    for r in client.submit_batch(funding, wait=True))
+        height = client.status()["height"]
     raws = [txmod.sign(k.key, chain="gov-net", nonce=0, expiry=height + 500,
                        kind="custody.transfer",
                        payload={"asset": "SINGLES", "to": bob, "quantity": 1})
