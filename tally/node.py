@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally import codec
 from tally.consensus.bundle import pack
@@ -35,6 +35,9 @@ from tally.mempool import Mempool
 from tally.metrics import NodeMetrics
 from tally.state.store import EventRow, Store, TxRow
 from tally.state.trie import StateTrie
+
+if TYPE_CHECKING:
+    from tally.consensus.app import Divergence
 
 
 @dataclass(frozen=True)
@@ -348,8 +351,8 @@ class Node:
         }
 
     @property
-    def diverged(self) -> Any:
-        """The :class:`~tally.consensus.app.Divergence` this node detected, or None."""
+    def diverged(self) -> Divergence | None:
+        """What this node detected of its own divergence (network nodes only), or None."""
         return self.app.diverged if self.comet is not None else None
 
     def receipt(self, tx_id: str) -> Receipt:

@@ -38,6 +38,7 @@ from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
 from tally.consensus.bundle import bundle_size, decode_bundle, is_bundle
 from tally.errors import ABCI_CODES, Code, TallyError, TxRejected
 from tally.exec.executor import OK, TxOutcome, nonce_key
+from tally.exec.governance import VALIDATORS_KEY
 from tally.keys import NamedKey
 from tally.ledger import CommittedBlock, Ledger, PendingBlock
 from tally.log.checkpoint import NoteError, NoteVerifier, open_note
@@ -173,7 +174,7 @@ class TallyApplication(Application):
             doc = json.loads(stored)
             self.diverged = Divergence(doc["height"], tuple(doc["dissenters"]))
         self._known: dict[bytes, KnownValidator] = {}
-        self._learn_validators(self.ledger.read(b"validators") or [])
+        self._learn_validators(self.ledger.read(VALIDATORS_KEY) or [])
         self._lock = threading.Lock()
 
     # --- validators -----------------------------------------------------------------
@@ -573,7 +574,7 @@ class TallyApplication(Application):
         repair the state."""
         if not dissenters or self.diverged is not None:
             return
-        powers = {v["name"]: v["power"] for v in self.ledger.read(b"validators") or []}
+        powers = {v["name"]: v["power"] for v in self.ledger.read(VALIDATORS_KEY) or []}
         if 3 * sum(powers.get(n, 0) for n in dissenters) <= sum(powers.values()):
             return
         self.diverged = Divergence(height, tuple(dissenters))
