@@ -4,14 +4,18 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
+# The Ed25519 verifier is a Rust extension (decision 0013); rustup puts cargo here.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE := native/ed25519
 
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_cometbft.sh
+$(STAMP): pyproject.toml scripts/install_cometbft.sh $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(NATIVE)/pyproject.toml $(NATIVE)/src/lib.rs
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet ./$(NATIVE)
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	bash scripts/install_cometbft.sh
 	touch $(STAMP)
@@ -30,4 +34,4 @@ bench: setup
 	$(VENV)/bin/python bench/bench_custody.py --http
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output $(NATIVE)/target

@@ -176,8 +176,17 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
 
 
 def check_signature(tx: Transaction, suite: Suite) -> None:
-    if not suite.verify(tx.signer, SIGNING_DOMAIN + tx.body, tx.signature):
-        raise TxRejected("signature does not verify against the signer key", Code.BAD_SIGNATURE)
+    if not suite.verify(*signed_message(tx)):
+        raise bad_signature()
+
+
+def signed_message(tx: Transaction) -> tuple[bytes, bytes, bytes]:
+    """``(public key, message, signature)``: what a verifier checks, one or many at a time."""
+    return tx.signer, SIGNING_DOMAIN + tx.body, tx.signature
+
+
+def bad_signature() -> TxRejected:
+    return TxRejected("signature does not verify against the signer key", Code.BAD_SIGNATURE)
 
 
 def check_envelope(tx: Transaction, *, chain: str, suite: Suite) -> None:

@@ -42,7 +42,7 @@ from tally.exec.governance import VALIDATORS_KEY
 from tally.keys import NamedKey
 from tally.ledger import CommittedBlock, Ledger, PendingBlock
 from tally.log.checkpoint import NoteError, NoteVerifier, open_note
-from tally.tx import Transaction, check_signature
+from tally.tx import Transaction, check_signature, signed_message
 
 log = logging.getLogger("tally.app")
 
@@ -425,9 +425,22 @@ class TallyApplication(Application):
         if len(txs) > self.genesis.params.max_block_txs:
             raise ProposalTooLarge(f"{len(txs)} transactions, the limit is "
                                    f"{self.genesis.params.max_block_txs}")
+        self._verify_unseen(txs)
         pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
         self._speculative = (block_hash, pending, slots)
         return pending, slots
+
+    def _verify_unseen(self, txs: list[Transaction]) -> None:
+        """Verify together the signatures of a block's transactions this node never
+        admitted (it was catching up, or the proposer had them first), as CheckTx would
+        have; the executor checks one by one, and refuses, any that fail here."""
+        unseen = [tx for tx in txs if tx.id not in self._verified]
+        if len(unseen) < 2:
+            return
+        verdicts = self.ledger.suite.verify_many([signed_message(tx) for tx in unseen])
+        for tx, valid in zip(unseen, verdicts, strict=True):
+            if valid:
+                self._mark_verified(tx.id)
 
     def _carried(self, raw: bytes) -> list[Transaction] | TallyError | None:
         """What one CometBFT transaction carries: None for the cosignature system

@@ -1,14 +1,29 @@
-"""The ``intl`` suite: Ed25519 signatures (RFC 8032) and SHA-256."""
+"""The ``intl`` suite: Ed25519 signatures (RFC 8032, verified under ZIP 215) and SHA-256.
+
+Signing is RFC 8032's (PyNaCl). Verification follows ZIP 215 (decision 0013), the rule
+CometBFT applies to its own validator signatures, through ``tally_ed25519`` (a small
+Rust extension over ed25519-zebra, in ``native/ed25519``): it is the rule under which
+verifying a batch of signatures gives exactly the answers of verifying each alone, so a
+validator can verify a bundle's signatures together at about a third of the cost
+without any chance of disagreeing with a validator that verified them one by one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
-import nacl.bindings
-import nacl.exceptions
 import nacl.signing
 
 from tally.crypto.suite import PrivateKey, Suite
+
+try:
+    import tally_ed25519
+except ImportError as exc:  # pragma: no cover - an installation error, said plainly
+    raise ImportError(
+        "Tally's Ed25519 verifier (the tally_ed25519 extension) is not installed; "
+        "`make setup` builds it, or `pip install ./native/ed25519` (needs Rust's cargo)"
+    ) from exc
 
 
 class Ed25519PrivateKey(PrivateKey):
@@ -46,11 +61,24 @@ class IntlSuite(Suite):
         return Ed25519PrivateKey(self, raw)
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        if len(public_key) != 32 or len(signature) != 64:
-            return False
         try:
-            nacl.bindings.crypto_sign_open(signature + message, public_key)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-                nacl.exceptions.TypeError):
-            return False
-        return True
+            return tally_ed25519.verify(public_key, message, signature)
+        except TypeError:  # not bytes: a bytearray or memoryview is read, anything else fails
+            parts = _as_bytes((public_key, message, signature))
+            return parts is not None and tally_ed25519.verify(*parts)
+
+    def verify_many(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        try:
+            return tally_ed25519.verify_batch(items)
+        except TypeError:
+            parts = [_as_bytes(item) for item in items]
+            verdicts = iter(tally_ed25519.verify_batch([p for p in parts if p is not None]))
+            return [p is not None and next(verdicts) for p in parts]
+
+
+def _as_bytes(item: Sequence[object]) -> tuple[bytes, bytes, bytes] | None:
+    """The item's three parts as bytes, or None when one is not bytes-like."""
+    if len(item) != 3 or not all(isinstance(p, bytes | bytearray | memoryview) for p in item):
+        return None
+    key, message, signature = (bytes(p) for p in item)  # type: ignore[arg-type]
+    return key, message, signature

@@ -8,6 +8,7 @@ this layer never names an algorithm; it asks the chain's :class:`Suite`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 
 class PrivateKey(ABC):
@@ -60,6 +61,14 @@ class Suite(ABC):
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """True when ``signature`` is valid. Never raises on malformed keys or
         signatures: those are simply invalid."""
+
+    def verify_many(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        """One :meth:`verify` verdict per ``(public_key, message, signature)``, in order.
+
+        A suite whose scheme verifies batches faster than one by one overrides this;
+        the verdicts must be exactly those of :meth:`verify`, since validators that
+        verify differently must still agree on every block."""
+        return [self.verify(*item) for item in items]
 
     def address(self, public_key: bytes) -> str:
         """The account address of a public key: hex of the first 20 bytes of its hash.
