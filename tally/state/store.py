@@ -20,6 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: ``txs`` is a rowid table (rows appended in commit order) with a unique index on the
+#: random id, not a table keyed by the id: its rows are large (the raw transaction), and
+#: inserting them at random places rewrote a page per transaction, a cost that grew with
+#: the chain (bench/bench_tx_table.py; docs/network-performance.md). Stores made before
+#: keep the old layout, which reads and writes the same.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -32,9 +37,9 @@ CREATE TABLE IF NOT EXISTS blocks (
     checkpoint TEXT NOT NULL, log_size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS blocks_by_log_size ON blocks (log_size);
 CREATE TABLE IF NOT EXISTS txs (
-    id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
+    id BLOB NOT NULL UNIQUE, height INTEGER NOT NULL, position INTEGER NOT NULL,
     raw BLOB NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL,
-    first_event INTEGER, event_count INTEGER NOT NULL, result BLOB) WITHOUT ROWID;
+    first_event INTEGER, event_count INTEGER NOT NULL, result BLOB);
 CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, position);
 CREATE TABLE IF NOT EXISTS events (
     idx INTEGER PRIMARY KEY, height INTEGER NOT NULL, tx_id BLOB NOT NULL,
