@@ -58,6 +58,26 @@ def main() -> None:
             results[(name, operation)] = value
             print(f"{name:<6} {operation:<26} {value:>10.1f}")
 
+    # Ed25519: libsodium (the verifier before decision 0013) beside Tally's, one by one
+    # and in batches of the sizes admission verifies (a slice of 128, a bundle of 250).
+    import nacl.bindings
+    import nacl.signing
+
+    intl = get_suite("intl")
+    keys = [nacl.signing.SigningKey(i.to_bytes(32, "little")) for i in range(1, 401)]
+    items = [(bytes(k.verify_key), MESSAGE + i.to_bytes(4, "little"),
+              k.sign(MESSAGE + i.to_bytes(4, "little")).signature)
+             for i, k in enumerate(keys * 3)][:1000]
+    sodium = microseconds(lambda: [nacl.bindings.crypto_sign_open(s + m, k)
+                                   for k, m, s in items], n(5), 3) / len(items)
+    print(f"{'intl':<6} {'verify, libsodium':<26} {sodium:>10.1f}")
+    for size in (1, 16, 128, 250, 1000):
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        batch = microseconds(lambda c=chunks: [intl.verify_many(chunk) for chunk in c],
+                             n(5), 3) / len(items)
+        print(f"{'intl':<6} {f'verify_many, {size} at a time':<26} {batch:>10.1f}"
+              f"   libsodium / this = {sodium / batch:.1f}x")
+
     from gmssl import sm2 as gmssl_sm2
 
     gm = get_suite("gm")

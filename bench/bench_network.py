@@ -1189,7 +1189,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=250, help="transactions per HTTP request")
     ap.add_argument("--streams-per-node", type=int, default=1,
                     help="connections per node (each sends its batches in order)")
-    ap.add_argument("--timeout-commit", default="500ms")
+    ap.add_argument("--timeout-commit", default="300ms",
+                    help="consensus.timeout_commit of both networks (default: 300ms, what `tally net init` writes)")
     ap.add_argument("--mempool-size", type=int, default=100_000)
     ap.add_argument("--recheck", action="store_true",
                     help="mempool.recheck = true (CometBFT's and `tally net`'s default; off "
