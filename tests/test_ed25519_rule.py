@@ -180,8 +180,9 @@ def test_one_bad_signature_in_a_large_batch_is_found() -> None:
 
 
 def test_the_same_batch_gets_the_same_verdicts_from_a_fresh_process() -> None:
-    """The batch's coefficients come from its own contents, not the OS: another process
-    verifying the same mixed batch answers the same, item by item."""
+    """Verdicts never depend on the process: another one verifying the same mixed batch
+    (with its own hash-map order, hence its own pairing of coefficients and signatures)
+    answers the same, item by item."""
     import subprocess
     import sys
 

@@ -10,10 +10,11 @@
 //! reference implementation of those rules.
 //!
 //! Determinism: a batch's random coefficients come from a ChaCha20 stream seeded with
-//! the SHA-512 of every item in the batch, so the same batch gets the same coefficients
-//! on every node and on every run (no operating-system randomness); an adversary
-//! cannot choose them without breaking SHA-512. A batch that fails is verified item by
-//! item, so every call answers per signature, exactly as single verification does.
+//! the SHA-512 of every item in the batch (no operating-system randomness), so a signer
+//! cannot choose or predict them without breaking SHA-512. Verdicts do not depend on
+//! them: valid signatures always pass together; a batch holding an invalid one fails
+//! except with probability 2^-128, and a failed batch is verified item by item, so every
+//! call answers per signature, exactly as single verification does.
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
