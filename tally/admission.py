@@ -4,8 +4,8 @@ Both engines admit batches the same way (the solo mempool, the API of a CometBFT
 CometBFT's CheckTx of a bundle). A slice's signatures are verified together (the suite's
 ``verify_many``: one Ed25519 batch, decision 0013), which releases the GIL, on a thread
 pool, while the calling thread decodes the next slice: the decoding (which needs the
-GIL) and the verifying overlap. Results are accepted in the
-batch's order, so a sender's transactions in one batch are admitted in nonce order.
+GIL) and the verifying overlap. Results are accepted in the batch's order, so a
+sender's transactions in one batch are admitted in nonce order.
 """
 
 from __future__ import annotations
