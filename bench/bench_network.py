@@ -80,7 +80,13 @@ from tally.net.cometbft import (  # noqa: E402
     wait_for_height,
     wait_for_rpc,
 )
-from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis  # noqa: E402
+from tally.net.local import (  # noqa: E402
+    TIMEOUT_PROPOSE_ONE_MACHINE,
+    api_url,
+    net_init,
+    tally_node_argv,
+    wait_for_apis,
+)
 
 CHAIN = "tally-bench"
 ASSET = "BOND"
@@ -259,6 +265,7 @@ class StepResult:
     txs_per_block: float = 0.0
     max_block: int = 0
     block_interval: float = math.nan
+    late_heights: int = 0  # heights decided after round 0 (a proposer timed out or was down)
     drain: float = math.nan  # last send -> last commit
     max_lag: float = 0.0  # worst delay of a batch behind its schedule (generator or API)
     kept_up: bool = False
@@ -403,16 +410,19 @@ async def _drive(streams: list[Stream], rate: float, path: str, ws_url: str,
     return log, commits, gen_cpu, t_end
 
 
-def _blocks(rpc: CometRPC, lo: int, hi: int) -> dict[int, list[bytes]]:
-    """height -> sha256 of each tx, for lo..hi (from node 0's RPC); a Tally bundle counts
-    as the transactions it carries."""
-    out = {}
+def _blocks(rpc: CometRPC, lo: int, hi: int) -> tuple[dict[int, list[bytes]], dict[int, int]]:
+    """height -> sha256 of each tx, for lo..hi (from node 0's RPC), a Tally bundle counting
+    as the transactions it carries; and height -> the round that decided it, for lo..hi-1
+    (block h+1's last commit says which round decided h)."""
+    txs, rounds = {}, {}
     for h in range(lo, hi + 1):
         blk = rpc.block(h)["block"]
         raws = [base64.b64decode(t) for t in blk["data"]["txs"] or []]
-        out[h] = [hashlib.sha256(t).digest()
+        txs[h] = [hashlib.sha256(t).digest()
                   for raw in raws for t in (decode_bundle(raw) if is_bundle(raw) else [raw])]
-    return out
+        if h > lo:
+            rounds[h - 1] = int(blk["last_commit"]["round"])
+    return txs, rounds
 
 
 def _pct(sorted_values: list[float], q: float) -> float:
@@ -450,7 +460,7 @@ def run_step(phase: str, path: str, net: Localnet, live: list[int],
         cpu["other processes on the machine"] = max(
             0.0, (system_busy() - busy0) / wall - sum(cpu.values()))
         h_end = max(commits) if commits else rpc0.latest_height()
-        blocks = _blocks(rpc0, h_start + 1, h_end)
+        blocks, rounds = _blocks(rpc0, h_start + 1, h_end)
     finally:
         rpc0.close()
         for r in rpcs:
@@ -487,6 +497,7 @@ def run_step(phase: str, path: str, net: Localnet, live: list[int],
     res.marginal_ms_per_tx = (1000 * (ours - idle_cores * wall) / res.committed
                               if res.committed else math.nan)
     res.blocks = len(per_block)
+    res.late_heights = sum(1 for r in rounds.values() if r > 0)
     if per_block:
         sizes = [n for _, n in per_block]
         res.txs_per_block = sum(sizes) / len(sizes)
@@ -551,7 +562,8 @@ def _tune(specs: Sequence[NodeSpec], args: argparse.Namespace) -> None:
 def start_tally(base: Path, args: argparse.Namespace) -> Localnet:
     """``tally net init`` + ``tally net up``, but attached: the nodes die with us."""
     specs = net_init(base, args.validators, suite_name=args.suite, chain_id=CHAIN,
-                     timeout_commit=args.timeout_commit, log_level="error")
+                     timeout_commit=args.timeout_commit, timeout_propose=args.timeout_propose,
+                     log_level="error")
     _tune(specs, args)
     net = Localnet(load_localnet(base), app=tally_node_argv, detached=False)
     net.start()
@@ -792,7 +804,7 @@ def _fmt_step(r: StepResult) -> str:
     return (f"  {r.phase:8} offered {r.offered:6.0f}  sent {r.send_rate:6.0f}/s  "
             f"steady {r.steady:6.0f}/s  e2e {r.e2e:6.0f}/s  p50 {r.p50:5.2f}s  "
             f"p99 {r.p99:5.2f}s  blocks {r.blocks:3} x {r.txs_per_block:6.0f}  "
-            f"interval {r.block_interval:4.2f}s  lag {r.max_lag:4.2f}s  "
+            f"interval {r.block_interval:4.2f}s  late {r.late_heights}  lag {r.max_lag:4.2f}s  "
             f"rej {r.rejected}{' ' + str(r.errors) if r.errors else ''}  "
             f"cpu {r.cpu_ms_per_tx:.2f} ms/tx  others {r.others_before:.2f}/{r.cpu.get('other processes on the machine', 0):.2f}  "
             f"{'kept up' if r.kept_up else 'BEHIND'}")
@@ -887,7 +899,8 @@ def kvstore_phase(args: argparse.Namespace, tmp: Path) -> list[StepResult]:
     base = tmp / "kvstore"
     specs = make_localnet(base, args.validators, free_port_block(10 * args.validators),
                           chain_id="kv-bench", vote_extensions_enable_height=1,
-                          timeout_commit=args.timeout_commit, log_level="error")
+                          timeout_commit=args.timeout_commit,
+                          timeout_propose=args.timeout_propose, log_level="error")
     _tune(specs, args)
     net = Localnet(specs, app=None, builtin_app=args.kv_app)
     try:
@@ -1029,7 +1042,8 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
         f"CometBFT {info['cometbft']}; code at {info.get('tree', '?')}; load average "
         f"before the run {info['loadavg_before']}.",
         f"Settings: {args.validators} validators, suite {args.suite}, path `{args.path}`, "
-        f"timeout_commit {args.timeout_commit}, {args.senders} senders, batches of "
+        f"timeout_commit {args.timeout_commit}, timeout_propose {args.timeout_propose}, "
+        f"{args.senders} senders, batches of "
         f"{args.batch}, {args.streams_per_node} stream(s) per node, {per_step} per step, "
         f"mempool size {args.mempool_size}, "
         f"recheck {'on' if args.recheck else 'off'}, tx_index {args.tx_index}, "
@@ -1083,18 +1097,20 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
               "/ during the step; \"CPU ms/tx\": CPU time of all this benchmark's processes "
               "(nodes, apps, load generator) per committed transaction, idle block "
               "production included; in brackets without it, i.e. less what the same "
-              "network burns with no load):",
+              "network burns with no load; \"late\": heights decided after round 0, "
+              "i.e. whose first proposer was down or timed out):",
               "",
               "| phase | offered | sent/s | steady | e2e | p50 | p90 | p99 | max | blocks × "
-              "txs | interval s | drain s | lag s | refused | CPU ms/tx (marginal) | "
+              "txs | interval s | late | drain s | lag s | refused | CPU ms/tx (marginal) | "
               "other jobs, cores | kept up |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in [*kv, *healthy, *degraded]:
         lines.append(
             f"| {r.phase} | {_f(r.offered)} | {_f(r.send_rate)} | {_f(r.steady)} | "
             f"{_f(r.e2e)} | {_f(r.p50, 2)} | {_f(r.p90, 2)} | {_f(r.p99, 2)} | "
             f"{_f(r.max_latency, 2)} | {r.blocks} × {_f(r.txs_per_block)} (max {r.max_block}) | "
-            f"{_f(r.block_interval, 2)} | {_f(r.drain, 2)} | {_f(r.max_lag, 2)} | "
+            f"{_f(r.block_interval, 2)} | {r.late_heights} | {_f(r.drain, 2)} | "
+            f"{_f(r.max_lag, 2)} | "
             f"{r.rejected} | {_f(r.cpu_ms_per_tx, 2)} ({_f(r.marginal_ms_per_tx, 2)}) | "
             f"{r.others_before:.2f} / "
             f"{r.cpu.get('other processes on the machine', 0):.2f} | "
@@ -1191,6 +1207,10 @@ def main() -> None:
                     help="connections per node (each sends its batches in order)")
     ap.add_argument("--timeout-commit", default="300ms",
                     help="consensus.timeout_commit of both networks (default: 300ms, what `tally net init` writes)")
+    ap.add_argument("--timeout-propose", default=TIMEOUT_PROPOSE_ONE_MACHINE,
+                    help="consensus.timeout_propose of both networks (default: "
+                         f"{TIMEOUT_PROPOSE_ONE_MACHINE}, what `tally net init` writes for "
+                         "one machine); every height of the stopped validator waits it out")
     ap.add_argument("--mempool-size", type=int, default=100_000)
     ap.add_argument("--recheck", action="store_true",
                     help="mempool.recheck = true (CometBFT's and `tally net`'s default; off "

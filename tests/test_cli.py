@@ -58,18 +58,40 @@ def test_init_refuses_to_overwrite_a_chain(tmp_path: Path) -> None:
     assert tally("init", "--home", str(tmp_path / "g"), "--suite", "rot13").returncode == 1
 
 
-def test_net_init_writes_the_chosen_block_pause_and_refuses_a_bad_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("option", "value", "line"), [
+    ("--timeout-commit", "750ms", 'timeout_commit = "750ms"'),
+    ("--timeout-propose", "2s", 'timeout_propose = "2s"'),
+])
+def test_net_init_writes_the_chosen_timeout_and_refuses_a_bad_one(
+        tmp_path: Path, option: str, value: str, line: str) -> None:
     net = tmp_path / "net"
-    bad = tally("net", "init", "--dir", str(net), "--validators", "2",
-                "--timeout-commit", "fast")
-    assert bad.returncode == 2 and "300ms or 1s" in bad.stderr
-    assert not net.exists()  # nothing written
-    ok = tally("net", "init", "--dir", str(net), "--validators", "2", "--timeout-commit", "750ms")
+    for bad_value in ("fast", "1.5s", "-1s", "300"):
+        bad = tally("net", "init", "--dir", str(net), "--validators", "2", option, bad_value)
+        assert bad.returncode == 2 and f"{option} {bad_value!r}" in bad.stderr, bad.stderr
+        assert "300ms or 1s" in bad.stderr
+        assert not net.exists()  # nothing written
+    ok = tally("net", "init", "--dir", str(net), "--validators", "2", option, value)
     assert ok.returncode == 0, ok.stderr
     configs = sorted(net.glob("*/config/config.toml"))
     assert len(configs) == 2
     for config in configs:
-        assert 'timeout_commit = "750ms"' in config.read_text()
+        assert line in config.read_text()
+
+
+def test_net_init_waits_for_a_proposal_by_placement(tmp_path: Path) -> None:
+    """A stopped validator's heights each cost timeout_propose (decision 0015): short on
+    one machine, where a proposal arrives in milliseconds; longer across institutions'
+    links, so a slow proposer is not skipped."""
+    def propose_timeouts(net: Path) -> set[str]:
+        return {x for config in net.glob("*/config/config.toml")
+                for x in config.read_text().splitlines() if x.startswith("timeout_propose =")}
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert tally("net", "init", "--dir", str(here), "--validators", "2").returncode == 0
+    assert tally("net", "init", "--dir", str(there),
+                 "--hosts", "10.1.0.1,10.1.0.2").returncode == 0
+    assert propose_timeouts(here) == {'timeout_propose = "400ms"'}
+    assert propose_timeouts(there) == {'timeout_propose = "1s"'}
 
 
 def test_net_init_on_hosts_writes_a_network_across_machines(tmp_path: Path) -> None:

@@ -181,6 +181,11 @@ def net_init_cmd(dir: NetDir = DEFAULT_NET,
                  timeout_commit: Annotated[str, typer.Option(
                      help="CometBFT's pause after each block, e.g. 300ms or 1s: longer "
                           "means bigger blocks, more throughput, more latency")] = "300ms",
+                 timeout_propose: Annotated[str | None, typer.Option(
+                     help="how long validators wait for a proposal before skipping its "
+                          "proposer, e.g. 400ms or 2s: what each height of a stopped "
+                          "validator costs (default: 400ms on one machine, 1s with "
+                          "--hosts)")] = None,
                  ) -> None:
     """Write keys, genesis and configuration for a network of N validators."""
     from tally.net.local import api_url, check_hosts, net_init
@@ -190,8 +195,10 @@ def net_init_cmd(dir: NetDir = DEFAULT_NET,
         validators = 4 if host_list is None else len(host_list)
     if validators < 1:
         fail("a network needs at least one validator", 2)
-    if re.fullmatch(r"[0-9]+(ms|s)", timeout_commit) is None:
-        fail(f"--timeout-commit {timeout_commit!r}: give a duration such as 300ms or 1s", 2)
+    for option, value in (("--timeout-commit", timeout_commit),
+                          ("--timeout-propose", timeout_propose)):
+        if value is not None and re.fullmatch(r"[0-9]+(ms|s)", value) is None:
+            fail(f"{option} {value!r}: give a duration such as 300ms or 1s", 2)
     if host_list is not None:
         try:
             check_hosts(host_list, validators)
@@ -199,7 +206,8 @@ def net_init_cmd(dir: NetDir = DEFAULT_NET,
             fail(f"--hosts: {exc}", 2)
     try:
         specs = net_init(dir, validators, suite_name=suite, chain_id=chain_id,
-                         base_port=base_port, timeout_commit=timeout_commit, hosts=host_list)
+                         base_port=base_port, timeout_commit=timeout_commit,
+                         timeout_propose=timeout_propose, hosts=host_list)
     except (FileExistsError, ValueError) as exc:
         fail(str(exc))
     for spec in specs:

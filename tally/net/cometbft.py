@@ -243,6 +243,7 @@ def localnet_config(
     peers: Sequence[NodeSpec],
     *,
     timeout_commit: str = "500ms",
+    timeout_propose: str = "1s",
     create_empty_blocks: bool = True,
     create_empty_blocks_interval: str = "0s",
     log_level: str = "info",
@@ -292,7 +293,7 @@ def localnet_config(
             "recheck": mempool_recheck,
         },
         "consensus": {
-            "timeout_propose": "1s",
+            "timeout_propose": timeout_propose,
             "timeout_propose_delta": "200ms",
             "timeout_prevote": "500ms",
             "timeout_prevote_delta": "200ms",

@@ -79,16 +79,34 @@ def tally_node_argv(spec: NodeSpec) -> list[str]:
             *listen, "--port", str(api_port(spec))]
 
 
+TIMEOUT_PROPOSE_ONE_MACHINE = "400ms"
+TIMEOUT_PROPOSE_ACROSS_MACHINES = "1s"
+
+
+def default_timeout_propose(hosts: list[str] | None) -> str:
+    """How long validators wait for a proposal before voting to skip its proposer.
+
+    Every height whose proposer is down costs this much, so it bounds the throughput a
+    network keeps with a validator stopped; too short, and a proposer that is merely slow
+    (applying the last block, or sending a big one over a WAN) loses its turn. On one
+    machine a proposal arrives within tens of milliseconds; across institutions' links,
+    allow more. Decision 0015 has the measurements.
+    """
+    return TIMEOUT_PROPOSE_ONE_MACHINE if hosts is None else TIMEOUT_PROPOSE_ACROSS_MACHINES
+
+
 def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
              chain_id: str = "tally-net", base_port: int | None = None,
-             timeout_commit: str = "300ms", log_level: str = "error",
-             full_nodes: int = 0, hosts: list[str] | None = None) -> list[NodeSpec]:
+             timeout_commit: str = "300ms", timeout_propose: str | None = None,
+             log_level: str = "error", full_nodes: int = 0,
+             hosts: list[str] | None = None) -> list[NodeSpec]:
     """Write keys, both geneses and the configuration of a network.
 
     ``full_nodes`` more nodes follow the chain without voting; each has a checkpoint key
     ready, so governance can promote it to validator later. ``hosts`` (one address per
     node, validators first) places the nodes on other machines; without it, every node
-    runs here on 127.0.0.1.
+    runs here on 127.0.0.1. ``timeout_propose`` defaults by placement
+    (`default_timeout_propose`, decision 0015).
     """
     base = Path(base_dir)
     if (base / "localnet.json").exists():
@@ -101,7 +119,9 @@ def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
         base_port = free_port_block(10 * validators)
     specs = make_localnet(base, validators + full_nodes, base_port, chain_id=chain_id,
                           power=VALIDATOR_POWER, vote_extensions_enable_height=1,
-                          timeout_commit=timeout_commit, log_level=log_level, hosts=hosts)
+                          timeout_commit=timeout_commit,
+                          timeout_propose=timeout_propose or default_timeout_propose(hosts),
+                          log_level=log_level, hosts=hosts)
     if full_nodes:
         _drop_genesis_validators(specs, keep=validators)
     roles: dict[str, list[str]] = {}
