@@ -1056,9 +1056,13 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
     def row(name: str, value: str) -> None:
         lines.append(f"| {name} | {value} |")
 
+    def floor(steps: list[StepResult]) -> str:
+        """"≥ " when every step kept up: the ladder ended before the capacity did."""
+        return "≥ " if steps and all(s.kept_up for s in steps) else ""
+
     if b_t:
         row("Tally sustained (best step that kept up)",
-            f"**{_f(b_t.sustained)} tx/s** (offered {_f(b_t.offered)}; "
+            f"**{floor(healthy)}{_f(b_t.sustained)} tx/s** (offered {_f(b_t.offered)}; "
             f"{_f(b_t.e2e)} tx/s end to end)")
         row("Tally commit latency at that load", f"p50 {_f(b_t.p50, 2)} s, "
             f"p99 {_f(b_t.p99, 2)} s (max {_f(b_t.max_latency, 2)} s)")
@@ -1073,7 +1077,8 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
         row("Tally peak steady rate (any step)", f"{_f(max(s.steady for s in healthy))} tx/s")
     if b_kv:
         row("kvstore ceiling (best step that kept up)",
-            f"**{_f(b_kv.sustained)} tx/s** (offered {_f(b_kv.offered)}), p50 {_f(b_kv.p50, 2)} s, "
+            f"**{floor(kv)}{_f(b_kv.sustained)} tx/s** (offered {_f(b_kv.offered)}), "
+            f"p50 {_f(b_kv.p50, 2)} s, "
             f"p99 {_f(b_kv.p99, 2)} s")
     if kv:
         row("kvstore peak steady rate (any step)", f"{_f(max(s.steady for s in kv))} tx/s")
@@ -1082,10 +1087,15 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
             f"**{100 * b_t.sustained / b_kv.sustained:.0f} %**")
     if b_d:
         row(f"Degraded ({args.validators - 1} of {args.validators}) sustained",
-            f"{_f(b_d.sustained)} tx/s (offered {_f(b_d.offered)}), p50 {_f(b_d.p50, 2)} s, "
+            f"{floor(degraded)}{_f(b_d.sustained)} tx/s (offered {_f(b_d.offered)}), "
+            f"p50 {_f(b_d.p50, 2)} s, "
             f"p99 {_f(b_d.p99, 2)} s")
     if b_d and b_t:
         row("Degraded / healthy", f"**{100 * b_d.sustained / b_t.sustained:.0f} %**")
+    if any(floor(steps) for steps in (kv, healthy, degraded)):
+        lines += ["", "≥: every step of that ladder kept up, so its capacity is above the "
+                  "top step; a ratio with it in the numerator is a lower bound, in the "
+                  "denominator an upper bound. Extend the ladder (`--rates`, `--kv-rates`)."]
     if IDLE:
         lines += ["", "Idle networks (no load; consensus, empty blocks, checkpoints): " + "; ".join(
             f"{i.phase} {i.cores:.2f} cores at {i.blocks_per_s:.2f} blocks/s" for i in IDLE)
@@ -1191,7 +1201,7 @@ def main() -> None:
                     help="api: POST /v1/txs/batch on each Tally node (the user path); "
                          "rpc: CometBFT broadcast_tx_async (CheckTx does the admission)")
     ap.add_argument("--rates", type=float, nargs="+",
-                    default=[250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000],
+                    default=[250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000],
                     help="Tally's offered tx/s ladder")
     ap.add_argument("--rate", type=float, help="one offered rate for Tally (and degraded)")
     ap.add_argument("--degraded-rates", type=float, nargs="+",
