@@ -45,19 +45,37 @@ def _text_key(key: str) -> tuple[int, bytes]:
     return len(encoded), encoded
 
 
+def _keys_in_canonical_order(keys: tuple[Any, ...]) -> bool:
+    """True when every key is text and they are strictly increasing in canonical order
+    (shorter encoding first, then bytewise)."""
+    if any(type(key) is not str for key in keys):
+        return False
+    encoded = [_text_key(key) for key in keys]
+    return all(a < b for a, b in zip(encoded, encoded[1:], strict=False))
+
+
+#: Verdicts of `_keys_in_canonical_order` by key tuple. Transactions of one kind share
+#: their maps' keys, so the verdict is nearly always a lookup; it is a pure function of
+#: the keys, so remembering it changes no result. Cleared when full (keys are untrusted).
+_KEY_ORDER: dict[tuple[Any, ...], bool] = {}
+_KEY_ORDER_ENTRIES = 4096
+
+
 def _in_canonical_order(value: Any) -> bool:
     """True when every map in ``value`` already lists its (text) keys in canonical order,
     so that plain encoding is the canonical encoding. Checking is far cheaper than
     sorting, and decoded canonical input always passes."""
     if type(value) is dict:
-        previous: tuple[int, bytes] | None = None
-        for key, item in value.items():
-            if type(key) is not str:
-                return False
-            current = _text_key(key)
-            if previous is not None and current <= previous:
-                return False
-            previous = current
+        keys = tuple(value)
+        in_order = _KEY_ORDER.get(keys)
+        if in_order is None:
+            in_order = _keys_in_canonical_order(keys)
+            if len(_KEY_ORDER) >= _KEY_ORDER_ENTRIES:
+                _KEY_ORDER.clear()
+            _KEY_ORDER[keys] = in_order
+        if not in_order:
+            return False
+        for item in value.values():
             if type(item) in (dict, list, float) and not _in_canonical_order(item):
                 return False
         return True

@@ -91,6 +91,26 @@ def test_a_sender_whose_transaction_expired_in_its_block_can_send_again(harness:
     assert harness.block([fresh]).tx_results[0].code == 0
 
 
+def test_admission_learns_committed_nonces_from_blocks_it_did_not_admit(
+        harness: Harness) -> None:
+    """CheckTx keeps senders' committed nonces in memory (a store read per sender and
+    block was a tenth of a peer's admission time). A block carrying transactions this
+    node never checked (they reached it in another validator's proposal) must move
+    that memory on, or the sender's next transaction would be refused as a gap."""
+    reads: list[str] = []
+    read_store = harness.app.check_state._read_committed
+    harness.app.check_state._read_committed = lambda a: reads.append(a) or read_store(a)
+    first = harness.sign(harness.issuer, 0)
+    assert harness.check(first).code == 0
+    elsewhere = [harness.sign(harness.issuer, n) for n in (1, 2)]  # never checked here
+    assert [r.code for r in harness.block([first, *elsewhere]).tx_results] == [0, 0, 0]
+    replay = harness.sign(harness.issuer, 2, asset="again")
+    assert harness.check(replay).code == ABCI_CODES[Code.NONCE_REPLAYED]
+    assert harness.check(harness.sign(harness.issuer, 3)).code == 0
+    assert harness.check(harness.sign(harness.issuer, 5)).code == ABCI_CODES[Code.NONCE_GAP]
+    assert reads == [harness.issuer.address]  # once, before the first block, not after
+
+
 def test_proposals_respect_the_genesis_block_size_limit(tmp_path: Path) -> None:
     h = Harness(tmp_path, Params(max_block_txs=3))
     try:
