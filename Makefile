@@ -4,18 +4,20 @@
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
-# The Ed25519 verifier is a Rust extension (decision 0013); rustup puts cargo here.
+# Two Rust extensions: the Ed25519 verifier (decision 0013) and the canonical-CBOR
+# fast path (decision 0016); rustup puts cargo here.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-NATIVE := native/ed25519
+NATIVE := native/ed25519 native/cbor
+NATIVE_FILES := $(foreach n,$(NATIVE),$(n)/Cargo.toml $(n)/Cargo.lock $(n)/pyproject.toml $(n)/src/lib.rs)
 
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_cometbft.sh $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(NATIVE)/pyproject.toml $(NATIVE)/src/lib.rs
+$(STAMP): pyproject.toml scripts/install_cometbft.sh $(NATIVE_FILES)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet ./$(NATIVE)
+	$(VENV)/bin/python -m pip install --quiet $(addprefix ./,$(NATIVE))
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	bash scripts/install_cometbft.sh
 	touch $(STAMP)
@@ -34,4 +36,4 @@ bench: setup
 	$(VENV)/bin/python bench/bench_custody.py --http
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output $(NATIVE)/target
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output $(addsuffix /target,$(NATIVE))

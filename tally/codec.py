@@ -14,6 +14,20 @@ import cbor2
 
 from tally.errors import Code, TxRejected
 
+try:
+    from tally_cbor import loads_canonical as decode_fast
+except ImportError as exc:  # pragma: no cover - the README's commands build it
+    raise ImportError(
+        "Tally's canonical-CBOR decoder (the tally_cbor extension) is not installed; "
+        "`make setup` builds it, or `pip install ./native/cbor` (needs Rust's cargo)"
+    ) from exc
+
+# decode_fast(data): the value of ``data`` if it is the canonical encoding of an array or
+# a map within a plain subset of CBOR (integers, strings, arrays, maps with text keys,
+# booleans, null); ``None`` for anything else, and then the reference path must decide.
+# A fast path only (decision 0016): whatever it accepts, decode_canonical_reference
+# accepts with the same value, so the chain's rule stays the reference's.
+
 #: Nesting deeper than this is refused before decoding finishes.
 MAX_DEPTH = 16
 
@@ -99,6 +113,18 @@ def decode_canonical(data: bytes, what: str = "value") -> Any:
     non-consensus types are not scanned for here: every field a transaction carries is
     type-checked by its parser (``tally.tx``, ``tally.exec.payload``), which refuses them.
     """
+    if type(data) is bytes:
+        value = decode_fast(data)
+        if value is not None:
+            return value
+    return decode_canonical_reference(data, what)
+
+
+def decode_canonical_reference(data: bytes, what: str = "value") -> Any:
+    """:func:`decode_canonical` by cbor2 alone: decode, re-encode canonically, compare.
+
+    The definition of what the chain accepts; the native fast path only ever agrees
+    with it (tests/test_cbor_fast.py)."""
     try:
         value = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"

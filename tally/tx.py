@@ -119,10 +119,13 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
         raise TxRejected(
             f"transaction is {len(raw)} bytes; the limit is {max_size}", Code.OVERSIZE
         )
-    try:
-        envelope = cbor2.loads(raw)
-    except Exception:  # cbor2 raises several types; all mean "not CBOR"
-        raise TxRejected("transaction is not valid CBOR", Code.MALFORMED) from None
+    envelope = codec.decode_fast(raw)  # None: not canonical, or not plain; look closer
+    canonical = envelope is not None
+    if not canonical:
+        try:
+            envelope = cbor2.loads(raw)
+        except Exception:  # cbor2 raises several types; all mean "not CBOR"
+            raise TxRejected("transaction is not valid CBOR", Code.MALFORMED) from None
     if (
         not isinstance(envelope, list)
         or len(envelope) != 2
@@ -131,7 +134,7 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
     ):
         raise TxRejected("a transaction is a CBOR array [body bytes, signature bytes]")
     # An array of two byte strings has one canonical form, which plain encoding gives.
-    if cbor2.dumps(envelope) != raw:
+    if not canonical and cbor2.dumps(envelope) != raw:
         raise TxRejected("transaction is not in canonical (deterministic) CBOR form")
     body_bytes, signature = envelope
     body = codec.decode_canonical(body_bytes, "transaction body")

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import cbor2
 
+from tally import codec
 from tally.errors import Code, TxRejected
 
 #: How every bundle begins: a one-entry map (0xA1) whose key is the 6-byte text "bundle".
@@ -49,10 +50,13 @@ def decode_bundle(raw: bytes) -> list[bytes]:
                          Code.OVERSIZE)
     if not is_bundle(raw):
         raise TxRejected("not a bundle", Code.MALFORMED)
-    try:
-        value = cbor2.loads(raw)
-    except Exception as exc:
-        raise TxRejected(f"undecodable bundle: {exc}", Code.MALFORMED) from None
+    value = codec.decode_fast(raw)  # None: not canonical, or not plain; look closer
+    canonical = value is not None
+    if not canonical:
+        try:
+            value = cbor2.loads(raw)
+        except Exception as exc:
+            raise TxRejected(f"undecodable bundle: {exc}", Code.MALFORMED) from None
     txs = value.get("bundle") if isinstance(value, dict) and len(value) == 1 else None
     if not isinstance(txs, list) or not txs:
         raise TxRejected("a bundle is a non-empty list of transactions", Code.MALFORMED)
@@ -61,7 +65,7 @@ def decode_bundle(raw: bytes) -> list[bytes]:
                          Code.OVERSIZE)
     if not all(type(tx) is bytes and tx for tx in txs):
         raise TxRejected("every entry of a bundle is a transaction's bytes", Code.MALFORMED)
-    if encode_bundle(txs) != raw:
+    if not canonical and encode_bundle(txs) != raw:
         raise TxRejected("bundle is not canonically encoded", Code.MALFORMED)
     return txs
 
