@@ -9,7 +9,11 @@ One run, one machine, three networks' worth of measurements:
    ``tally net up``), custody transfers submitted through the Tally API's
    ``POST /v1/txs/batch`` (``--path api``, the user path) or straight to CometBFT's
    ``broadcast_tx_async`` (``--path rpc``);
-3. **degraded** -- the same Tally network with the last validator stopped.
+3. **degraded** -- the same Tally network with the last validator stopped;
+4. **kv-after** -- the kvstore again, on a fresh network, so that the ratio is taken
+   against the ceiling measured on both sides of Tally's ladders: this machine's speed
+   drifts by tens of per cent over minutes, and one kvstore ladder measured before
+   Tally's can be far from the ceiling during it (``--no-kv-after`` skips it).
 
 Each is an open-loop rate ladder: at every offered rate the load generator sends the
 pre-built batches on a fixed schedule (it never waits for commits; a stream only waits
@@ -894,9 +898,11 @@ def measure_idle(phase: str, net: Localnet, seconds: float = 10.0) -> Idle:
     return idle
 
 
-def kvstore_phase(args: argparse.Namespace, tmp: Path) -> list[StepResult]:
-    """The ceiling: CometBFT's Go kvstore, same consensus config, same load shape."""
-    base = tmp / "kvstore"
+def kvstore_phase(args: argparse.Namespace, tmp: Path, name: str = "kvstore"
+                  ) -> list[StepResult]:
+    """The ceiling: CometBFT's Go kvstore, same consensus config, same load shape, on a
+    fresh network (``name`` tells a run before Tally's from one after)."""
+    base = tmp / name
     specs = make_localnet(base, args.validators, free_port_block(10 * args.validators),
                           chain_id="kv-bench", vote_extensions_enable_height=1,
                           timeout_commit=args.timeout_commit,
@@ -918,9 +924,9 @@ def kvstore_phase(args: argparse.Namespace, tmp: Path) -> list[StepResult]:
             tag = f"kv{next(attempt)}"  # unique per attempt: a retry must not resend
             return build_streams(kv_txs(tag, total, n_streams), live, urls, "rpc", args.batch)
 
-        idle = measure_idle("kvstore", net)
-        return ladder("kvstore", args.kv_rates, make,
-                      lambda rate, streams: run_step("kvstore", "rpc", net, live, streams,
+        idle = measure_idle(name, net)
+        return ladder(name, args.kv_rates, make,
+                      lambda rate, streams: run_step(name, "rpc", net, live, streams,
                                                      rate, idle_cores=idle.cores)[0])
     finally:
         net.stop()
@@ -1031,9 +1037,11 @@ def _f(x: float, digits: int = 0) -> str:
 def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
            healthy: list[StepResult], degraded: list[StepResult],
            profile: dict[str, Any] | None, command: str,
-           components: dict[str, float] | None = None) -> str:
+           components: dict[str, float] | None = None,
+           kv_after: list[StepResult] | None = None) -> str:
     """The Markdown the doc embeds: summary, every step, CPU shares, profile."""
-    b_kv, b_t, b_d = best(kv), best(healthy), best(degraded)
+    kv_after = kv_after or []
+    b_kv, b_t, b_d, b_ka = best(kv), best(healthy), best(degraded), best(kv_after)
     per_step = f"{args.txs} txs" if args.txs else f"{args.step_seconds:g} s of sending"
     lines = [
         f"Run {datetime.now().strftime('%Y-%m-%d %H:%M')}: `{command}`",
@@ -1075,14 +1083,23 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
             f"{_f(b_l.offered)}), p50 {_f(b_l.p50, 2)} s, p99 {_f(b_l.p99, 2)} s")
     if healthy:
         row("Tally peak steady rate (any step)", f"{_f(max(s.steady for s in healthy))} tx/s")
-    if b_kv:
-        row("kvstore ceiling (best step that kept up)",
-            f"**{floor(kv)}{_f(b_kv.sustained)} tx/s** (offered {_f(b_kv.offered)}), "
-            f"p50 {_f(b_kv.p50, 2)} s, "
-            f"p99 {_f(b_kv.p99, 2)} s")
-    if kv:
-        row("kvstore peak steady rate (any step)", f"{_f(max(s.steady for s in kv))} tx/s")
-    if b_t and b_kv:
+    for when, steps, b in (("", kv, b_kv), (" after Tally", kv_after, b_ka)):
+        if b:
+            row(f"kvstore ceiling{when} (best step that kept up)",
+                f"**{floor(steps)}{_f(b.sustained)} tx/s** (offered {_f(b.offered)}), "
+                f"p50 {_f(b.p50, 2)} s, p99 {_f(b.p99, 2)} s")
+        if steps:
+            row(f"kvstore{when} peak steady rate (any step)",
+                f"{_f(max(s.steady for s in steps))} tx/s")
+    if b_t and b_kv and b_ka:
+        ceiling = (b_kv.sustained + b_ka.sustained) / 2
+        row("Tally / kvstore (sustained)",
+            f"**{100 * b_t.sustained / ceiling:.0f} %** of the mean of the kvstore's "
+            f"runs before and after Tally's ({100 * b_t.sustained / b_kv.sustained:.0f} % "
+            f"of the one before, {100 * b_t.sustained / b_ka.sustained:.0f} % of the one "
+            f"after; the kvstore moved {100 * (b_ka.sustained / b_kv.sustained - 1):+.0f} % "
+            "between them)")
+    elif b_t and b_kv:
         row("Tally / kvstore (sustained)",
             f"**{100 * b_t.sustained / b_kv.sustained:.0f} %**")
     if b_d:
@@ -1092,7 +1109,7 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
             f"p99 {_f(b_d.p99, 2)} s")
     if b_d and b_t:
         row("Degraded / healthy", f"**{100 * b_d.sustained / b_t.sustained:.0f} %**")
-    if any(floor(steps) for steps in (kv, healthy, degraded)):
+    if any(floor(steps) for steps in (kv, healthy, degraded, kv_after)):
         lines += ["", "≥: every step of that ladder kept up, so its capacity is above the "
                   "top step; a ratio with it in the numerator is a lower bound, in the "
                   "denominator an upper bound. Extend the ladder (`--rates`, `--kv-rates`)."]
@@ -1114,7 +1131,7 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
               "txs | interval s | late | drain s | lag s | refused | CPU ms/tx (marginal) | "
               "other jobs, cores | kept up |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in [*kv, *healthy, *degraded]:
+    for r in [*kv, *healthy, *degraded, *kv_after]:
         lines.append(
             f"| {r.phase} | {_f(r.offered)} | {_f(r.send_rate)} | {_f(r.steady)} | "
             f"{_f(r.e2e)} | {_f(r.p50, 2)} | {_f(r.p90, 2)} | {_f(r.p99, 2)} | "
@@ -1125,7 +1142,7 @@ def report(args: argparse.Namespace, info: dict[str, str], kv: list[StepResult],
             f"{r.others_before:.2f} / "
             f"{r.cpu.get('other processes on the machine', 0):.2f} | "
             f"{'yes' if r.kept_up else 'no'}{' (retry)' if r.retried else ''} |")
-    shown = [s for s in (b_kv, b_t, b_d) if s]
+    shown = [s for s in (b_kv, b_t, b_d, b_ka) if s]
     if shown:
         roles = sorted({k for s in shown for k in s.cpu},
                        key=lambda k: (k.startswith("other"), k.split()[0] != "load", k))
@@ -1228,6 +1245,10 @@ def main() -> None:
                          "docs/network-performance.md)")
     ap.add_argument("--tx-index", default="null", choices=["null", "kv"])
     ap.add_argument("--kv-app", default="kvstore", choices=["kvstore", "persistent_kvstore"])
+    ap.add_argument("--no-kv-after", dest="kv_after", action="store_false",
+                    help="skip the kvstore's second ladder after Tally's (the ratio is "
+                         "then to the one before only; see 'Measuring the ratio' in "
+                         "docs/network-performance.md)")
     ap.add_argument("--profile", type=int, default=0, metavar="RATE",
                     help="after the healthy ladder, one step at RATE with py-spy on node 0")
     ap.add_argument("--components", type=int, default=3000, metavar="N",
@@ -1254,6 +1275,7 @@ def main() -> None:
     _say(f"machine: {info}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-net-"))
     kv: list[StepResult] = []
+    kv_after: list[StepResult] = []
     healthy: list[StepResult] = []
     degraded: list[StepResult] = []
     profile = None
@@ -1272,12 +1294,16 @@ def main() -> None:
             if {"tally", "degraded"} & set(args.only) or args.profile:
                 _say(f"tally, {args.validators} validators, path {args.path}")
                 healthy, degraded, profile = tally_phases(args, tmp)
+            if "kvstore" in args.only and args.kv_after and {"tally", "degraded"} & set(args.only):
+                _say(f"kvstore again ({args.kv_app}), {args.validators} validators")
+                kv_after = kvstore_phase(args, tmp, "kv-after")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             _say(f"node homes kept in {tmp}")
-    section = report(args, info, kv, healthy, degraded, profile, command, components)
+    section = report(args, info, kv, healthy, degraded, profile, command, components,
+                     kv_after)
     print(section)
     if args.write:
         write_doc(args.write, section)
@@ -1285,6 +1311,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
             "kvstore": [asdict(s) for s in kv], "tally": [asdict(s) for s in healthy],
+            "kvstore_after": [asdict(s) for s in kv_after],
             "degraded": [asdict(s) for s in degraded], "profile": profile,
             "components": components, "idle": [asdict(i) for i in IDLE]}, indent=2))
 
