@@ -17,6 +17,7 @@ from tally.genesis import Genesis
 from tally.ledger import log_origin, merkle_root
 from tally.log.merkle import leaf_hash, node_hash
 from tally.log.tree import DictNodeStore, MerkleLog
+from tally.protocol.header import BlockHeader, HeaderError
 from tally.state.store import connect
 from tally.state.trie import DictTrieStore, StateTrie
 
@@ -68,10 +69,15 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
         "SELECT height, hash, header, checkpoint, log_size FROM blocks ORDER BY height"
     ).fetchall():
         blocks += 1
-        header = codec.decode(header_bytes)
+        try:
+            header = BlockHeader.decode(header_bytes)
+        except HeaderError as exc:
+            report.problems.append(f"block {height}: {exc.message}")
+            prev_hash = block_hash
+            continue
         if h(header_bytes) != block_hash:
             report.problems.append(f"block {height}: header does not hash to the block hash")
-        if header["prev"] != prev_hash or header["height"] != height:
+        if header.prev != prev_hash or header.height != height:
             report.problems.append(f"block {height}: broken link to the previous block")
         prev_hash = block_hash
         while next_event is not None and next_event[0] < log_size:
@@ -95,7 +101,7 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
             previous_leaf = this_hash
             log.append(leaf)
             next_event = next(event_iter, None)
-        if log.size != log_size or log.root() != header["log_root"]:
+        if log.size != log_size or log.root() != header.log_root:
             report.problems.append(f"block {height}: log root recomputed from events differs")
         txs = db.execute("SELECT id, raw FROM txs WHERE height=? ORDER BY position",
                          (height,)).fetchall()
@@ -103,12 +109,12 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
             envelope = codec.decode(raw)
             if h(envelope[0]) != tx_id:
                 report.problems.append(f"block {height}: transaction {tx_id.hex()} altered")
-        if merkle_root(h, [t[0] for t in txs]) != header["txs"]:
+        if merkle_root(h, [t[0] for t in txs]) != header.txs:
             report.problems.append(f"block {height}: transaction root differs")
         try:
             cp, _ = history.check(with_cosignatures(checkpoint, cosignatures.get(height, [])))
             if (cp.origin != log_origin(genesis.chain_id) or cp.size != log_size
-                    or cp.root != header["log_root"]):
+                    or cp.root != header.log_root):
                 report.problems.append(f"block {height}: checkpoint does not match the header")
         except EvidenceError as exc:
             report.problems.append(f"block {height}: checkpoint not signed by a quorum: "
@@ -122,7 +128,7 @@ def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:
     values = dict(db.execute("SELECT key, value FROM kv").fetchall())
     trie.update(values)
     expected = db.execute("SELECT header FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
-    if expected is not None and trie.root() != codec.decode(expected[0])["state"]:
+    if expected is not None and trie.root() != BlockHeader.decode(expected[0]).state:
         report.problems.append("state: the root recomputed from stored values differs "
                                "from the latest block's state root")
     report.lines.append(f"{len(values)} state entries: state root recomputed")

@@ -1,8 +1,13 @@
-"""Typed errors shared by every entry point.
+"""One error vocabulary, from the transaction decoder to the SDK.
 
-Every rejection a user can meet (in the API, the CLI, CheckTx, a block receipt) carries
-one stable ``code`` string and a message in words. Codes never change meaning, so
-clients can branch on them; messages may improve.
+Every outcome a user can meet (in the API, the CLI, CheckTx, a block receipt, the VM, a
+verifier, the SDK) carries one stable :class:`Code` and a message in words. Codes never
+change meaning, so clients can branch on them; messages may improve. The classes below
+say *where* a failure happened (refused at admission, failed in a block, a proof that
+does not verify, a node that cannot be reached); the code says *what* happened.
+
+This module imports nothing of Tally's, so every layer may use it, the standalone
+evidence verifier included.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from enum import StrEnum
 
 
 class Code(StrEnum):
+    #: The transaction ran and its writes were kept.
+    OK = "OK"
     # Decoding and admission: the transaction is refused before it reaches a block.
     MALFORMED = "TX_MALFORMED"
     OVERSIZE = "TX_OVERSIZE"
@@ -50,6 +57,11 @@ class Code(StrEnum):
     # Reads and node operation.
     UNAVAILABLE = "UNAVAILABLE"
     INVALID_REQUEST = "INVALID_REQUEST"
+    #: A proof, signed note, state proof or evidence bundle does not show what it claims
+    #: (the answer was received, and it is wrong): never confuse it with UNAVAILABLE.
+    VERIFICATION_FAILED = "VERIFICATION_FAILED"
+    #: A bug in a module: the transaction's writes were discarded, the chain goes on.
+    INTERNAL = "INTERNAL"
 
 
 class TallyError(Exception):
@@ -86,6 +98,57 @@ class NotFound(TallyError):
     code = Code.NOT_FOUND
 
 
+class Unavailable(TallyError):
+    """The node could not answer now (unreachable, shutting down, not yet committed)."""
+
+    code = Code.UNAVAILABLE
+
+
+class VerificationFailed(TallyError):
+    """Something that must be proven did not verify. ``reason`` is a stable sub-code of
+    the verifier that raised it (``ProofError.ROOT_MISMATCH``, ``bad_signature``...)."""
+
+    code = Code.VERIFICATION_FAILED
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, str]:
+        return super().to_dict() | {"reason": self.reason}
+
+
+#: Codes that refuse a transaction before it enters a block.
+ADMISSION_CODES = frozenset({
+    Code.MALFORMED, Code.OVERSIZE, Code.BAD_SIGNATURE, Code.WRONG_CHAIN, Code.WRONG_SUITE,
+    Code.NONCE_REPLAYED, Code.NONCE_GAP, Code.EXPIRED, Code.UNKNOWN_KIND, Code.DUPLICATE,
+    Code.MEMPOOL_FULL,
+})
+
+
+def as_code(value: str) -> Code:
+    """The :class:`Code` a stored or received string names; INTERNAL for an unknown one
+    (a newer peer's code this build does not know)."""
+    try:
+        return Code(value)
+    except ValueError:
+        return Code.INTERNAL
+
+
+def error_for(code: str, message: str) -> TallyError:
+    """The typed error for a code read back from a receipt or an API answer."""
+    known = as_code(code)
+    if known in ADMISSION_CODES:
+        return TxRejected(message, known)
+    if known is Code.NOT_FOUND:
+        return NotFound(message)
+    if known is Code.UNAVAILABLE:
+        return Unavailable(message)
+    if known in (Code.INVALID_REQUEST, Code.VERIFICATION_FAILED):
+        return TallyError(message, known)
+    return ExecutionFailed(message, known)
+
+
 #: Numeric codes for CometBFT (CheckTx and block results; 0 means success). Fixed
 #: forever: clients of CometBFT's RPC see these numbers.
 ABCI_CODES: dict[str, int] = {
@@ -99,6 +162,6 @@ ABCI_CODES: dict[str, int] = {
     Code.VM_FORBIDDEN: 35, Code.VM_RUNTIME_ERROR: 36, Code.VM_INVALID_VALUE: 37,
     Code.VM_VIEW_WRITE: 38, Code.VM_NO_CONTRACT: 39, Code.VM_NO_METHOD: 40, Code.VM_BAD_ARGS: 41,
     Code.VM_ALREADY_DEPLOYED: 42, Code.VM_HOST_ERROR: 43, Code.VM_NO_HOST: 44, Code.VM_BUSY: 45,
-    "INTERNAL": 99,
+    Code.VERIFICATION_FAILED: 46, Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

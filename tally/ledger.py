@@ -32,6 +32,7 @@ from tally.genesis import Genesis
 from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
 from tally.log.merkle import empty_root, leaf_hash, node_hash
 from tally.log.tree import MerkleLog
+from tally.protocol.header import BlockHeader
 from tally.state.store import BlockRow, BlockWrite, Store
 from tally.state.trie import StateTrie
 from tally.tx import Transaction
@@ -104,7 +105,7 @@ class PendingBlock:
 
     height: int
     time_ms: int
-    header: dict[str, Any]
+    header: BlockHeader
     hash: bytes
     outcomes: list[TxOutcome]
     leaves: list[bytes]
@@ -127,7 +128,7 @@ class PendingBlock:
 class CommittedBlock:
     height: int
     hash: bytes
-    header: dict[str, Any]
+    header: BlockHeader
     checkpoint: str
     outcomes: list[TxOutcome]
     first_event: int
@@ -273,25 +274,25 @@ class Ledger:
         changes = state.changes()
         self.trie.update(changes)
         state_root = self.trie.root()
-        header = {
-            "chain": self.genesis.chain_id,
-            "height": height,
-            "prev": self.last_hash,
-            "time": time_ms,
-            "txs": merkle_root(hash_fn, [o.tx.id for o in outcomes]),
-            "tx_count": len(outcomes),
-            "log_size": self.log.size,
-            "log_root": self.log.root(),
-            "state": state_root,
-            "commercial_size": self.log2.size,
-            "commercial_root": self.log2.root(),
-        }
-        block_hash = hash_fn(codec.encode_trusted(header))
+        header = BlockHeader(
+            chain=self.genesis.chain_id,
+            height=height,
+            prev=self.last_hash,
+            time=time_ms,
+            txs=merkle_root(hash_fn, [o.tx.id for o in outcomes]),
+            tx_count=len(outcomes),
+            log_size=self.log.size,
+            log_root=self.log.root(),
+            state=state_root,
+            commercial_size=self.log2.size,
+            commercial_root=self.log2.root(),
+        )
+        block_hash = header.hash(hash_fn)
         validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
         checkpoint = Checkpoint(
             origin=self.origin,
             size=self.log.size,
-            root=header["log_root"],
+            root=header.log_root,
             extensions=(
                 f"height {height}",
                 f"time {time_ms}",
@@ -299,7 +300,7 @@ class Ledger:
                 f"block {base64.b64encode(block_hash).decode()}",
                 f"validators {base64.b64encode(validators_hash).decode()}",
                 f"commercial {self.log2.size} "
-                f"{base64.b64encode(header['commercial_root']).decode()}",
+                f"{base64.b64encode(header.commercial_root).decode()}",
             ),
         )
         updates = [ev.details for o in outcomes if o.ok for ev in o.events
@@ -348,8 +349,8 @@ class Ledger:
                                block.event_assets[offset], leaf, block.details[offset],
                                block.event_types[offset]))
         self.store.write_block(BlockWrite(
-            block=BlockRow(block.height, block.hash, codec.encode_trusted(block.header), note,
-                           block.header["log_size"]),
+            block=BlockRow(block.height, block.hash, block.header.encode(), note,
+                           block.header.log_size),
             txs=tx_rows,
             events=event_rows,
             kv=block.changes,
@@ -359,12 +360,12 @@ class Ledger:
             log2_nodes=self._log2_nodes.take(),
             cosignatures=cosignatures or [],
             meta={
-                "log2_size": str(block.header["commercial_size"]).encode(),
+                "log2_size": str(block.header.commercial_size).encode(),
                 "height": str(block.height).encode(),
                 "last_hash": block.hash,
                 "last_time_ms": str(block.time_ms).encode(),
-                "log_size": str(block.header["log_size"]).encode(),
-                "state_root": block.header["state"],
+                "log_size": str(block.header.log_size).encode(),
+                "state_root": block.header.state,
             },
         ))
         self.height = block.height

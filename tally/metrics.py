@@ -32,8 +32,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from tally import codec
 from tally.errors import TallyError
+from tally.protocol.header import BlockHeader
 
 if TYPE_CHECKING:
     from tally.ledger import CommittedBlock
@@ -114,12 +114,12 @@ class _NodeState(Collector):
         yield _gauge("tally_commercial_log_size", "Events in the commercial log (tier 2).",
                      node.ledger.log2.size)
         if latest is not None:
-            header = codec.decode(latest.header)
+            header = BlockHeader.decode(latest.header)
             yield _gauge("tally_last_block_time_seconds",
                          "The latest block's time (Unix seconds, the chain's clock): "
-                         "alert when it falls behind the wall clock.", header["time"] / 1000)
+                         "alert when it falls behind the wall clock.", header.time / 1000)
             yield _gauge("tally_last_block_transactions", "Transactions in the latest block.",
-                         header["tx_count"])
+                         header.tx_count)
         cosigned = node.store.cosignatures(height - 1) if height > 1 else {}
         yield _gauge("tally_checkpoint_cosignatures",
                      "Validators' cosignatures stored for the checkpoint before the latest "

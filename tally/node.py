@@ -33,6 +33,8 @@ from tally.log.merkle import leaf_hash
 from tally.log.tree import MerkleLog
 from tally.mempool import Mempool
 from tally.metrics import NodeMetrics
+from tally.protocol.header import BlockHeader
+from tally.protocol.receipt import Receipt
 from tally.state.store import EventRow, Store, TxRow
 from tally.state.trie import StateTrie
 
@@ -40,35 +42,12 @@ if TYPE_CHECKING:
     from tally.consensus.app import Divergence
 
 
-@dataclass(frozen=True)
-class Receipt:
-    tx_id: str
-    height: int
-    position: int
-    code: str
-    message: str
-    first_event: int | None
-    event_count: int
-    result: Any = None
-
-    @property
-    def ok(self) -> bool:
-        return self.code == "OK"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tx": self.tx_id, "height": self.height, "position": self.position,
-            "code": self.code, "message": self.message,
-            "events": list(range(self.first_event, self.first_event + self.event_count))
-            if self.first_event is not None else [],
-            "result": jsonable(self.result),
-        }
-
-    @classmethod
-    def from_row(cls, row: TxRow) -> Receipt:
-        return cls(row.id.hex(), row.height, row.position, row.code, row.message,
-                   row.first_event, row.event_count,
-                   None if row.result is None else codec.decode(row.result))
+def receipt_of_row(row: TxRow) -> Receipt:
+    """The receipt of a stored transaction row."""
+    events = [] if row.first_event is None else list(
+        range(row.first_event, row.first_event + row.event_count))
+    return Receipt(row.id.hex(), row.height, row.position, row.code, row.message, events,
+                   None if row.result is None else jsonable(codec.decode(row.result)))
 
 
 def event_to_dict(row: EventRow) -> dict[str, Any]:
@@ -322,7 +301,7 @@ class Node:
         row = self.store.tx(outcome.tx.id)
         if row is None:
             raise TallyError("the transaction's block was not found after commit", Code.UNAVAILABLE)
-        return Receipt.from_row(row)
+        return receipt_of_row(row)
 
     def _committed_nonce(self, account: str) -> int:
         raw = self.store.read_value(nonce_key(account))
@@ -332,7 +311,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         latest = self.store.latest_block()
-        header = codec.decode(latest.header) if latest else None
+        header = BlockHeader.decode(latest.header) if latest else None
         return {
             "chain_id": self.genesis.chain_id,
             "suite": self.suite.name,
@@ -340,7 +319,7 @@ class Node:
             "height": latest.height if latest else 0,
             "block_hash": latest.hash.hex() if latest else None,
             "log_size": latest.log_size if latest else 0,
-            "state_root": (header["state"] if header else
+            "state_root": (header.state if header else
                            self.store.read_meta("state_root") or b"").hex(),
             "mempool": len(self.mempool) if self.comet is None else None,
             "engine": self.engine_name,
@@ -359,7 +338,7 @@ class Node:
         row = self.store.tx(_parse_hex(tx_id, "transaction id"))
         if row is None:
             raise NotFound(f"no committed transaction {tx_id}")
-        return Receipt.from_row(row)
+        return receipt_of_row(row)
 
     def transaction(self, tx_id: str) -> dict[str, Any]:
         row = self.store.tx(_parse_hex(tx_id, "transaction id"))
@@ -371,7 +350,7 @@ class Node:
             "sender": tx.sender, "signer": tx.signer.hex(), "nonce": tx.nonce,
             "expiry": tx.expiry, "kind": tx.kind, "payload": jsonable(tx.payload),
             "signature": tx.signature.hex(), "raw": base64.b64encode(row.raw).decode(),
-            "receipt": Receipt.from_row(row).to_dict(),
+            "receipt": receipt_of_row(row).to_dict(),
             "events": [event_to_dict(e) for e in self.store.events_of_tx(row.id)],
         }
 
@@ -379,9 +358,9 @@ class Node:
         row = self.store.block(height)
         if row is None:
             raise NotFound(f"no block at height {height}")
-        header = codec.decode(row.header)
+        header = BlockHeader.decode(row.header)
         return {
-            "height": row.height, "hash": row.hash.hex(), "header": jsonable(header),
+            "height": row.height, "hash": row.hash.hex(), "header": jsonable(header.to_doc()),
             "checkpoint": row.checkpoint,
             "txs": [t.id.hex() for t in self.store.block_txs(height)],
         }
@@ -422,7 +401,7 @@ class Node:
             latest = self.store.latest_block()
             if latest is None:
                 raise NotFound("no block has been committed yet")
-            header = codec.decode(latest.header)
+            header = BlockHeader.decode(latest.header)
             trie = StateTrie(self.suite.hash, _ReadTrieNodes(self.store))
             proof = trie.prove(key)
             raw = self.store.read_value(key)
@@ -433,7 +412,7 @@ class Node:
             "key": key.decode(errors="replace"), "key_hex": key.hex(),
             "value": jsonable(codec.decode(raw)) if raw is not None else None,
             "value_cbor": raw.hex() if raw is not None else None,
-            "state_root": header["state"].hex(), "height": latest.height,
+            "state_root": header.state.hex(), "height": latest.height,
             "checkpoint": self.checkpoint_note(latest.height), "proof": proof.to_dict(),
             "validator_updates": updates,
         }
@@ -504,12 +483,13 @@ class Node:
 
         self.contract(name)
         latest = self.store.latest_block()
-        header = codec.decode(latest.header) if latest else {"height": 0, "time": 0}
+        height, time_ms = (0, 0) if latest is None else (latest.height,
+                                                         BlockHeader.decode(latest.header).time)
         with self._query_lock:
             try:
                 result = self._query_vm.query(
                     name, method, args, storage=StateStorage(_CommittedState(self.store)),
-                    ctx=Context("query", header["height"], header["time"], b"\0" * 32),
+                    ctx=Context("query", height, time_ms, b"\0" * 32),
                     host=custody_host)
             except VMError as exc:
                 raise vm_error_to_tally(exc) from None

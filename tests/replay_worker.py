@@ -24,8 +24,8 @@ def main() -> None:
         txs = [ledger.executor.decode(base64.b64decode(raw)) for raw in block["txs"]]
         committed = ledger.commit(ledger.execute(txs, block["time"]))
         out.append({"height": committed.height, "hash": committed.hash.hex(),
-                    "state": committed.header["state"].hex(),
-                    "log_root": committed.header["log_root"].hex()})
+                    "state": committed.header.state.hex(),
+                    "log_root": committed.header.log_root.hex()})
     # A control that does depend on the hash seed, to prove the seeds took effect.
     control = ",".join({f"account-{i}" for i in range(32)})
     print(json.dumps({"blocks": out, "control": control}))

@@ -77,7 +77,7 @@ def test_delivery_versus_payment_on_chain(chain: Chain) -> None:
     assert chain.node.contract_query("dvp", "trade", ["T1"])["status"] == "settled"
 
     # Tier 1: both legs are custody events of the settlement, with evidence.
-    legs = [e for e in chain.node.events() if e["tx"] == settled.tx_id]
+    legs = [e for e in chain.node.events() if e["tx"] == settled.tx]
     assert [(e["type"], e["asset"]) for e in legs] == [("custody.transfer", BOND),
                                                        ("custody.transfer", CNY)]
     pinned = chain.genesis.hash.hex()

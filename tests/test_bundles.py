@@ -13,7 +13,6 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from tally import codec
 from tally.consensus.abci import abci
 from tally.consensus.bundle import (
     MAX_BUNDLE_BYTES,
@@ -26,6 +25,7 @@ from tally.consensus.bundle import (
 )
 from tally.errors import ABCI_CODES, Code, TxRejected
 from tally.genesis import Params
+from tally.protocol.header import BlockHeader
 from tests.test_consensus_app import Harness
 
 # --- the wire format ----------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_a_block_records_the_transactions_of_a_bundle_never_the_bundle(harness: 
     assert [(r.raw, r.code) for r in rows] == [
         *((raw, "OK") for raw in raws), (unauthorised, Code.UNAUTHORISED), (lone, "OK")]
     row = harness.ledger.store.block(1)
-    assert row is not None and codec.decode(row.header)["tx_count"] == 5
+    assert row is not None and BlockHeader.decode(row.header).tx_count == 5
 
 
 def test_the_same_block_whether_its_transactions_came_in_a_bundle_or_alone(tmp_path: Path

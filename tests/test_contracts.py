@@ -18,6 +18,7 @@ from tally.errors import Code
 from tally.evidence.export import export_bundle, export_commercial_bundle
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.exec.contracts import contract_address
+from tally.protocol.header import BlockHeader
 from tests.conftest import Chain
 
 TOKEN = '''
@@ -105,7 +106,7 @@ def test_deploy_needs_the_committee_and_keeps_the_source(chain: Chain) -> None:
     assert proposal.ok
     with pytest.raises(Exception, match="no contract"):
         chain.node.contract("token")
-    chain.ok("bob", "gov.approve", {"proposal": proposal.tx_id})
+    chain.ok("bob", "gov.approve", {"proposal": proposal.tx})
     record = chain.node.contract("token")
     assert record["version"] == 1 and record["address"] == contract_address("token")
     assert chain.node.contract_source("token") == TOKEN
@@ -244,11 +245,11 @@ def test_blocks_with_contracts_replay_identically_under_other_hash_seeds(
     blocks, expected = [], []
     for h in range(1, chain.node.ledger.height + 1):
         row = store.block(h)
-        header = codec.decode(row.header)
-        blocks.append({"time": header["time"],
+        header = BlockHeader.decode(row.header)
+        blocks.append({"time": header.time,
                        "txs": [base64.b64encode(t.raw).decode() for t in store.block_txs(h)]})
-        expected.append({"height": h, "hash": row.hash.hex(), "state": header["state"].hex(),
-                         "log_root": header["log_root"].hex()})
+        expected.append({"height": h, "hash": row.hash.hex(), "state": header.state.hex(),
+                         "log_root": header.log_root.hex()})
     chain.genesis.write(tmp_path / "genesis.json")
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
     worker = Path(__file__).with_name("replay_worker.py")

@@ -66,7 +66,7 @@ def test_failed_transaction_consumes_its_nonce_but_writes_nothing(chain: Chain) 
     chain.issue("BOND", 10, to="alice")
     root = chain.node.ledger.state_root
     r = transfer(chain, "alice", "bob", 11)
-    assert r.code == Code.INSUFFICIENT_UNITS and r.event_count == 0
+    assert r.code == Code.INSUFFICIENT_UNITS and r.events == []
     assert chain.node.account(chain.addr("alice"))["nonce"] == 1
     assert chain.holding("BOND", "alice")["q"] == 10
     assert chain.node.ledger.state_root != root  # only the nonce changed
@@ -95,15 +95,15 @@ def test_pledge_release_and_enforce(chain: Chain) -> None:
     assert transfer(chain, "alice", "bob", 41).code == Code.INSUFFICIENT_UNITS
     assert transfer(chain, "alice", "bob", 40).ok
     # Only the pledgee releases.
-    assert chain.send("alice", "custody.release", {"pledge": pledge.tx_id}).code == \
+    assert chain.send("alice", "custody.release", {"pledge": pledge.tx}).code == \
         Code.UNAUTHORISED
-    assert chain.ok("lender", "custody.release", {"pledge": pledge.tx_id})
+    assert chain.ok("lender", "custody.release", {"pledge": pledge.tx})
     assert chain.holding("BOND", "alice") == {"q": 60, "p": 0, "f": 0}
-    assert chain.send("lender", "custody.release", {"pledge": pledge.tx_id}).code == Code.NOT_FOUND
+    assert chain.send("lender", "custody.release", {"pledge": pledge.tx}).code == Code.NOT_FOUND
     # Enforcement: the pledgee takes the pledged units.
     second = chain.ok("alice", "custody.pledge", {"asset": "BOND",
                                                   "pledgee": chain.addr("lender"), "quantity": 25})
-    assert chain.ok("lender", "custody.enforce", {"pledge": second.tx_id})
+    assert chain.ok("lender", "custody.enforce", {"pledge": second.tx})
     assert chain.holding("BOND", "alice") == {"q": 35, "p": 0, "f": 0}
     assert chain.holding("BOND", "lender") == {"q": 25, "p": 0, "f": 0}
 
@@ -118,9 +118,9 @@ def test_freeze_by_custodian_or_regulator_only(chain: Chain) -> None:
     assert transfer(chain, "alice", "bob", 31).code == Code.INSUFFICIENT_UNITS
     assert chain.send("alice", "asset.redeem", {"asset": "BOND", "quantity": 31}).code == \
         Code.INSUFFICIENT_UNITS
-    assert chain.send("alice", "custody.unfreeze", {"freeze": freeze.tx_id}).code == \
+    assert chain.send("alice", "custody.unfreeze", {"freeze": freeze.tx}).code == \
         Code.UNAUTHORISED
-    assert chain.ok("regulator", "custody.unfreeze", {"freeze": freeze.tx_id})
+    assert chain.ok("regulator", "custody.unfreeze", {"freeze": freeze.tx})
     assert chain.holding("BOND", "alice") == {"q": 100, "p": 0, "f": 0}
 
 

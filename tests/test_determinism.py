@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tally import codec
+from tally.protocol.header import BlockHeader
 from tests.conftest import Chain
 
 
@@ -34,8 +34,8 @@ def history(chain: Chain) -> None:
     raws += [chain.sign("bob", "asset.redeem", {"asset": "RCV", "quantity": 100})]
     for r in chain.node.submit_many(raws, wait=True):
         assert r.ok
-    chain.ok("lender", "custody.enforce", {"pledge": pledge.tx_id})
-    chain.ok("regulator", "custody.unfreeze", {"freeze": freeze.tx_id})
+    chain.ok("lender", "custody.enforce", {"pledge": pledge.tx})
+    chain.ok("regulator", "custody.unfreeze", {"freeze": freeze.tx})
     chain.ok("admin", "role.grant", {"account": chain.addr("bob"), "role": "issuer"})
 
 
@@ -46,11 +46,11 @@ def test_replays_on_fresh_nodes_under_different_hash_seeds(chain: Chain, tmp_pat
     blocks, expected = [], []
     for h in range(1, height + 1):
         row = store.block(h)
-        header = codec.decode(row.header)
-        blocks.append({"time": header["time"],
+        header = BlockHeader.decode(row.header)
+        blocks.append({"time": header.time,
                        "txs": [base64.b64encode(t.raw).decode() for t in store.block_txs(h)]})
-        expected.append({"height": h, "hash": row.hash.hex(), "state": header["state"].hex(),
-                         "log_root": header["log_root"].hex()})
+        expected.append({"height": h, "hash": row.hash.hex(), "state": header.state.hex(),
+                         "log_root": header.log_root.hex()})
     genesis_path = tmp_path / "genesis.json"
     chain.genesis.write(genesis_path)
     blocks_path = tmp_path / "blocks.json"

@@ -35,7 +35,7 @@ def populate(chain: Chain) -> int:
                                          "quantity": 50})
     chain.ok("custodian", "custody.freeze", {"asset": "BOND", "holder": chain.addr("carol"),
                                              "quantity": 10, "reason": "dispute"})
-    return r.first_event
+    return r.events[0]
 
 
 def test_bundle_verifies_and_says_what_happened(chain: Chain) -> None:

@@ -27,16 +27,16 @@ def test_committee_majority_changes_the_validator_set(chain: Chain) -> None:
                                                  "power": 10, "public_key": pk,
                                                  "consensus_key": ck})
     assert validators(chain) == {"validator-0": 1}  # 1 of 3 is not a majority
-    assert chain.send("carol", "gov.approve", {"proposal": proposal.tx_id}).code == \
+    assert chain.send("carol", "gov.approve", {"proposal": proposal.tx}).code == \
         Code.UNAUTHORISED
-    assert chain.send("admin", "gov.approve", {"proposal": proposal.tx_id}).code == \
+    assert chain.send("admin", "gov.approve", {"proposal": proposal.tx}).code == \
         Code.ALREADY_EXISTS
-    assert chain.ok("alice", "gov.approve", {"proposal": proposal.tx_id})
+    assert chain.ok("alice", "gov.approve", {"proposal": proposal.tx})
     assert validators(chain) == {"bank-b": 10, "validator-0": 1}
     update = [e for e in chain.node.events() if e["type"] == "validator.update"]
     assert len(update) == 1
     assert update[0]["details"]["public_key"] == pk.hex() and update[0]["quantity"] == 10
-    assert chain.send("bob", "gov.approve", {"proposal": proposal.tx_id}).code == Code.NOT_FOUND
+    assert chain.send("bob", "gov.approve", {"proposal": proposal.tx}).code == Code.NOT_FOUND
 
 
 def test_single_admin_applies_at_once_and_the_set_never_empties(chain: Chain) -> None:

@@ -58,6 +58,7 @@ from tally.keys import NamedKey
 from tally.log.checkpoint import NoteError, verify_quorum
 from tally.net.cometbft import CometRPC, Localnet, NodeSpec, find_cometbft, update_config
 from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis
+from tally.protocol.header import BlockHeader
 from tally.sdk import ApiError, Receipt, TallyClient
 from tally.state.store import Store
 
@@ -431,7 +432,7 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
         try:
             row = own.block(h)
             assert row is not None and row.hash.hex() != agreed.blocks[h].tally_hash
-            assert codec.decode(row.header)["state"].hex() != agreed.blocks[h].state_root
+            assert BlockHeader.decode(row.header).state.hex() != agreed.blocks[h].state_root
             keyset = {v.name: (v.public_key, v.power) for v in c.genesis().validators}
             with pytest.raises(NoteError):
                 verify_quorum(row.checkpoint, keyset, c.genesis().suite)

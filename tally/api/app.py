@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from tally.errors import Code, TallyError
 from tally.evidence.export import export_bundle
 from tally.metrics import CONTENT_TYPE
-from tally.node import Node, Receipt
+from tally.node import Node
+from tally.protocol.receipt import Receipt
 
 STATUS_OF = {
     Code.NOT_FOUND: 404,

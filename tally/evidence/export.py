@@ -20,6 +20,7 @@ from tally.evidence.verify import (
     ValidatorHistory,
     genesis_validator_docs,
 )
+from tally.protocol.header import BlockHeader
 from tally.state.store import BlockRow
 
 if TYPE_CHECKING:
@@ -144,11 +145,11 @@ def export_commercial_bundle(node: Node, index: int, *, consistency: bool = Fals
         _, height, tx_id, _contract, _name, leaf = row
         ex = Exporter(node)
         block, note = ex.first_quorum_checkpoint(index, node.store.block(height))
-        size = codec.decode(block.header)["commercial_size"]
-        log2 = node.log_view(codec.decode(ex.latest.header)["commercial_size"], "log2_nodes")
+        size = BlockHeader.decode(block.header).commercial_size
+        log2 = node.log_view(BlockHeader.decode(ex.latest.header).commercial_size, "log2_nodes")
         tx = node.store.tx(tx_id)
         later = ex.latest_quorum_checkpoint() if consistency else None
-        later_size = codec.decode(later[0].header)["commercial_size"] if later else 0
+        later_size = BlockHeader.decode(later[0].header).commercial_size if later else 0
         if later is not None and later_size <= size:
             later = None
         bundle: dict[str, Any] = {
