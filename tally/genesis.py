@@ -17,6 +17,7 @@ from typing import Any
 from tally import codec
 from tally.crypto import PrivateKey, Suite, get_suite
 from tally.exec.roles import ROLES
+from tally.protocol.versions import KNOWN_VERSIONS, LATEST_VERSION
 
 _CHAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
@@ -31,6 +32,26 @@ class Params:
     def to_doc(self) -> dict[str, int]:
         return {"max_tx_bytes": self.max_tx_bytes, "max_block_txs": self.max_block_txs,
                 "max_expiry_window": self.max_expiry_window}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Params:
+        unknown = set(doc) - set(PARAM_BOUNDS)
+        if unknown:
+            raise ValueError(f"unknown chain parameters {sorted(unknown)}")
+        for name, value in doc.items():
+            low, high = PARAM_BOUNDS[name]
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"chain parameter {name} must be a whole number from {low} "
+                                 f"to {high}")
+        return cls(**doc)
+
+
+#: The range each chain parameter may take, in genesis or by a committee change.
+PARAM_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_tx_bytes": (1024, 1024 * 1024),
+    "max_block_txs": (1, 100_000),
+    "max_expiry_window": (1, 10_000_000),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +77,16 @@ class Genesis:
     validators: tuple[Validator, ...]
     roles: dict[str, tuple[str, ...]]
     params: Params = field(default_factory=Params)
+    #: The protocol version of block 1 (tally.protocol.versions). A genesis document
+    #: without the field is version 1, so the hash of every older genesis is unchanged.
+    protocol_version: int = 1
 
     @property
     def suite(self) -> Suite:
         return get_suite(self.suite_name)
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc = {
             "chain_id": self.chain_id,
             "suite": self.suite_name,
             "genesis_time_ms": self.time_ms,
@@ -70,6 +94,9 @@ class Genesis:
             "roles": {account: list(roles) for account, roles in sorted(self.roles.items())},
             "params": self.params.to_doc(),
         }
+        if self.protocol_version != 1:
+            doc["protocol_version"] = self.protocol_version
+        return doc
 
     def canonical_bytes(self) -> bytes:
         return codec.encode(self.to_doc())
@@ -104,8 +131,13 @@ class Genesis:
                 for role in account_roles:
                     if role not in ROLES:
                         raise ValueError(f"unknown role {role!r}")
-            params = Params(**doc.get("params", {}))
-            return cls(chain_id, suite_name, int(doc["genesis_time_ms"]), validators, roles, params)
+            params = Params.from_doc(doc.get("params", {}))
+            version = doc.get("protocol_version", 1)
+            if version not in KNOWN_VERSIONS or (version == 1 and "protocol_version" in doc):
+                raise ValueError(f"protocol_version must be one of {KNOWN_VERSIONS[1:]} "
+                                 "(leave it out for version 1)")
+            return cls(chain_id, suite_name, int(doc["genesis_time_ms"]), validators, roles, params,
+                       version)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed genesis document: {exc}") from exc
 
@@ -122,6 +154,7 @@ def make_genesis(
     time_ms: int,
     params: Params | None = None,
     consensus_keys: dict[str, bytes] | None = None,
+    protocol_version: int = LATEST_VERSION,
 ) -> Genesis:
     consensus_keys = consensus_keys or {}
     return Genesis(
@@ -132,4 +165,5 @@ def make_genesis(
                          for name, key in validator_keys),
         roles={account: tuple(sorted(r)) for account, r in roles.items()},
         params=params or Params(),
+        protocol_version=protocol_version,
     )

@@ -204,6 +204,7 @@ class Ledger:
         self.log2 = MerkleLog(self.suite.hash, self._log2_nodes,
                               size=int(store.meta("log2_size") or b"0"))
         self.trie = StateTrie(self.suite.hash, _TrieNodes(store))
+        self.executor.sync(self.read)
 
     # --- genesis ----------------------------------------------------------------------
 
@@ -243,9 +244,10 @@ class Ledger:
         height = self.height + 1
         time_ms = max(time_ms, self.last_time_ms)  # engine time never runs backwards
         state = BlockState(self.read)
-        outcomes = self.executor.execute_block(
+        executed = self.executor.execute_block(
             state, height=height, time_ms=time_ms, txs=txs, is_verified=is_verified
         )
+        outcomes = executed.txs
         hash_fn = self.suite.hash
         leaves: list[bytes] = []
         details: list[bytes] = []
@@ -286,6 +288,7 @@ class Ledger:
             state=state_root,
             commercial_size=self.log2.size,
             commercial_root=self.log2.root(),
+            version=executed.version,
         )
         block_hash = header.hash(hash_fn)
         validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
@@ -374,6 +377,7 @@ class Ledger:
         cache = self._cache
         for key, value in block.decoded.items():
             cache[key] = value
+        self.executor.sync(self.read)
         return CommittedBlock(block.height, block.hash, block.header, note, block.outcomes,
                               block.first_event)
 

@@ -478,7 +478,7 @@ class Node:
 
     def contract_query(self, name: str, method: str, args: list[Any]) -> Any:
         """Run a @view method against the last committed block (no transaction)."""
-        from tally.exec.contracts import StateStorage, custody_host, vm_error_to_tally
+        from tally.exec.contracts import StateStorage, vm_error_to_tally
         from tally.vm import Context, VMError
 
         self.contract(name)
@@ -490,7 +490,7 @@ class Node:
                 result = self._query_vm.query(
                     name, method, args, storage=StateStorage(_CommittedState(self.store)),
                     ctx=Context("query", height, time_ms, b"\0" * 32),
-                    host=custody_host)
+                    host=self.ledger.executor.rules.host)
             except VMError as exc:
                 raise vm_error_to_tally(exc) from None
         return result.return_value

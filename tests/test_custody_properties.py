@@ -75,7 +75,7 @@ class Model:
         state = BlockState(self.committed.get)
         before = dict(self.committed)
         (outcome,) = self.executor.execute_block(state, height=self.height, time_ms=self.height,
-                                                 txs=[tx])
+                                                 txs=[tx]).txs
         for key_bytes, value in state.decoded_changes().items():
             if value is None:
                 self.committed.pop(key_bytes, None)

@@ -389,7 +389,7 @@ class TallyApplication(Application):
             if decode_cosign_tx(raw) is not None:
                 continue
             count += bundle_size(raw) if is_bundle(raw) else 1
-            if count > self.genesis.params.max_block_txs:
+            if count > self.executor.params.max_block_txs:
                 break
             user.append(raw)
         return abci.ResponsePrepareProposal(txs=system + take_txs_within(user, budget))
@@ -450,9 +450,9 @@ class TallyApplication(Application):
             raise RuntimeError(f"asked to execute height {height}; the ledger is at "
                                f"{self.ledger.height}")
         txs, slots = self._record_once(raws, [self._carried(raw) for raw in raws])
-        if len(txs) > self.genesis.params.max_block_txs:
+        if len(txs) > self.executor.params.max_block_txs:
             raise ProposalTooLarge(f"{len(txs)} transactions, the limit is "
-                                   f"{self.genesis.params.max_block_txs}")
+                                   f"{self.executor.params.max_block_txs}")
         self._verify_unseen(txs)
         pending = self.ledger.execute(txs, time_ms, is_verified=lambda i: i in self._verified)
         self._speculative = (block_hash, pending, slots)

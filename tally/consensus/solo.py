@@ -31,7 +31,9 @@ class SoloEngine:
         self.ledger = ledger
         self.mempool = mempool
         self.on_commit = on_commit
-        self.max_block_txs = max_block_txs or ledger.genesis.params.max_block_txs
+        #: A fixed block size for tests; None follows the chain parameter, which the
+        #: committee may change (protocol version 2 on).
+        self.max_block_txs = max_block_txs
         self.clock_ms = clock_ms
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tally-solo", daemon=True)
@@ -47,7 +49,8 @@ class SoloEngine:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                batch = self.mempool.take(self.max_block_txs, timeout=0.05)
+                limit = self.max_block_txs or self.ledger.executor.params.max_block_txs
+                batch = self.mempool.take(limit, timeout=0.05)
                 if batch:
                     self.produce(batch)
         except BaseException as exc:  # the engine must not die silently

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally.crypto import Suite
 from tally.exec.state import BlockState
+
+if TYPE_CHECKING:
+    from tally.exec.rules import Rules
+    from tally.genesis import Genesis
+    from tally.vm import VM
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,11 @@ class TxContext:
     time_ms: int
     tx_id: bytes
     sender: str
+    #: The rules of the protocol version the block runs by (its operations, committee
+    #: actions and contracts' host), the executor's VM, and the chain's genesis.
+    rules: Rules
+    vm: VM
+    genesis: Genesis
     events: list[Event] = field(default_factory=list)
     contract_events: list[ContractEvent] = field(default_factory=list)
     #: What the transaction returns to its sender (a contract call's return value).

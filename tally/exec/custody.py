@@ -15,18 +15,30 @@ Invariants, kept by every operation below and property-tested:
     * units move only at the request of their controller or an agent it appointed
       (or, for a pledge, by the pledgee enforcing it).
 A pledge's id and a freeze order's id are the hex id of the transaction that made them.
+
+Two doors lead in, and both run the code below: transactions (:data:`OPERATIONS`) and
+contracts, through the host functions at the end of this module (:data:`MODULE`'s
+``host_functions``). An asset a contract issues is *controlled* by it
+(``asset/<asset>`` gains ``"controller": <contract address>``): its units then move only
+through that contract. Units move, are issued and leave a holder only through
+:func:`issue_asset`, :func:`move_units`, :func:`add_units` and :func:`remove_units`, so
+the invariants are kept in one place whichever door a change came through.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
+from tally.exec.module import HostFunction, Module
 from tally.exec.operation import Operation
-from tally.exec.roles import require_role
-from tally.exec.state import BlockState
+from tally.exec.roles import require_role, roles_of
+from tally.exec.state import StateAccess
+from tally.vm import HostError, HostRequest
+from tally.vm.compiler import is_valid_contract_name
 
 ASSET_CLASSES = ("security", "futures", "receivable", "document", "cash", "other")
 _TX_ID = p.text(128)
@@ -61,11 +73,11 @@ def doc_key(digest_hex: str, attester: str) -> bytes:
 EMPTY_HOLDING = {"q": 0, "p": 0, "f": 0}
 
 
-def get_holding(state: BlockState, asset: str, holder: str) -> dict[str, int]:
+def get_holding(state: StateAccess, asset: str, holder: str) -> dict[str, int]:
     return state.get(holding_key(asset, holder)) or EMPTY_HOLDING
 
 
-def put_holding(state: BlockState, asset: str, holder: str, holding: dict[str, int]) -> None:
+def put_holding(state: StateAccess, asset: str, holder: str, holding: dict[str, int]) -> None:
     if holding["q"] == 0 and holding["p"] == 0 and holding["f"] == 0:
         state.delete(holding_key(asset, holder))
     else:
@@ -76,7 +88,7 @@ def free_units(holding: dict[str, int]) -> int:
     return holding["q"] - holding["p"] - holding["f"]
 
 
-def active_asset(state: BlockState, asset: str) -> dict[str, Any]:
+def active_asset(state: StateAccess, asset: str) -> dict[str, Any]:
     record = state.get(asset_key(asset))
     if record is None:
         raise ExecutionFailed(f"no asset {asset!r}", Code.NOT_FOUND)
@@ -105,7 +117,7 @@ def acting_for(ctx: TxContext, holder: str | None) -> str:
     return holder
 
 
-def take_free_units(state: BlockState, asset: str, holder: str, quantity: int) -> dict[str, int]:
+def take_free_units(state: StateAccess, asset: str, holder: str, quantity: int) -> dict[str, int]:
     holding = get_holding(state, asset, holder)
     available = free_units(holding)
     if available < quantity:
@@ -117,9 +129,37 @@ def take_free_units(state: BlockState, asset: str, holder: str, quantity: int) -
     return holding
 
 
-def add_units(state: BlockState, asset: str, holder: str, quantity: int) -> None:
+def add_units(state: StateAccess, asset: str, holder: str, quantity: int) -> None:
     holding = get_holding(state, asset, holder)
     put_holding(state, asset, holder, {**holding, "q": holding["q"] + quantity})
+
+
+def remove_units(state: StateAccess, asset: str, holder: str, quantity: int) -> None:
+    """Free units leave ``holder`` (moved on, redeemed or burnt)."""
+    holding = take_free_units(state, asset, holder, quantity)
+    put_holding(state, asset, holder, {**holding, "q": holding["q"] - quantity})
+
+
+def move_units(state: StateAccess, asset: str, holder: str, to: str, quantity: int) -> None:
+    """Free units pass from ``holder`` to ``to``; the caller checked who may ask."""
+    if to == holder:
+        raise p.invalid("a transfer needs a recipient other than the holder")
+    remove_units(state, asset, holder, quantity)
+    add_units(state, asset, to, quantity)
+
+
+def issue_asset(state: StateAccess, *, asset: str, asset_class: str, name: str, quantity: int,
+                issuer: str, to: str, height: int, metadata: bytes | None = None,
+                controller: str | None = None) -> None:
+    """Register a new asset and credit its first units to ``to``."""
+    if state.get(asset_key(asset)) is not None:
+        raise ExecutionFailed(f"asset {asset!r} already exists", Code.ALREADY_EXISTS)
+    record = {"class": asset_class, "name": name, "issuer": issuer, "supply": quantity,
+              "metadata": metadata, "status": "active", "issued_at": height}
+    if controller is not None:
+        record["controller"] = controller
+    state.put(asset_key(asset), record)
+    add_units(state, asset, to, quantity)
 
 
 # --- operations -------------------------------------------------------------------------
@@ -140,22 +180,10 @@ def _parse_issue(payload: dict[str, Any]) -> dict[str, Any]:
 def _issue(ctx: TxContext, args: dict[str, Any]) -> None:
     require_role(ctx, "issuer")
     asset = args["asset"]
-    if ctx.state.get(asset_key(asset)) is not None:
-        raise ExecutionFailed(f"asset {asset!r} already exists", Code.ALREADY_EXISTS)
     to = args.get("to", ctx.sender)
-    ctx.state.put(
-        asset_key(asset),
-        {
-            "class": args["class"],
-            "name": args["name"],
-            "issuer": ctx.sender,
-            "supply": args["quantity"],
-            "metadata": args.get("metadata_hash"),
-            "status": "active",
-            "issued_at": ctx.height,
-        },
-    )
-    add_units(ctx.state, asset, to, args["quantity"])
+    issue_asset(ctx.state, asset=asset, asset_class=args["class"], name=args["name"],
+                quantity=args["quantity"], issuer=ctx.sender, to=to, height=ctx.height,
+                metadata=args.get("metadata_hash"))
     ctx.emit(
         Event(
             "asset.issue",
@@ -181,11 +209,7 @@ def _transfer(ctx: TxContext, args: dict[str, Any]) -> None:
     asset, to, quantity = args["asset"], args["to"], args["quantity"]
     movable_by_holders(active_asset(ctx.state, asset), asset)
     holder = acting_for(ctx, args.get("holder"))
-    if to == holder:
-        raise p.invalid("a transfer needs a recipient other than the holder")
-    holding = take_free_units(ctx.state, asset, holder, quantity)
-    put_holding(ctx.state, asset, holder, {**holding, "q": holding["q"] - quantity})
-    add_units(ctx.state, asset, to, quantity)
+    move_units(ctx.state, asset, holder, to, quantity)
     details: dict[str, Any] = {"by": ctx.sender} if ctx.sender != holder else {}
     if "memo" in args:
         details["memo"] = args["memo"]
@@ -308,8 +332,7 @@ def _redeem(ctx: TxContext, args: dict[str, Any]) -> None:
     record = active_asset(ctx.state, asset)
     movable_by_holders(record, asset)
     holder = acting_for(ctx, args.get("holder"))
-    holding = take_free_units(ctx.state, asset, holder, quantity)
-    put_holding(ctx.state, asset, holder, {**holding, "q": holding["q"] - quantity})
+    remove_units(ctx.state, asset, holder, quantity)
     supply = record["supply"] - quantity
     status = "active" if supply > 0 else "retired"
     ctx.state.put(asset_key(asset), {**record, "supply": supply, "status": status})
@@ -355,6 +378,132 @@ def _attest(ctx: TxContext, args: dict[str, Any]) -> None:
                    details={"title": args["title"]}))
 
 
+# --- the door for contracts: host functions --------------------------------------------
+
+#: The source name of custody events a contract causes (tally.exec.contracts turns them
+#: into custody-log events).
+CUSTODY_SOURCE = "custody"
+
+
+def contract_address(name: str) -> str:
+    """A contract's custody account: derived from its name, so no key can sign for it."""
+    return hashlib.sha256(b"tally/contract/" + name.encode()).digest()[:20].hex()
+
+
+def _emit_custody(req: HostRequest, kind: str, asset: str, sender: str | None, to: str | None,
+                  quantity: int, details: dict[str, Any]) -> None:
+    req.emit(kind, {"asset": asset, "from": sender, "to": to, "quantity": quantity,
+                    "details": details | {"contract": req.contract}}, source=CUSTODY_SOURCE)
+
+
+def _controlled(state: StateAccess, req: HostRequest, asset: str) -> dict[str, Any]:
+    record = active_asset(state, asset)
+    if record.get("controller") != contract_address(req.contract):
+        raise ExecutionFailed(f"contract {req.contract} does not control asset {asset}",
+                              Code.UNAUTHORISED)
+    return record
+
+
+def _h_address(req: HostRequest, state: StateAccess) -> str:
+    return contract_address(req.contract)
+
+
+def _h_address_of(req: HostRequest, state: StateAccess, name: str) -> str:
+    if not is_valid_contract_name(name):
+        raise HostError(f"invalid contract name {name!r}", code=str(Code.INVALID_PAYLOAD))
+    return contract_address(name)
+
+
+def _h_holding(req: HostRequest, state: StateAccess, asset: str, holder: str) -> dict[str, int]:
+    p.identifier("asset", asset)
+    p.address("holder", holder)
+    return dict(get_holding(state, asset, holder))
+
+
+def _h_issue(req: HostRequest, state: StateAccess, asset: str, asset_class: str, name: str,
+             quantity: int, to: str) -> None:
+    p.identifier("asset", asset)
+    p.one_of(*ASSET_CLASSES)("asset_class", asset_class)
+    p.text(200)("name", name)
+    p.quantity("quantity", quantity)
+    p.address("to", to)
+    me = contract_address(req.contract)
+    if "issuer" not in roles_of(state, me):
+        raise ExecutionFailed(f"contract {req.contract} ({me}) needs the issuer role",
+                              Code.UNAUTHORISED)
+    issue_asset(state, asset=asset, asset_class=asset_class, name=name, quantity=quantity,
+                issuer=me, to=to, height=req.context.height, controller=me)
+    _emit_custody(req, "asset.issue", asset, me, to, quantity,
+                  {"class": asset_class, "name": name})
+
+
+def _h_mint(req: HostRequest, state: StateAccess, asset: str, to: str, quantity: int) -> None:
+    p.quantity("quantity", quantity)
+    p.address("to", to)
+    record = _controlled(state, req, asset)
+    state.put(asset_key(asset), {**record, "supply": record["supply"] + quantity})
+    add_units(state, asset, to, quantity)
+    _emit_custody(req, "asset.mint", asset, record["controller"], to, quantity, {})
+
+
+def _h_burn(req: HostRequest, state: StateAccess, asset: str, holder: str, quantity: int) -> None:
+    p.quantity("quantity", quantity)
+    p.address("holder", holder)
+    record = _controlled(state, req, asset)
+    remove_units(state, asset, holder, quantity)
+    supply = record["supply"] - quantity
+    # A controlled asset stays active at zero supply: its contract may issue it again.
+    state.put(asset_key(asset), {**record, "supply": supply})
+    _emit_custody(req, "asset.burn", asset, holder, None, quantity, {"supply": supply})
+
+
+def _contract_move(req: HostRequest, state: StateAccess, asset: str, holder: str, to: str,
+                   quantity: int) -> None:
+    p.quantity("quantity", quantity)
+    p.address("to", to)
+    active_asset(state, asset)
+    move_units(state, asset, holder, to, quantity)
+    _emit_custody(req, "custody.transfer", asset, holder, to, quantity,
+                  {"by": contract_address(req.contract)})
+
+
+def _h_transfer(req: HostRequest, state: StateAccess, asset: str, to: str, quantity: int) -> None:
+    p.identifier("asset", asset)
+    me = contract_address(req.contract)
+    controller = active_asset(state, asset).get("controller")
+    if controller and controller != me:
+        raise ExecutionFailed(f"units of {asset} move only through the contract that "
+                              f"controls it ({controller})", Code.UNAUTHORISED)
+    _contract_move(req, state, asset, me, to, quantity)
+
+
+def _h_transfer_from(req: HostRequest, state: StateAccess, asset: str, holder: str, to: str,
+                     quantity: int) -> None:
+    p.identifier("asset", asset)
+    p.address("holder", holder)
+    me = contract_address(req.contract)
+    controller = active_asset(state, asset).get("controller")
+    allowed = controller == me if controller else state.get(agent_key(holder, me)) is not None
+    if not allowed:
+        raise ExecutionFailed(f"contract {req.contract} may not move {holder}'s units of "
+                              f"{asset}: " + ("only its controlling contract may" if controller
+                                              else "it is not an agent the holder appointed"),
+                              Code.UNAUTHORISED)
+    _contract_move(req, state, asset, holder, to, quantity)
+
+
+HOST_FUNCTIONS = (
+    HostFunction("custody.address", _h_address),
+    HostFunction("custody.address_of", _h_address_of),
+    HostFunction("custody.holding", _h_holding),
+    HostFunction("custody.issue", _h_issue),
+    HostFunction("custody.mint", _h_mint),
+    HostFunction("custody.burn", _h_burn),
+    HostFunction("custody.transfer", _h_transfer),
+    HostFunction("custody.transfer_from", _h_transfer_from),
+)
+
+
 OPERATIONS = (
     Operation("asset.issue", _parse_issue, _issue, "an issuer registers an asset and its units"),
     Operation("asset.redeem", _parse_redeem, _redeem, "a holder surrenders units for retirement"),
@@ -368,3 +517,5 @@ OPERATIONS = (
     Operation("custody.revoke_agent", _parse_agent, _revoke_agent, "revoke an agent"),
     Operation("document.attest", _parse_attest, _attest, "attest a document's hash"),
 )
+
+MODULE = Module("custody", operations=OPERATIONS, host_functions=HOST_FUNCTIONS)

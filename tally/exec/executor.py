@@ -3,25 +3,32 @@
 The solo engine and the CometBFT application call the same :meth:`Executor.execute_block`,
 so a block gives the same state on every node however it was agreed. Nothing here reads
 a clock, a random source or the environment: the block's height and time are inputs.
+
+Which rules a block runs by is itself state: the protocol version in force
+(tally.exec.upgrade), whose :class:`~tally.exec.rules.Rules` list the chain's modules and
+their operations. Between blocks the executor holds the rules and parameters of the last
+committed block (:meth:`Executor.sync`), which admission checks against; a block that
+crosses a scheduled upgrade runs entirely by the new version.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tally import tx as txmod
 from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
-from tally.exec import contracts, custody, governance, roles
+from tally.exec import upgrade
 from tally.exec.context import ContractEvent, Event, TxContext
-from tally.exec.operation import Operation
+from tally.exec.rules import Rules, rules_for
 from tally.exec.state import BlockState
 from tally.genesis import Genesis
 from tally.tx import Transaction
+from tally.vm import VM
 
-OK = "OK"
+OK = Code.OK
 
 
 @dataclass(slots=True)
@@ -47,32 +54,48 @@ def nonce_key(account: str) -> bytes:
 
 
 def genesis_writes(genesis: Genesis) -> dict[bytes, Any]:
-    """The state a chain starts with: its role table, committee and validator set."""
-    writes: dict[bytes, Any] = {
-        roles.role_key(account): sorted(held) for account, held in genesis.roles.items()
-    }
-    writes[governance.COMMITTEE_KEY] = sorted(
-        account for account, held in genesis.roles.items() if "admin" in held)
-    writes[governance.VALIDATORS_KEY] = [
-        governance.validator_doc(v.name, v.public_key, v.consensus_key, v.power)
-        for v in sorted(genesis.validators, key=lambda v: v.name)
-    ]
-    return writes
+    """The state a chain starts with: what each module of its first version writes (its
+    role table, committee and validator set; from version 2 its protocol record and
+    parameters)."""
+    return rules_for(genesis.protocol_version).genesis_writes(genesis)
+
+
+@dataclass(slots=True)
+class BlockOutcome:
+    """What executing a block gave: the version it ran by, and each transaction's outcome."""
+
+    version: int
+    txs: list[TxOutcome]
 
 
 class Executor:
-    def __init__(self, genesis: Genesis, extra_operations: Iterable[Operation] = ()) -> None:
+    def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
         self.suite = genesis.suite
         self.chain = genesis.chain_id
-        self.params = genesis.params
-        self.operations: dict[str, Operation] = {}
+        #: One VM per executor: it runs one call at a time and caches compiled code.
+        self.vm = VM()
+        #: The rules and parameters in force after the last committed block (sync).
+        self.rules: Rules = rules_for(genesis.protocol_version)
+        self.params = self.rules.params_of(_EMPTY, genesis)
+        self._rules_by_version: dict[int, Rules] = {self.rules.version: self.rules}
         self._parsed: dict[bytes, dict[str, Any]] = {}
-        for op in (*roles.OPERATIONS, *custody.OPERATIONS, *governance.OPERATIONS,
-                   *contracts.OPERATIONS, *extra_operations):
-            if op.kind in self.operations:
-                raise ValueError(f"two operations claim kind {op.kind!r}")
-            self.operations[op.kind] = op
+
+    def rules_of(self, version: int) -> Rules:
+        if version not in self._rules_by_version:
+            self._rules_by_version[version] = rules_for(version)
+        return self._rules_by_version[version]
+
+    def sync(self, read: Callable[[bytes], Any | None]) -> None:
+        """Adopt the version and parameters of the committed state (after genesis and
+        after every commit): admission checks against them."""
+        state = _ReadOnly(read)
+        self.rules = self.rules_of(upgrade.current_version(state, self.genesis))
+        self.params = self.rules.params_of(state, self.genesis)
+
+    @property
+    def operations(self) -> dict[str, Any]:
+        return self.rules.operations
 
     # --- admission: checks that need no state -------------------------------------------
 
@@ -97,7 +120,7 @@ class Executor:
                 f"transaction uses suite {tx.suite!r}; this chain uses {self.suite.name!r}",
                 Code.WRONG_SUITE,
             )
-        op = self.operations.get(tx.kind)
+        op = self.rules.operations.get(tx.kind)
         if op is None:
             raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
         parsed = op.parse(tx.payload)
@@ -109,8 +132,11 @@ class Executor:
             with contextlib.suppress(StopIteration, RuntimeError, KeyError):
                 self._parsed.pop(next(iter(self._parsed)))
 
-    def check_nonce_and_expiry(self, tx: Transaction, expected_nonce: int, height: int) -> None:
+    def check_nonce_and_expiry(self, tx: Transaction, expected_nonce: int, height: int,
+                               max_expiry_window: int | None = None) -> None:
         """``height`` is the height of the block the transaction would enter."""
+        window = self.params.max_expiry_window if max_expiry_window is None \
+            else max_expiry_window
         if tx.nonce < expected_nonce:
             raise TxRejected(
                 f"nonce {tx.nonce} was already used by {tx.sender}; next is {expected_nonce}",
@@ -126,9 +152,9 @@ class Executor:
                 f"transaction expired at height {tx.expiry}; the chain is at {height}",
                 Code.EXPIRED,
             )
-        if tx.expiry > height + self.params.max_expiry_window:
+        if tx.expiry > height + window:
             raise TxRejected(
-                f"expiry {tx.expiry} is more than {self.params.max_expiry_window} blocks ahead",
+                f"expiry {tx.expiry} is more than {window} blocks ahead",
                 Code.EXPIRED,
             )
 
@@ -145,11 +171,14 @@ class Executor:
         time_ms: int,
         txs: list[Transaction],
         is_verified: Callable[[bytes], bool] = lambda tx_id: False,
-    ) -> list[TxOutcome]:
-        return [self._execute(state, tx, height, time_ms, is_verified) for tx in txs]
+    ) -> BlockOutcome:
+        rules = self.rules_of(upgrade.begin_block(state, self.genesis, height))
+        return BlockOutcome(rules.version, [
+            self._execute(rules, state, tx, height, time_ms, is_verified) for tx in txs])
 
     def _execute(
         self,
+        rules: Rules,
         state: BlockState,
         tx: Transaction,
         height: int,
@@ -159,13 +188,17 @@ class Executor:
         try:
             if not is_verified(tx.id):  # admitted transactions were checked already
                 self.check_stateless(tx)
+            op = rules.operations.get(tx.kind)
+            if op is None:  # admitted under the rules of the version before this block
+                raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
             expected = state.get(nonce_key(tx.sender)) or 0
-            self.check_nonce_and_expiry(tx, expected, height)
+            self.check_nonce_and_expiry(tx, expected, height,
+                                        rules.params_of(state, self.genesis).max_expiry_window)
         except TallyError as exc:
             return TxOutcome(tx, str(exc.code), exc.message, ran=False)
         state.put(nonce_key(tx.sender), expected + 1)
-        op = self.operations[tx.kind]
-        ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender)
+        ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender,
+                        rules, self.vm, self.genesis)
         parsed = self._parsed.pop(tx.id, None)
         state.begin()
         try:
@@ -175,10 +208,31 @@ class Executor:
             return TxOutcome(tx, str(exc.code), exc.message)
         except Exception as exc:  # a bug in a module must not halt the chain
             state.rollback()
-            return TxOutcome(tx, "INTERNAL", f"internal error: {type(exc).__name__}")
+            return TxOutcome(tx, Code.INTERNAL, f"internal error: {type(exc).__name__}")
         state.commit()
         return TxOutcome(tx, OK, "", ctx.events, contract_events=ctx.contract_events,
                          result=ctx.result)
 
 
-__all__ = ["Executor", "TxOutcome", "ExecutionFailed", "OK", "genesis_writes", "nonce_key"]
+class _ReadOnly:
+    """Committed state through a read function, for :meth:`Executor.sync`."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[bytes], Any | None]) -> None:
+        self.read = read
+
+    def get(self, key: bytes) -> Any | None:
+        return self.read(key)
+
+    def put(self, key: bytes, value: Any) -> None:
+        raise RuntimeError("read-only state")
+
+    def delete(self, key: bytes) -> None:
+        raise RuntimeError("read-only state")
+
+
+_EMPTY = _ReadOnly(lambda key: None)
+
+__all__ = ["BlockOutcome", "Executor", "TxOutcome", "ExecutionFailed", "OK", "genesis_writes",
+           "nonce_key"]

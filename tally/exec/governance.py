@@ -1,10 +1,16 @@
-"""Governance: the committee and the validator set.
+"""Governance: the committee, its proposals, and the validator set.
 
-The committee is the set of accounts holding the ``admin`` role. A change of the
-validator set (add a validator, remove one, change its power) is proposed by one member
-and takes effect once more than half of the committee approved it. The change is then a
-``validator.update`` event in the custody log, so evidence can prove which keys were
-validators at any height, and it reaches CometBFT as a validator update.
+The committee is the set of accounts holding the ``admin`` role. Any committee *action*
+(a change of the validator set, a contract deployment, a protocol upgrade...) is proposed
+by one member and takes effect once more than half of the committee approved it. The
+actions are contributed by the chain's modules (:class:`tally.exec.module.Action`);
+:func:`make_module` builds this module over the table of all of them, so the list of what
+a committee may do is the one the chain's rules compose (tally.exec.rules).
+
+This module's own action is ``validator.set``: add a validator, remove one, change its
+power. The change is then a ``validator.update`` event in the custody log, so evidence
+can prove which keys were validators at any height, and it reaches CometBFT as a
+validator update.
 
 State::
 
@@ -16,19 +22,20 @@ State::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
+from tally.exec.module import Action, Module
 from tally.exec.operation import Operation
 from tally.exec.roles import COMMITTEE_KEY, require_role
+from tally.exec.state import StateAccess
+from tally.genesis import Genesis
 
-__all__ = ["ACTIONS", "COMMITTEE_KEY", "VALIDATORS_KEY", "OPERATIONS", "Action", "committee",
-           "register", "validators"]
-from tally.exec.state import BlockState
+__all__ = ["COMMITTEE_KEY", "VALIDATORS_KEY", "VALIDATOR_SET", "committee", "make_module",
+           "validator_doc", "validators"]
 
 VALIDATORS_KEY = b"validators"
 MAX_POWER = 2**40
@@ -39,11 +46,11 @@ def proposal_key(proposal_id: str) -> bytes:
     return f"proposal/{proposal_id}".encode()
 
 
-def committee(state: BlockState) -> list[str]:
+def committee(state: StateAccess) -> list[str]:
     return state.get(COMMITTEE_KEY) or []
 
 
-def validators(state: BlockState) -> list[dict[str, Any]]:
+def validators(state: StateAccess) -> list[dict[str, Any]]:
     return state.get(VALIDATORS_KEY) or []
 
 
@@ -71,51 +78,44 @@ def _power(name: str, value: Any) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class Action:
-    """Something only the committee may do: checked when proposed, applied once more
-    than half of the committee approved (and checked again then: state may have moved)."""
+class _Committee:
+    """The proposal and approval operations over one table of actions."""
 
-    name: str
-    parse: Callable[[dict[str, Any]], dict[str, Any]]
-    check: Callable[[BlockState, dict[str, Any]], None]
-    apply: Callable[[TxContext, dict[str, Any], dict[str, Any], str], None]
+    def __init__(self, actions: Mapping[str, Action]) -> None:
+        self.actions = dict(actions)
 
+    def parse_propose(self, payload: dict[str, Any]) -> dict[str, Any]:
+        action = self.actions.get(payload.get("action"))  # type: ignore[arg-type]
+        if action is None:
+            raise p.invalid(f"action must be one of: {', '.join(sorted(self.actions))}")
+        return {"action": action.name,
+                "args": action.parse({k: v for k, v in payload.items() if k != "action"})}
 
-ACTIONS: dict[str, Action] = {}
+    def propose(self, ctx: TxContext, args: dict[str, Any]) -> None:
+        _propose(ctx, self.actions[args["action"]], args["args"])
 
-
-def register(action: Action) -> None:
-    ACTIONS[action.name] = action
-
-
-def _parse_propose(payload: dict[str, Any]) -> dict[str, Any]:
-    action = ACTIONS.get(payload.get("action"))  # type: ignore[arg-type]
-    if action is None:
-        raise p.invalid(f"action must be one of: {', '.join(sorted(ACTIONS))}")
-    return {"action": action.name,
-            "args": action.parse({k: v for k, v in payload.items() if k != "action"})}
+    def approve(self, ctx: TxContext, args: dict[str, Any]) -> None:
+        _approve(ctx, self.actions, args)
 
 
-def _propose(ctx: TxContext, args: dict[str, Any]) -> None:
+def _propose(ctx: TxContext, action: Action, action_args: dict[str, Any]) -> None:
     require_role(ctx, "admin")
-    action = ACTIONS[args["action"]]
     proposal_id = ctx.tx_id.hex()
-    proposal = {"action": action.name, "args": args["args"], "proposer": ctx.sender,
+    proposal = {"action": action.name, "args": action_args, "proposer": ctx.sender,
                 "approvals": [ctx.sender], "height": ctx.height}
-    action.check(ctx.state, args["args"])
-    summary = {k: v for k, v in args["args"].items() if isinstance(v, (int, str)) and
+    action.check(ctx, action_args)
+    summary = {k: v for k, v in action_args.items() if isinstance(v, (int, str)) and
                not (isinstance(v, str) and len(v) > 200)}
     ctx.emit(Event("gov.propose", sender=ctx.sender,
                    details={"proposal": proposal_id, "action": action.name} | summary))
-    _settle(ctx, proposal_id, proposal)
+    _settle(ctx, action, proposal_id, proposal)
 
 
 def _parse_approve(payload: dict[str, Any]) -> dict[str, Any]:
     return p.parse(payload, {"proposal": p.text(128)})
 
 
-def _approve(ctx: TxContext, args: dict[str, Any]) -> None:
+def _approve(ctx: TxContext, actions: Mapping[str, Action], args: dict[str, Any]) -> None:
     require_role(ctx, "admin")
     proposal = ctx.state.get(proposal_key(args["proposal"]))
     if proposal is None:
@@ -124,18 +124,22 @@ def _approve(ctx: TxContext, args: dict[str, Any]) -> None:
         raise ExecutionFailed("this member already approved the proposal", Code.ALREADY_EXISTS)
     proposal = {**proposal, "approvals": sorted([*proposal["approvals"], ctx.sender])}
     ctx.emit(Event("gov.approve", sender=ctx.sender, details={"proposal": args["proposal"]}))
-    _settle(ctx, args["proposal"], proposal)
+    action = actions.get(proposal["action"])
+    if action is None:  # an action of an earlier protocol version, since removed
+        raise ExecutionFailed(f"action {proposal['action']!r} no longer exists",
+                              Code.INVALID_PAYLOAD)
+    _settle(ctx, action, args["proposal"], proposal)
 
 
-def _settle(ctx: TxContext, proposal_id: str, proposal: dict[str, Any]) -> None:
+def _settle(ctx: TxContext, action: Action, proposal_id: str, proposal: dict[str, Any]
+            ) -> None:
     members = committee(ctx.state)
     approvals = [a for a in proposal["approvals"] if a in members]
     if len(approvals) * 2 <= len(members):
         ctx.state.put(proposal_key(proposal_id), proposal)
         return
     ctx.state.delete(proposal_key(proposal_id))
-    action = ACTIONS[proposal["action"]]
-    action.check(ctx.state, proposal["args"])  # the state may have moved since the proposal
+    action.check(ctx, proposal["args"])  # the state may have moved since the proposal
     action.apply(ctx, proposal["args"], proposal, proposal_id)
 
 
@@ -144,8 +148,8 @@ def _parse_validator_set(args: dict[str, Any]) -> dict[str, Any]:
                    {"public_key": _key_bytes, "consensus_key": _key_bytes})
 
 
-def _check_validator_change(state: BlockState, args: dict[str, Any]) -> None:
-    current = {v["name"]: v for v in validators(state)}
+def _check_validator_change(ctx: TxContext, args: dict[str, Any]) -> None:
+    current = {v["name"]: v for v in validators(ctx.state)}
     name, power = args["name"], args["power"]
     if name not in current and power == 0:
         raise ExecutionFailed(f"no validator {name!r} to remove", Code.NOT_FOUND)
@@ -179,13 +183,32 @@ def _apply_validator_change(ctx: TxContext, args: dict[str, Any], proposal: dict
                    | {"proposal": proposal_id}))
 
 
-register(Action("validator.set", _parse_validator_set, _check_validator_change,
-                _apply_validator_change))
+VALIDATOR_SET = Action("validator.set", _parse_validator_set, _check_validator_change,
+                       _apply_validator_change, "add, remove or re-weight a validator")
 
 
-OPERATIONS = (
-    Operation("gov.propose", _parse_propose, _propose,
-              "a committee member proposes a validator-set change"),
-    Operation("gov.approve", _parse_approve, _approve,
-              "a committee member approves a proposal; it applies past half the committee"),
-)
+def _genesis(genesis: Genesis) -> dict[bytes, Any]:
+    return {VALIDATORS_KEY: [validator_doc(v.name, v.public_key, v.consensus_key, v.power)
+                             for v in sorted(genesis.validators, key=lambda v: v.name)]}
+
+
+def make_module(actions: Iterable[Action]) -> Module:
+    """The governance module over the committee actions of a chain's other modules (its
+    own, ``validator.set``, included)."""
+    table: dict[str, Action] = {VALIDATOR_SET.name: VALIDATOR_SET}
+    for action in actions:
+        if action.name in table:
+            raise ValueError(f"two modules claim the committee action {action.name!r}")
+        table[action.name] = action
+    committee_ops = _Committee(table)
+    return Module(
+        "governance",
+        operations=(
+            Operation("gov.propose", committee_ops.parse_propose, committee_ops.propose,
+                      "a committee member proposes an action"),
+            Operation("gov.approve", _parse_approve, committee_ops.approve,
+                      "a committee member approves a proposal; it applies past half the "
+                      "committee"),
+        ),
+        genesis=_genesis,
+    )

@@ -56,6 +56,16 @@ def text(limit: int) -> Check:
     return check
 
 
+def whole(low: int, high: int) -> Check:
+    """A whole number from ``low`` to ``high`` (a bool is not a number here)."""
+    def check(name: str, value: Any) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise invalid(f"{name} must be a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
 def one_of(*choices: str) -> Check:
     def check(name: str, value: Any) -> str:
         if value not in choices:

@@ -6,13 +6,17 @@ genesis and changed only by an ``admin``. Identity and committee governance buil
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
+from tally.exec.module import Module
 from tally.exec.operation import Operation
 from tally.exec.state import BlockState
+
+if TYPE_CHECKING:
+    from tally.genesis import Genesis
 
 ROLES = ("admin", "issuer", "custodian", "regulator")
 #: The governance committee: the sorted addresses of every ``admin`` (tally.exec.governance).
@@ -73,7 +77,20 @@ def _revoke(ctx: TxContext, args: dict[str, Any]) -> None:
     ctx.emit(Event("role.revoke", sender=args["account"], details={"role": args["role"]}))
 
 
-OPERATIONS = (
-    Operation("role.grant", _parse, _grant, "an admin gives an account a role"),
-    Operation("role.revoke", _parse, _revoke, "an admin takes a role away"),
+def _genesis(genesis: Genesis) -> dict[bytes, Any]:
+    """The role table of genesis, and the committee it makes (every ``admin``)."""
+    writes: dict[bytes, Any] = {
+        role_key(account): sorted(held) for account, held in genesis.roles.items()}
+    writes[COMMITTEE_KEY] = sorted(
+        account for account, held in genesis.roles.items() if "admin" in held)
+    return writes
+
+
+MODULE = Module(
+    "roles",
+    operations=(
+        Operation("role.grant", _parse, _grant, "an admin gives an account a role"),
+        Operation("role.revoke", _parse, _revoke, "an admin takes a role away"),
+    ),
+    genesis=_genesis,
 )

@@ -9,7 +9,7 @@ wrote reaches the block.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from tally import codec
 
@@ -33,6 +33,15 @@ class Raw:
 
     def __repr__(self) -> str:
         return f"Raw({self.data!r})"
+
+
+class StateAccess(Protocol):
+    """What a module's functions need of state: :class:`BlockState` for transactions,
+    :class:`tally.exec.module.HostState` for contracts' host calls."""
+
+    def get(self, key: bytes) -> Any | None: ...
+    def put(self, key: bytes, value: Any) -> None: ...
+    def delete(self, key: bytes) -> None: ...
 
 
 class BlockState:

@@ -1,0 +1,106 @@
+"""The rules of each protocol version: the one place that lists what a chain has.
+
+A version's rules are composed from modules (tally.exec.module): their operations, their
+committee actions, their contracts' host functions and their genesis writes. To add a
+module to the chain, write its package and add it to the list of the version that brings
+it — a new version, so that blocks made before it replay by the rules that made them::
+
+    def _v3() -> tuple[Module, ...]:
+        return (*_v2(), identity.MODULE)
+
+Like ``ethereum/execution-specs``' one package per fork, every version stays executable
+for as long as a chain may hold its blocks; unlike it, versions share the modules that did
+not change instead of copying them, and a module whose rule changes gets a new function
+(or a new module) in the version that changes it, never an edit of the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tally.exec import contracts, custody, governance, roles, upgrade
+from tally.exec.module import Action, HostFunction, Module
+from tally.exec.operation import Operation
+from tally.exec.state import StateAccess
+from tally.genesis import Genesis, Params
+from tally.protocol.versions import KNOWN_VERSIONS
+from tally.vm import Host
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One protocol version's rules, composed."""
+
+    version: int
+    modules: tuple[Module, ...]
+    #: Where the chain parameters come from: genesis (version 1) or state (version 2 on).
+    params_of: Callable[[StateAccess, Genesis], Params]
+    operations: dict[str, Operation] = field(init=False)
+    actions: dict[str, Action] = field(init=False)
+    host_functions: dict[str, HostFunction] = field(init=False)
+    host: Host = field(init=False)
+
+    def __post_init__(self) -> None:
+        def table(items: Iterable[Any], what: str) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for item in items:
+                key = getattr(item, "kind", None) or item.name
+                if key in out:
+                    raise ValueError(f"two modules claim the {what} {key!r}")
+                out[key] = item
+            return out
+
+        names = [m.name for m in self.modules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a module is listed twice in version {self.version}: {names}")
+        object.__setattr__(self, "operations", table(
+            (op for m in self.modules for op in m.operations), "operation"))
+        object.__setattr__(self, "actions", table(
+            (a for m in self.modules for a in m.actions), "committee action"))
+        object.__setattr__(self, "host_functions", table(
+            (f for m in self.modules for f in m.host_functions), "host function"))
+        object.__setattr__(self, "host", contracts.make_host(self.host_functions.values()))
+
+    def genesis_writes(self, genesis: Genesis) -> dict[bytes, Any]:
+        writes: dict[bytes, Any] = {}
+        for module in self.modules:
+            if module.genesis is not None:
+                for key, value in module.genesis(genesis).items():
+                    if key in writes:
+                        raise ValueError(f"two modules write {key!r} at genesis")
+                    writes[key] = value
+        return writes
+
+
+def _with_governance(modules: tuple[Module, ...]) -> tuple[Module, ...]:
+    """The modules, and governance over the committee actions they contribute."""
+    return (*modules, governance.make_module(a for m in modules for a in m.actions))
+
+
+def _genesis_params(state: StateAccess, genesis: Genesis) -> Params:
+    return genesis.params
+
+
+def _v1() -> Rules:
+    return Rules(1, _with_governance((roles.MODULE, custody.MODULE, contracts.MODULE,
+                                      upgrade.MODULE_V1)), _genesis_params)
+
+
+def _v2() -> Rules:
+    return Rules(2, _with_governance((roles.MODULE, custody.MODULE, contracts.MODULE,
+                                      upgrade.MODULE_V2)), upgrade.state_params)
+
+
+_BUILDERS: dict[int, Callable[[], Rules]] = {1: _v1, 2: _v2}
+assert tuple(_BUILDERS) == KNOWN_VERSIONS, "every known version needs its rules"
+
+
+def rules_for(version: int) -> Rules:
+    """The rules of ``version`` (built fresh: each executor holds its own)."""
+    builder = _BUILDERS.get(version)
+    if builder is None:
+        raise ValueError(f"protocol version {version} is unknown to this build "
+                         f"(it knows {KNOWN_VERSIONS}); upgrade the node")
+    return builder()

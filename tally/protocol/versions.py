@@ -1,0 +1,25 @@
+"""Protocol versions: the numbers every node must agree on, and what each one changed.
+
+A chain's blocks are executed by the rules of the protocol version in force at their
+height; :mod:`tally.exec.rules` maps each number below to its rules. A version, once
+released, never changes: a new rule is a new version, so a node replays and audits old
+blocks by the rules that made them. The version in force is recorded in state and moves
+forward only through a committee proposal (``protocol.upgrade``), at a height the
+committee names, so every node switches at the same block (decision 0019).
+
+=======  ====================================================================================
+version  what it is
+=======  ====================================================================================
+1        the rules before versioning: chain parameters fixed in genesis, headers without a
+         version (chains whose genesis names no version run it; their hashes are unchanged)
+2        the header names its version; chain parameters live in state (``params``) and the
+         committee changes them (``params.set``)
+=======  ====================================================================================
+"""
+
+from __future__ import annotations
+
+#: Every version this build can execute, oldest first.
+KNOWN_VERSIONS: tuple[int, ...] = (1, 2)
+#: The version a new chain starts at.
+LATEST_VERSION = KNOWN_VERSIONS[-1]
