@@ -112,6 +112,7 @@ class VerificationFailed(TallyError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
+        self.message = message
         self.reason = reason
 
     def to_dict(self) -> dict[str, str]:

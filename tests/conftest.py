@@ -14,6 +14,7 @@ from tally.crypto import get_suite
 from tally.genesis import Params, make_genesis
 from tally.keys import NamedKey, generate
 from tally.node import Node
+from tally.protocol.versions import LATEST_VERSION
 
 CHAIN = "test-chain"
 GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -22,7 +23,8 @@ GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 class Chain:
     """A running solo node with named accounts, and helpers to sign and send."""
 
-    def __init__(self, tmp: Path, suite_name: str, params: Params | None = None) -> None:
+    def __init__(self, tmp: Path, suite_name: str, params: Params | None = None,
+                 protocol_version: int = LATEST_VERSION) -> None:
         self.suite_name = suite_name
         self.suite = get_suite(suite_name)
         self.validator = generate("validator-0", suite_name)
@@ -35,7 +37,8 @@ class Chain:
             self.keys["regulator"].address: ["regulator"],
         }
         self.genesis = make_genesis(CHAIN, self.suite, [(self.validator.name, self.validator.key)],
-                                    roles, GENESIS_TIME, params)
+                                    roles, GENESIS_TIME, params,
+                                    protocol_version=protocol_version)
         self.data_dir = tmp / "node"
         clock = itertools.count(GENESIS_TIME + 1000, 1000)
         self.node = Node(self.data_dir, self.genesis, self.validator, clock_ms=lambda: next(clock))

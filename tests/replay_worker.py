@@ -25,7 +25,8 @@ def main() -> None:
         committed = ledger.commit(ledger.execute(txs, block["time"]))
         out.append({"height": committed.height, "hash": committed.hash.hex(),
                     "state": committed.header.state.hex(),
-                    "log_root": committed.header.log_root.hex()})
+                    "log_root": committed.header.log_root.hex(),
+                    "version": committed.header.version})
     # A control that does depend on the hash seed, to prove the seeds took effect.
     control = ",".join({f"account-{i}" for i in range(32)})
     print(json.dumps({"blocks": out, "control": control}))

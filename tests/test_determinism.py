@@ -6,15 +6,10 @@ with different hash seeds; every block hash and state root must match the origin
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tally.protocol.header import BlockHeader
 from tests.conftest import Chain
+from tests.replay import recorded_blocks, replay_under_seeds
 
 
 def history(chain: Chain) -> None:
@@ -41,33 +36,9 @@ def history(chain: Chain) -> None:
 
 def test_replays_on_fresh_nodes_under_different_hash_seeds(chain: Chain, tmp_path: Path) -> None:
     history(chain)
-    store = chain.node.store
-    height = chain.node.ledger.height
-    blocks, expected = [], []
-    for h in range(1, height + 1):
-        row = store.block(h)
-        header = BlockHeader.decode(row.header)
-        blocks.append({"time": header.time,
-                       "txs": [base64.b64encode(t.raw).decode() for t in store.block_txs(h)]})
-        expected.append({"height": h, "hash": row.hash.hex(), "state": header.state.hex(),
-                         "log_root": header.log_root.hex()})
-    genesis_path = tmp_path / "genesis.json"
-    chain.genesis.write(genesis_path)
-    blocks_path = tmp_path / "blocks.json"
-    blocks_path.write_text(json.dumps(blocks))
-    worker = Path(__file__).with_name("replay_worker.py")
-    results = []
-    for seed in ("0", "12345"):
-        env = dict(os.environ, PYTHONHASHSEED=seed)
-        out = subprocess.run([sys.executable, str(worker), str(genesis_path), str(blocks_path),
-                              str(tmp_path / f"replay-{seed}")], env=env, capture_output=True,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        results.append(json.loads(out.stdout))
-    assert results[0]["control"] != results[1]["control"], (
-        "the seeds did not change set order; the test proves nothing")
-    assert results[0]["blocks"] == expected
-    assert results[1]["blocks"] == expected
+    blocks, expected = recorded_blocks(chain.node)
+    for replayed in replay_under_seeds(chain.genesis, blocks, tmp_path):
+        assert replayed == expected
 
 
 def test_event_leaves_are_canonical_cbor() -> None:

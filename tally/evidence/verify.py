@@ -29,6 +29,7 @@ from typing import Any
 import cbor2
 
 from tally.crypto import Suite, get_suite
+from tally.errors import VerificationFailed
 from tally.log.checkpoint import (
     CosignatureVerifier,
     Misbehaviour,
@@ -56,13 +57,8 @@ LEAF_FIELDS = frozenset(
 )
 
 
-class EvidenceError(Exception):
+class EvidenceError(VerificationFailed):
     """The bundle does not prove what it claims. ``reason`` is a stable code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tally import codec
-from tally.errors import Code, ExecutionFailed
+from tally.errors import Code, ExecutionFailed, as_code
 from tally.exec import payload as p
 from tally.exec.context import ContractEvent, Event, TxContext
 from tally.exec.custody import CUSTODY_SOURCE, contract_address
@@ -53,8 +53,9 @@ def contract_source_key(name: str, version: int) -> bytes:
 
 
 def vm_error_to_tally(exc: VMError) -> ExecutionFailed:
-    code = Code(exc.code) if exc.code in Code._value2member_map_ else Code.CONTRACT_ERROR
-    return ExecutionFailed(str(exc.message if hasattr(exc, "message") else exc), code)
+    """The VM's typed error as the executor reports it: its code is already one of
+    :class:`~tally.errors.Code` (a host function may pass on any module's code)."""
+    return ExecutionFailed(exc.message, as_code(exc.code))
 
 
 class StateStorage:
@@ -108,7 +109,7 @@ def make_host(functions: Iterable[HostFunction]) -> Host:
     def host(req: HostRequest) -> Any:
         fn = table.get(req.function)
         if fn is None:
-            raise HostError(f"no host function {req.function!r}", code="VM_NO_HOST")
+            raise HostError(f"no host function {req.function!r}", code=Code.VM_NO_HOST.value)
         req.charge(fn.cost)  # a host call costs like several contract steps
         try:
             return fn.call(req, HostState(req), *req.args)

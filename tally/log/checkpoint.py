@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 from typing import TYPE_CHECKING, Protocol
 
+from tally.errors import VerificationFailed
 from tally.log.merkle import HashFn, ProofError, empty_root, roots_from_prefix_proof
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ _DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 _B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
 
 
-class NoteError(ValueError):
+class NoteError(VerificationFailed, ValueError):
     """A note or checkpoint is malformed, or its signatures do not check out.
 
     ``reason`` is one of the ``NoteError.*`` constants.
@@ -94,10 +95,6 @@ class NoteError(ValueError):
     NO_KNOWN_SIGNATURE = "no_known_signature"
     AMBIGUOUS_KEY = "ambiguous_key"
     NO_QUORUM = "no_quorum"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 class QuorumError(NoteError):

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from hmac import compare_digest
 
+from tally.errors import VerificationFailed
+
 __all__ = [
     "HashFn",
     "ProofError",
@@ -45,7 +47,7 @@ _LEAF = b"\x00"
 _NODE = b"\x01"
 
 
-class ProofError(ValueError):
+class ProofError(VerificationFailed, ValueError):
     """A proof, or the claim it is checked against, is invalid.
 
     ``reason`` is one of the ``ProofError.*`` constants, so callers (and tests) can
@@ -61,10 +63,6 @@ class ProofError(ValueError):
     ROOT_MISMATCH = "root_mismatch"
     BAD_HASH_SIZE = "bad_hash_size"
     BAD_ARGUMENT = "bad_argument"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 def leaf_hash(h: HashFn, data: bytes) -> bytes:

@@ -41,6 +41,8 @@ from itertools import islice
 from operator import eq, itemgetter
 from typing import Any, Literal, Protocol
 
+from tally.errors import VerificationFailed
+
 __all__ = [
     "DEFAULT_CACHE_NODES",
     "EMPTY_ROOT",
@@ -563,7 +565,7 @@ _KIND_CODES: dict[str, int] = {"present": 0, "absent-empty": 1, "absent-leaf": 2
 _CODE_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
 
 
-class StateProofError(ValueError):
+class StateProofError(VerificationFailed, ValueError):
     """A state proof is malformed, or does not show what it is checked against.
 
     ``reason`` is one of the constants below, so callers can tell a garbled proof
@@ -576,10 +578,6 @@ class StateProofError(ValueError):
     NOT_CANONICAL = "not_canonical"
     ROOT_MISMATCH = "root_mismatch"
     BAD_ARGUMENT = "bad_argument"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 def _malformed(message: str) -> StateProofError:

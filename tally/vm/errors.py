@@ -5,9 +5,15 @@ Every failure that leaves the VM is a :class:`VMError` with a stable string
 codes never change meaning once released. Messages are for people and are built
 only from deterministic parts (no object addresses), because they may end up in
 replicated state.
+
+The codes are those of :class:`tally.errors.Code` (held here as plain strings, because
+contracts see them as values through ``try_call`` and a contract value is a plain
+``str``): one vocabulary from the VM to the SDK.
 """
 
 from __future__ import annotations
+
+from tally.errors import Code
 
 
 class VMError(Exception):
@@ -16,7 +22,7 @@ class VMError(Exception):
     Anything else escaping :mod:`tally.vm` is a bug in the VM itself.
     """
 
-    code: str = "VM_ERROR"
+    code: str = Code.INTERNAL.value
     #: Steps the failed call had used when it stopped (set by the VM on errors that
     #: leave deploy/call/query), so an executor can charge for failed work.
     steps_used: int | None = None
@@ -36,7 +42,7 @@ class VMError(Exception):
 class ContractRejected(VMError):
     """The source failed the deploy-time checks (syntax, structure, forbidden construct)."""
 
-    code = "CONTRACT_REJECTED"
+    code = Code.CONTRACT_REJECTED.value
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(f"line {line}: {message}" if line else message)
@@ -47,7 +53,7 @@ class Forbidden(VMError):
     """The contract tried, at run time, something the sandbox does not allow
     (an attribute outside the allow-list, a codec other than UTF-8, ``%`` formatting)."""
 
-    code = "VM_FORBIDDEN"
+    code = Code.VM_FORBIDDEN.value
 
 
 class ContractError(VMError):
@@ -57,7 +63,7 @@ class ContractError(VMError):
     string message: nothing else can ride out of the sandbox on it.
     """
 
-    code = "CONTRACT_ERROR"
+    code = Code.CONTRACT_ERROR.value
 
     def __init__(self, message: str = "") -> None:
         if type(message) is not str:
@@ -70,63 +76,63 @@ class ContractError(VMError):
 class ContractRuntimeError(VMError):
     """A Python error inside contract code (``KeyError``, ``ZeroDivisionError``...)."""
 
-    code = "VM_RUNTIME_ERROR"
+    code = Code.VM_RUNTIME_ERROR.value
 
 
 class OutOfSteps(VMError):
     """The step budget of the call is spent."""
 
-    code = "VM_OUT_OF_STEPS"
+    code = Code.VM_OUT_OF_STEPS.value
 
 
 class MemoryLimitExceeded(VMError):
     """An allocation would take the call past its memory budget or a size cap."""
 
-    code = "VM_MEMORY_LIMIT"
+    code = Code.VM_MEMORY_LIMIT.value
 
 
 class RecursionLimitExceeded(VMError):
     """Too many nested contract frames or nested contract calls."""
 
-    code = "VM_RECURSION_LIMIT"
+    code = Code.VM_RECURSION_LIMIT.value
 
 
 class InvalidValue(VMError):
     """A value crossing a boundary (argument, storage, event, return value) is not
     storable: a float, an unknown type, too deep, too large, or the wrong declared type."""
 
-    code = "VM_INVALID_VALUE"
+    code = Code.VM_INVALID_VALUE.value
 
 
 class ViewWriteError(VMError):
     """A read-only execution (a ``@view``, a query, a ``view_call``) tried to write
     storage or emit an event."""
 
-    code = "VM_VIEW_WRITE"
+    code = Code.VM_VIEW_WRITE.value
 
 
 class ContractNotFound(VMError):
     """No contract is deployed under that name."""
 
-    code = "VM_NO_CONTRACT"
+    code = Code.VM_NO_CONTRACT.value
 
 
 class AlreadyDeployed(VMError):
     """A contract is already deployed under that name."""
 
-    code = "VM_ALREADY_DEPLOYED"
+    code = Code.VM_ALREADY_DEPLOYED.value
 
 
 class MethodNotFound(VMError):
     """The contract has no public method of that name (or it is not a view, for a query)."""
 
-    code = "VM_NO_METHOD"
+    code = Code.VM_NO_METHOD.value
 
 
 class BadArguments(VMError):
     """Wrong number or types of arguments for an entry point."""
 
-    code = "VM_BAD_ARGS"
+    code = Code.VM_BAD_ARGS.value
 
 
 class HostError(VMError):
@@ -134,7 +140,7 @@ class HostError(VMError):
     failures such as an insufficient custody balance; any other exception a host
     raises reaches the executor wrapped in one with code ``VM_HOST_ERROR``."""
 
-    code = "VM_HOST_ERROR"
+    code = Code.VM_HOST_ERROR.value
 
     def __init__(self, message: str = "", code: str | None = None) -> None:
         super().__init__(message)
@@ -145,7 +151,7 @@ class HostError(VMError):
 class VMBusy(VMError):
     """A VM instance runs one execution at a time; a host hook re-entered it."""
 
-    code = "VM_BUSY"
+    code = Code.VM_BUSY.value
 
 
 #: Errors a caller may catch with ``try_call``: they revert only the callee.

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from threading import get_ident
 from typing import Any
 
+from tally.errors import Code
+
 from . import values
 from .compiler import (
     REQUIRE_MESSAGE,
@@ -884,8 +886,8 @@ class _Runtime:
         host = self.host
         if host is None:
             raise HostError(
-                f"no host function {function[:80]!r}: this VM has no host", code="VM_NO_HOST"
-            )
+                f"no host function {function[:80]!r}: this VM has no host",
+                code=Code.VM_NO_HOST.value)
         copied = tuple(self.copy_value(list(args)))
         overlay = self.overlay
         checkpoint = overlay.checkpoint()
