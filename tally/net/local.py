@@ -40,6 +40,7 @@ from tally.net.cometbft import (
     load_localnet,
     make_localnet,
 )
+from tally.protocol.versions import LATEST_VERSION
 
 VALIDATOR_POWER = 10
 DEFAULT_BASE_PORT = 26656  # CometBFT's own p2p port: on hosts, nodes use 26656..26659
@@ -138,7 +139,8 @@ def net_init(base_dir: Path, validators: int = 4, *, suite_name: str = "intl",
             members.append(Validator(spec.moniker, validator.public_key, VALIDATOR_POWER,
                                      base64.b64decode(spec.validator_pubkey)))
     genesis = Genesis(chain_id, suite.name, time.time_ns() // 1_000_000, tuple(members),
-                      {a: tuple(sorted(r)) for a, r in roles.items()})
+                      {a: tuple(sorted(r)) for a, r in roles.items()},
+                      protocol_version=LATEST_VERSION)
     genesis.write(base / "genesis.json")
     for spec in specs:
         shutil.copy(base / "genesis.json", Path(spec.app_dir) / "genesis.json")
