@@ -40,7 +40,9 @@ from tally.crypto import SUITE_NAMES, get_suite
 from tally.evidence.verify import verify_bundle
 from tally.log.checkpoint import NoteVerifier, open_note, parse_note
 
-ROOT = Path(__file__).resolve().parent.parent
+#: The repository root: the nearest directory above this file with a pyproject.toml (so
+#: the test still finds scripts/ and tests/vectors/ if it moves into a subdirectory).
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 VECTORS = ROOT / "tests" / "vectors"
 REGENERATE = "python scripts/make_vectors.py"
 #: Suites whose signatures are randomized: compared without the signature bytes.
