@@ -27,10 +27,10 @@ up" when the steady committed rate is >= 90 % of the offered rate, the end-to-en
 rate >= 80 % of it, everything accepted was committed, and the last commit came within
 5 s of the last send (the backlog did not build up).  The ladder stops at the first
 step that does not keep up, then bisects towards it; the **sustained** figure is the
-best step that kept up.  Why this method: docs/decisions/0801-*.md; results and
-analysis: docs/network-performance.md.
+best step that kept up.  Why this method: docs/decisions/0801-*.md; method and
+conclusions: docs/network-performance.md; the runs themselves: bench/results/.
 
-    .venv/bin/python bench/bench_network.py --profile 500 --write docs/network-performance.md
+    .venv/bin/python bench/bench_network.py --profile 2000 --write bench/results/network-DATE-run-X.md
     .venv/bin/python bench/bench_network.py --only tally --rate 800
     .venv/bin/python bench/bench_network.py --only kvstore --kv-rates 3000 4000
 
@@ -1252,7 +1252,7 @@ def main() -> None:
     ap.add_argument("--kv-app", default="kvstore", choices=["kvstore", "persistent_kvstore"])
     ap.add_argument("--no-kv-after", dest="kv_after", action="store_false",
                     help="skip the kvstore's second ladder after Tally's (the ratio is "
-                         "then to the one before only; see 'Measuring the ratio' in "
+                         "then to the one before only; see 'The ceiling, twice' in "
                          "docs/network-performance.md)")
     ap.add_argument("--profile", type=int, default=0, metavar="RATE",
                     help="after the healthy ladder, one step at RATE with py-spy on node 0")
@@ -1266,7 +1266,11 @@ def main() -> None:
                     help="re-run a failed step once if other jobs took > 0.5 cores during it")
     ap.add_argument("--refine", type=int, default=2,
                     help="bisection steps between the best passing and the failing rate")
-    ap.add_argument("--write", type=Path, help="write the results into this Markdown file")
+    ap.add_argument("--write", type=Path, metavar="FILE",
+                    help="write the report into this Markdown file, between its "
+                         "bench_network:begin/end markers (text around them is kept; a file "
+                         "without them is replaced), e.g. "
+                         "bench/results/network-YYYY-MM-DD-run-X.md (see bench/results/README.md)")
     ap.add_argument("--json", type=Path, help="also write every figure as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the node homes")
     args = ap.parse_args()

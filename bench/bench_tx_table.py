@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tally.state.store import SCHEMA, connect
 
-#: The ``txs`` table as it was before session 5: keyed by the id, rows in id order.
+#: The ``txs`` table as it was before 1a2776a (2026-11-23): keyed by the id, rows in id order.
 OLD_TXS = """CREATE TABLE txs (
     id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
     raw BLOB NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL,
