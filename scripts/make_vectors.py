@@ -134,9 +134,9 @@ def build(suite_name: str, workdir: Path) -> dict[str, Any]:
         height = receipt.height
         block = node.block(height)
         note = node.checkpoint_note(height)
-        if receipt.event_count != 1 or receipt.first_event is None:
+        if len(receipt.events) != 1:
             raise SystemExit(f"{suite_name}: expected one custody event, got {receipt}")
-        event_index = receipt.first_event
+        event_index = receipt.events[0]
         bundle = export_bundle(node, event_index)
         status = node.status()
     finally:
