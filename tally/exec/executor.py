@@ -193,7 +193,7 @@ class Executor:
                 raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
             expected = state.get(nonce_key(tx.sender)) or 0
             self.check_nonce_and_expiry(tx, expected, height,
-                                        rules.params_of(state, self.genesis).max_expiry_window)
+                                        rules.param(state, self.genesis, "max_expiry_window"))
         except TallyError as exc:
             return TxOutcome(tx, str(exc.code), exc.message, ran=False)
         state.put(nonce_key(tx.sender), expected + 1)

@@ -63,6 +63,14 @@ class Rules:
             (f for m in self.modules for f in m.host_functions), "host function"))
         object.__setattr__(self, "host", contracts.make_host(self.host_functions.values()))
 
+    def param(self, state: StateAccess, genesis: Genesis, name: str) -> int:
+        """One chain parameter as the block sees it (cheaper than :attr:`params_of` on the
+        per-transaction path: no Params is built)."""
+        if self.params_of is _genesis_params:
+            return getattr(genesis.params, name)
+        doc = state.get(upgrade.PARAMS_KEY)
+        return getattr(genesis.params, name) if doc is None else doc[name]
+
     def genesis_writes(self, genesis: Genesis) -> dict[bytes, Any]:
         writes: dict[bytes, Any] = {}
         for module in self.modules:
