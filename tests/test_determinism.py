@@ -41,14 +41,14 @@ def history(chain: Chain) -> None:
 
 def test_replays_on_fresh_nodes_under_different_hash_seeds(chain: Chain, tmp_path: Path) -> None:
     history(chain)
-    store = chain.node.store
+    reader = chain.node.reader
     height = chain.node.ledger.height
     blocks, expected = [], []
     for h in range(1, height + 1):
-        row = store.block(h)
+        row = reader.block_row(h)
         header = BlockHeader.decode(row.header)
         blocks.append({"time": header.time,
-                       "txs": [base64.b64encode(t.raw).decode() for t in store.block_txs(h)]})
+                       "txs": [base64.b64encode(t.raw).decode() for t in reader.block_transactions(h)]})
         expected.append({"height": h, "hash": row.hash.hex(), "state": header.state.hex(),
                          "log_root": header.log_root.hex()})
     genesis_path = tmp_path / "genesis.json"
