@@ -137,11 +137,11 @@ def bench_chain(suite_name: str, n: int, n_senders: int, data_dir: Path) -> tupl
             for r in node.submit_many(raws[i:i + 2000], wait=False):
                 if not isinstance(r, str):
                     raise RuntimeError(f"refused: {r!r}")
-        while node.store.tx(last) is None:
+        while node.reader.tx_row(last) is None:
             node.wait_for_height(node.ledger.height + 1, 0.01)
         elapsed = time.perf_counter() - start
         failed = sum(1 for h in range(1, node.ledger.height + 1)
-                     for t in node.store.block_txs(h) if t.code != "OK")
+                     for t in node.reader.block_transactions(h) if t.code != "OK")
         if failed:
             raise RuntimeError(f"{failed} transfers failed")
         return len(raws) / elapsed, len(raws)

@@ -71,10 +71,10 @@ def run_inprocess(node: Node, raws: list[bytes], chunk: int = 2000) -> float:
             if not isinstance(r, str):
                 raise RuntimeError(f"refused: {r!r}")
     # wait until the mempool is drained and the last block committed
-    while len(node.mempool) or node.ledger.height == last_height:
+    while node.engine.mempool_depth or node.ledger.height == last_height:
         time.sleep(0.002)
     target = node.ledger.height
-    while node.store.tx(txmod.decode(raws[-1], max_size=1 << 20).id) is None:
+    while node.reader.tx_row(txmod.decode(raws[-1], max_size=1 << 20).id) is None:
         node.wait_for_height(target + 1, 0.01)
     return time.perf_counter() - start
 

@@ -50,7 +50,7 @@ def measure(suite_name: str, rounds: int) -> dict[str, float]:
             node.submit_and_wait(raw)
         out = {}
         for label, consistency in (("bundle", False), ("bundle + consistency", True)):
-            text = json.dumps(export_bundle(node, 100, consistency=consistency))
+            text = json.dumps(export_bundle(node.reader, 100, consistency=consistency))
             pinned = genesis.hash.hex()
             verify_bundle(text, genesis_hash=pinned)
             times = []

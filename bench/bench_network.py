@@ -695,8 +695,8 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
                     out[name] = (time.perf_counter() - t) * 1e6 / len(txs)
 
         for node in nodes:
-            block(node.app, 1, fund_raws, None)
-        a, b, c, d = (node.app for node in nodes)
+            block(node.engine.app, 1, fund_raws, None)
+        a, b, c, d = (node.engine.app for node in nodes)
 
         def timed(name: str, fn: Any, items: list[bytes]) -> None:
             t = time.perf_counter()
@@ -733,7 +733,7 @@ def _component_costs(suite: str, n_txs: int, n_senders: int) -> dict[str, float]
     finally:
         for node in nodes:
             with contextlib.suppress(Exception):
-                node.store.close()
+                node.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

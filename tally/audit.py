@@ -15,6 +15,7 @@ from tally import codec
 from tally.evidence.verify import EvidenceError, ValidatorHistory, genesis_validator_docs
 from tally.genesis import Genesis
 from tally.ledger import log_origin, merkle_root
+from tally.log.checkpoint import with_cosignatures
 from tally.log.merkle import leaf_hash, node_hash
 from tally.log.tree import DictNodeStore, MerkleLog
 from tally.protocol.header import BlockHeader, HeaderError
@@ -26,17 +27,6 @@ from tally.state.trie import DictTrieStore, StateTrie
 class AuditReport:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def with_cosignatures(note: str, lines: list[str]) -> str:
-    """A block's stored note plus the cosignature lines collected for it, one per signer."""
-    end = note.find("\n\n")
-    body = note if end < 0 else note[:end + 1]
-    signed = {} if end < 0 else {line.split(" ", 2)[1]: line + "\n"
-                                 for line in note[end + 2:].splitlines() if line}
-    for line in lines:
-        signed.setdefault(line.split(" ", 2)[1], line)
-    return body + "\n" + "".join(signed[name] for name in sorted(signed)) if signed else body
 
 
 def audit_ledger(db_path: Path, genesis: Genesis) -> AuditReport:

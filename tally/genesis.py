@@ -16,9 +16,10 @@ from typing import Any
 
 from tally import codec
 from tally.crypto import PrivateKey, Suite, get_suite
-from tally.exec.roles import ROLES
 from tally.protocol.versions import KNOWN_VERSIONS, LATEST_VERSION
 
+#: The roles an account may hold (tally.exec.roles gives them their meaning).
+ROLES = ("admin", "issuer", "custodian", "regulator")
 _CHAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 

@@ -2,8 +2,9 @@
 
 Served by the API at ``GET /metrics`` in Prometheus' text format. Two kinds:
 
-* **Read at scrape time** from the node (height, log sizes, the latest block's time and
-  size, cosignatures on the latest checkpoint, mempool depth, whether the engine runs):
+* **Read at scrape time** from the node's chain reader (height, log sizes, the latest
+  block's time and size, cosignatures on the latest checkpoint) and its engine (mempool
+  depth, whether the engine runs, a divergence it detected):
   nothing on the hot path pays for them, and they can never drift from what
   ``/v1/status`` reports.
 * **Counted as things happen**: blocks and transactions committed (by outcome code),
@@ -37,7 +38,8 @@ from tally.protocol.header import BlockHeader
 
 if TYPE_CHECKING:
     from tally.ledger import CommittedBlock
-    from tally.node import Node
+    from tally.node.engine import Engine
+    from tally.node.reader import ChainReader
 
 __all__ = ["CONTENT_TYPE", "NodeMetrics"]
 
@@ -49,9 +51,11 @@ ACCEPTED = "accepted"
 
 
 class NodeMetrics:
-    """The metrics registry of one :class:`~tally.node.Node`."""
+    """The metrics registry of one node: its chain as ``reader`` reads it, its ``engine``,
+    and its validator's name (None for a node that does not validate). The node calls
+    :meth:`on_commit` after each block and :meth:`count_submissions` on each admission."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, reader: ChainReader, engine: Engine, validator: str | None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.blocks = Counter(
             "tally_blocks_committed", "Blocks committed since this process started.",
@@ -65,12 +69,11 @@ class NodeMetrics:
             "tally_submissions",
             "Transactions submitted to this node's API, by outcome: accepted, or the error "
             "code that refused them.", ["outcome"], registry=self.registry)
-        self.registry.register(_NodeState(node, self))
+        self.registry.register(_NodeState(reader, engine, validator, self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.last_block_txs = 0
         self.last_commit_monotonic: float | None = None
-        node.add_listener(self.on_commit)
 
     def on_commit(self, block: CommittedBlock) -> None:
         self.blocks.inc()
@@ -91,50 +94,53 @@ class NodeMetrics:
 
 
 class _NodeState(Collector):
-    """Gauges read from the node when Prometheus scrapes."""
+    """Gauges read from the chain reader and the engine when Prometheus scrapes."""
 
-    def __init__(self, node: Node, metrics: NodeMetrics) -> None:
-        self.node = node
+    def __init__(self, reader: ChainReader, engine: Engine, validator: str | None,
+                 metrics: NodeMetrics) -> None:
+        self.reader = reader
+        self.engine = engine
+        self.validator = validator
         self.metrics = metrics
 
     def describe(self) -> Iterator[GaugeMetricFamily]:  # names only; values at collect
         return iter(())
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        node = self.node
-        latest = node.store.latest_block()
+        reader, engine = self.reader, self.engine
+        latest = reader.latest()
         height = latest.height if latest else 0
         yield InfoMetricFamily("tally_node", "What this node is.", value={
-            "chain_id": node.genesis.chain_id, "suite": node.suite.name,
-            "engine": node.engine_name,
-            "validator": node.validator.name if node.validator else ""})
+            "chain_id": reader.genesis.chain_id, "suite": reader.suite.name,
+            "engine": engine.name, "validator": self.validator or ""})
         yield _gauge("tally_height", "Height of the latest committed block.", height)
         yield _gauge("tally_log_size", "Events in the custody log (tier 1).",
                      latest.log_size if latest else 0)
+        header = BlockHeader.decode(latest.header) if latest is not None else None
         yield _gauge("tally_commercial_log_size", "Events in the commercial log (tier 2).",
-                     node.ledger.log2.size)
-        if latest is not None:
-            header = BlockHeader.decode(latest.header)
+                     header.commercial_size if header else 0)
+        if header is not None:
             yield _gauge("tally_last_block_time_seconds",
                          "The latest block's time (Unix seconds, the chain's clock): "
                          "alert when it falls behind the wall clock.", header.time / 1000)
             yield _gauge("tally_last_block_transactions", "Transactions in the latest block.",
                          header.tx_count)
-        cosigned = node.store.cosignatures(height - 1) if height > 1 else {}
+        cosigned = reader.cosignatures(height - 1) if height > 1 else {}
         yield _gauge("tally_checkpoint_cosignatures",
                      "Validators' cosignatures stored for the checkpoint before the latest "
                      "(a checkpoint's cosignatures arrive with the next block).", len(cosigned))
-        if node.comet is None:
+        depth = engine.mempool_depth
+        if depth is not None:  # the embedded engine: this process holds the mempool
             yield _gauge("tally_mempool_transactions", "Admitted transactions waiting for a "
-                         "block (embedded engine).", len(node.mempool))
+                         "block (embedded engine).", depth)
             yield _gauge("tally_engine_up", "1 while the embedded engine makes blocks, 0 "
                          "after it stopped on an error (the node must be restarted).",
-                         0 if node.engine.failure else 1)
+                         0 if engine.failure else 1)
         else:
             yield _gauge("tally_diverged", "1 once this node found that validators holding "
                          "more than a third of the power signed another checkpoint than "
                          "its own (its state is wrong; its API refuses reads).",
-                         0 if node.diverged is None else 1)
+                         0 if engine.diverged is None else 1)
         since = self.metrics.last_commit_monotonic
         if since is not None:
             yield _gauge("tally_seconds_since_last_commit",

@@ -66,7 +66,7 @@ class Chain:
         return receipt
 
     def holding(self, asset: str, name: str) -> dict[str, int]:
-        return self.node.holding(asset, self.addr(name))
+        return self.node.reader.holding(asset, self.addr(name))
 
     def issue(self, asset: str = "BOND", quantity: int = 1000, to: str = "issuer",
               asset_class: str = "security"):

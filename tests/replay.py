@@ -22,14 +22,14 @@ from tally.protocol.header import BlockHeader
 
 def recorded_blocks(node: Node) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the blocks to replay, the facts each reached on this node)."""
-    store = node.store
+    reader = node.reader
     blocks, facts = [], []
-    for h in range(1, node.ledger.height + 1):
-        row = store.block(h)
+    for h in range(1, reader.height() + 1):
+        row = reader.block_row(h)
         assert row is not None
         header = BlockHeader.decode(row.header)
-        blocks.append({"time": header.time,
-                       "txs": [base64.b64encode(t.raw).decode() for t in store.block_txs(h)]})
+        blocks.append({"time": header.time, "txs": [base64.b64encode(t.raw).decode()
+                                                    for t in reader.block_transactions(h)]})
         facts.append({"height": h, "hash": row.hash.hex(), "state": header.state.hex(),
                       "log_root": header.log_root.hex(), "version": header.version})
     return blocks, facts

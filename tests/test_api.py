@@ -117,7 +117,7 @@ def test_unsigned_replayed_and_wrong_chain_submissions(api) -> None:
     other = chain.sign("alice", "custody.transfer", {"asset": "BOND", "to": chain.addr("bob"),
                                                      "quantity": 1}, chain="elsewhere")
     assert post_tx(url, other).json()["code"] == "TX_WRONG_CHAIN"
-    assert chain.node.holding("BOND", chain.addr("bob"))["q"] == 1
+    assert chain.node.reader.holding("BOND", chain.addr("bob"))["q"] == 1
 
 
 def test_oversized_request_body(api) -> None:

@@ -35,7 +35,7 @@ def ok(chain: Chain, who: str, contract: str, method: str, *args):
 
 
 def balances(chain: Chain) -> dict[str, int]:
-    return {f"{who} {asset}": chain.node.holding(asset, chain.addr(who))["q"]
+    return {f"{who} {asset}": chain.node.reader.holding(asset, chain.addr(who))["q"]
             for who in ("alice", "bob") for asset in (BOND, CNY)}
 
 
@@ -74,20 +74,20 @@ def test_delivery_versus_payment_on_chain(chain: Chain) -> None:
     settled = ok(chain, buyer, "dvp", "take", "T1")
     assert balances(chain) == {f"{seller} {BOND}": 90, f"{seller} {CNY}": PRICE,
                                f"{buyer} {BOND}": QTY, f"{buyer} {CNY}": 5_000_000 - PRICE}
-    assert chain.node.contract_query("dvp", "trade", ["T1"])["status"] == "settled"
+    assert chain.node.reader.contract_query("dvp", "trade", ["T1"])["status"] == "settled"
 
     # Tier 1: both legs are custody events of the settlement, with evidence.
-    legs = [e for e in chain.node.events() if e["tx"] == settled.tx]
+    legs = [e for e in chain.node.reader.events() if e["tx"] == settled.tx]
     assert [(e["type"], e["asset"]) for e in legs] == [("custody.transfer", BOND),
                                                        ("custody.transfer", CNY)]
     pinned = chain.genesis.hash.hex()
     for leg in legs:
-        verdict = verify_bundle(export_bundle(chain.node, leg["log_index"]), genesis_hash=pinned)
+        verdict = verify_bundle(export_bundle(chain.node.reader, leg["log_index"]), genesis_hash=pinned)
         assert verdict.event["details"]["contract"] in ("bond", "cash")
         assert "signed by account " + chain.addr(buyer) in verdict.facts[0]
     # Tier 2: the contracts' own events, anchored in the same checkpoints.
-    settlement = next(e for e in chain.node.commercial_events(contract="dvp")
+    settlement = next(e for e in chain.node.reader.commercial_events(contract="dvp")
                       if e["name"] == "TradeSettled")
-    verdict = verify_bundle(export_commercial_bundle(chain.node, settlement["log_index"]),
+    verdict = verify_bundle(export_commercial_bundle(chain.node.reader, settlement["log_index"]),
                             genesis_hash=pinned)
     assert verdict.event["contract"] == "dvp" and verdict.event["name"] == "TradeSettled"

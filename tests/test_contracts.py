@@ -101,13 +101,13 @@ def test_deploy_needs_the_committee_and_keeps_the_source(chain: Chain) -> None:
     proposal = deploy(chain, "token", TOKEN, [1000])  # 1 of 2 admins: not yet
     assert proposal.ok
     with pytest.raises(Exception, match="no contract"):
-        chain.node.contract("token")
+        chain.node.reader.contract("token")
     chain.ok("bob", "gov.approve", {"proposal": proposal.tx})
-    record = chain.node.contract("token")
+    record = chain.node.reader.contract("token")
     assert record["version"] == 1 and record["address"] == contract_address("token")
-    assert chain.node.contract_source("token") == TOKEN
+    assert chain.node.reader.contract_source("token") == TOKEN
     # The owner is the proposer, who signed the proposal.
-    assert chain.node.contract_query("token", "balance_of", [chain.addr("admin")]) == 1000
+    assert chain.node.reader.contract_query("token", "balance_of", [chain.addr("admin")]) == 1000
 
 
 def test_calls_return_values_and_log_events(token_chain: Chain) -> None:
@@ -115,8 +115,8 @@ def test_calls_return_values_and_log_events(token_chain: Chain) -> None:
     alice = chain.addr("alice")
     receipt = call(chain, "admin", "token", "transfer", alice, 250)
     assert receipt.ok and receipt.result == 250
-    assert chain.node.contract_query("token", "balance_of", [alice]) == 250
-    events = chain.node.commercial_events()
+    assert chain.node.reader.contract_query("token", "balance_of", [alice]) == 250
+    events = chain.node.reader.commercial_events()
     assert [(e["contract"], e["name"]) for e in events] == [("token", "Mint"),
                                                             ("token", "Transfer")]
     assert events[1]["data"] == {"from": chain.addr("admin"), "to": alice, "amount": 250}
@@ -127,8 +127,8 @@ def test_contract_errors_revert_and_reach_the_caller(token_chain: Chain) -> None
     root_before = chain.node.ledger.state_root
     failed = call(chain, "alice", "token", "transfer", chain.addr("bob"), 5)
     assert failed.code == Code.CONTRACT_ERROR and "insufficient balance" in failed.message
-    assert chain.node.contract_query("token", "balance_of", [chain.addr("bob")]) == 0
-    assert len(chain.node.commercial_events()) == 1
+    assert chain.node.reader.contract_query("token", "balance_of", [chain.addr("bob")]) == 0
+    assert len(chain.node.reader.commercial_events()) == 1
     assert chain.node.ledger.state_root != root_before  # only alice's nonce moved
     bad_args = call(chain, "alice", "token", "transfer", "bob", "five")
     assert bad_args.code == Code.VM_BAD_ARGS
@@ -152,14 +152,14 @@ def test_upgrade_keeps_storage_and_every_version_is_on_record(token_chain: Chain
     upgraded = chain.send("admin", "gov.propose", {"action": "contract.upgrade",
                                                    "name": "token", "source": TOKEN_V2})
     assert upgraded.ok
-    record = chain.node.contract("token")
+    record = chain.node.reader.contract("token")
     assert record["version"] == 2 and len(record["versions"]) == 2
-    assert chain.node.contract_source("token", 1) == TOKEN
-    assert chain.node.contract_source("token", 2) == TOKEN_V2
-    assert chain.node.contract_query("token", "balance_of", [chain.addr("alice")]) == 10
+    assert chain.node.reader.contract_source("token", 1) == TOKEN
+    assert chain.node.reader.contract_source("token", 2) == TOKEN_V2
+    assert chain.node.reader.contract_query("token", "balance_of", [chain.addr("alice")]) == 10
     failed = call(chain, "alice", "token", "transfer", chain.addr("bob"), 0)
     assert "v2: amount must be positive" in failed.message
-    lifecycle = [e for e in chain.node.events() if e["type"].startswith("contract.")]
+    lifecycle = [e for e in chain.node.reader.events() if e["type"].startswith("contract.")]
     assert [e["type"] for e in lifecycle] == ["contract.deploy", "contract.upgrade"]
     assert lifecycle[1]["data"] == record["code_id"]  # the code hash that runs now
 
@@ -183,22 +183,22 @@ def test_contracts_move_custody_only_through_the_custody_interface(chain: Chain)
     assert call(chain, "alice", "vault", "open", "VBOND", 1000).ok
     paid = call(chain, "alice", "vault", "pay", "VBOND", chain.addr("bob"), 40)
     assert paid.ok
-    assert chain.node.holding("VBOND", chain.addr("bob")) == {"q": 40, "p": 0, "f": 0}
+    assert chain.node.reader.holding("VBOND", chain.addr("bob")) == {"q": 40, "p": 0, "f": 0}
     # The asset is the vault's to move: a holder's plain transfer is refused...
     direct = chain.send("bob", "custody.transfer", {"asset": "VBOND", "to": chain.addr("carol"),
                                                     "quantity": 1})
     assert direct.code == Code.UNAUTHORISED
     # ...and the vault takes units back only as the asset's controller.
     assert call(chain, "alice", "vault", "take_back", "VBOND", chain.addr("bob"), 15).ok
-    assert chain.node.contract_query("vault", "holding", ["VBOND", chain.addr("bob")]) == {
+    assert chain.node.reader.contract_query("vault", "holding", ["VBOND", chain.addr("bob")]) == {
         "q": 25, "p": 0, "f": 0}
     too_much = call(chain, "alice", "vault", "pay", "VBOND", chain.addr("bob"), 10_000)
     assert too_much.code == Code.INSUFFICIENT_UNITS
     # The contract's custody moves are custody events, with tier-1 evidence.
-    transfer = next(e for e in chain.node.history("VBOND")
+    transfer = next(e for e in chain.node.reader.history("VBOND")
                     if e["type"] == "custody.transfer" and e["to"] == chain.addr("bob"))
     assert transfer["from"] == vault and transfer["details"]["contract"] == "vault"
-    verdict = verify_bundle(export_bundle(chain.node, transfer["log_index"]),
+    verdict = verify_bundle(export_bundle(chain.node.reader, transfer["log_index"]),
                             genesis_hash=chain.genesis.hash.hex())
     assert verdict.event["quantity"] == 40
 
@@ -208,7 +208,7 @@ def test_contract_events_have_evidence_anchored_in_custody_checkpoints(token_cha
     chain = token_chain
     call(chain, "admin", "token", "transfer", chain.addr("alice"), 7)
     call(chain, "admin", "token", "transfer", chain.addr("bob"), 8)
-    bundle = export_commercial_bundle(chain.node, 1, consistency=True)
+    bundle = export_commercial_bundle(chain.node.reader, 1, consistency=True)
     verdict = verify_bundle(bundle, genesis_hash=chain.genesis.hash.hex())
     assert verdict.event["name"] == "Transfer" and verdict.event["data"]["amount"] == 7
     assert "commercial log" in verdict.facts[1]

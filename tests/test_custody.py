@@ -25,7 +25,7 @@ def test_issue_needs_the_issuer_role_and_a_fresh_id(chain: Chain) -> None:
     again = chain.send("issuer", "asset.issue", {"asset": "BOND", "class": "security",
                                                  "name": "again", "quantity": 5})
     assert again.code == Code.ALREADY_EXISTS
-    asset = chain.node.asset("BOND")
+    asset = chain.node.reader.asset("BOND")
     assert asset["supply"] == 1000 and asset["issuer"] == chain.addr("issuer")
     assert asset["holders"] == {chain.addr("issuer"): {"q": 1000, "p": 0, "f": 0}}
 
@@ -67,10 +67,10 @@ def test_failed_transaction_consumes_its_nonce_but_writes_nothing(chain: Chain) 
     root = chain.node.ledger.state_root
     r = transfer(chain, "alice", "bob", 11)
     assert r.code == Code.INSUFFICIENT_UNITS and r.events == []
-    assert chain.node.account(chain.addr("alice"))["nonce"] == 1
+    assert chain.node.reader.account(chain.addr("alice"))["nonce"] == 1
     assert chain.holding("BOND", "alice")["q"] == 10
     assert chain.node.ledger.state_root != root  # only the nonce changed
-    assert chain.node.value(b"holding/BOND/" + chain.addr("bob").encode()) is None
+    assert chain.node.reader.value(b"holding/BOND/" + chain.addr("bob").encode()) is None
 
 
 def test_only_controller_or_agent_moves_units(chain: Chain) -> None:
@@ -80,7 +80,7 @@ def test_only_controller_or_agent_moves_units(chain: Chain) -> None:
     assert chain.ok("alice", "custody.appoint_agent", {"agent": chain.addr("carol")})
     moved = transfer(chain, "carol", "bob", 10, holder=chain.addr("alice"))
     assert moved.ok
-    event = chain.node.history("BOND")[-1]
+    event = chain.node.reader.history("BOND")[-1]
     assert event["from"] == chain.addr("alice") and event["details"] == {"by": chain.addr("carol")}
     assert chain.ok("alice", "custody.revoke_agent", {"agent": chain.addr("carol")})
     assert transfer(chain, "carol", "bob", 10, holder=chain.addr("alice")).code == \
@@ -127,9 +127,9 @@ def test_freeze_by_custodian_or_regulator_only(chain: Chain) -> None:
 def test_redeem_retires_supply(chain: Chain) -> None:
     chain.issue("RCV", 500, to="alice", asset_class="receivable")
     assert chain.ok("alice", "asset.redeem", {"asset": "RCV", "quantity": 200})
-    assert chain.node.asset("RCV")["supply"] == 300
+    assert chain.node.reader.asset("RCV")["supply"] == 300
     assert chain.ok("alice", "asset.redeem", {"asset": "RCV", "quantity": 300})
-    asset = chain.node.asset("RCV")
+    asset = chain.node.reader.asset("RCV")
     assert asset["supply"] == 0 and asset["status"] == "retired" and asset["holders"] == {}
     again = chain.send("alice", TRANSFER, {"asset": "RCV", "to": chain.addr("bob"),
                                            "quantity": 1})
@@ -142,7 +142,7 @@ def test_attest_document(chain: Chain) -> None:
     assert chain.send("bob", "document.attest", {"hash": digest, "title": "again"}).code == \
         Code.ALREADY_EXISTS
     assert chain.ok("alice", "document.attest", {"hash": digest, "title": "prospectus"})
-    events = chain.node.events()
+    events = chain.node.reader.events()
     assert [e["data"] for e in events] == [digest.hex(), digest.hex()]
 
 
@@ -150,8 +150,8 @@ def test_roles_are_granted_by_admins_only(chain: Chain) -> None:
     payload = {"account": chain.addr("bob"), "role": "issuer"}
     assert chain.send("issuer", "role.grant", payload).code == Code.UNAUTHORISED
     assert chain.ok("admin", "role.grant", payload)
-    assert chain.node.account(chain.addr("bob"))["roles"] == ["issuer"]
+    assert chain.node.reader.account(chain.addr("bob"))["roles"] == ["issuer"]
     assert chain.ok("bob", "asset.issue", {"asset": "B2", "class": "other", "name": "b",
                                            "quantity": 1})
     assert chain.ok("admin", "role.revoke", payload)
-    assert chain.node.account(chain.addr("bob"))["roles"] == []
+    assert chain.node.reader.account(chain.addr("bob"))["roles"] == []

@@ -14,13 +14,13 @@ def new_validator_keys(chain: Chain) -> tuple[bytes, bytes]:
 
 
 def validators(chain: Chain) -> dict[str, int]:
-    return {v["name"]: v["power"] for v in chain.node.value(b"validators")}
+    return {v["name"]: v["power"] for v in chain.node.reader.value(b"validators")}
 
 
 def test_committee_majority_changes_the_validator_set(chain: Chain) -> None:
     for member in ("alice", "bob"):  # committee: admin, alice, bob
         chain.ok("admin", "role.grant", {"account": chain.addr(member), "role": "admin"})
-    assert chain.node.value(b"committee") == sorted(chain.addr(n) for n in ("admin", "alice",
+    assert chain.node.reader.value(b"committee") == sorted(chain.addr(n) for n in ("admin", "alice",
                                                                             "bob"))
     pk, ck = new_validator_keys(chain)
     proposal = chain.ok("admin", "gov.propose", {"action": "validator.set", "name": "bank-b",
@@ -33,7 +33,7 @@ def test_committee_majority_changes_the_validator_set(chain: Chain) -> None:
         Code.ALREADY_EXISTS
     assert chain.ok("alice", "gov.approve", {"proposal": proposal.tx})
     assert validators(chain) == {"bank-b": 10, "validator-0": 1}
-    update = [e for e in chain.node.events() if e["type"] == "validator.update"]
+    update = [e for e in chain.node.reader.events() if e["type"] == "validator.update"]
     assert len(update) == 1
     assert update[0]["details"]["public_key"] == pk.hex() and update[0]["quantity"] == 10
     assert chain.send("bob", "gov.approve", {"proposal": proposal.tx}).code == Code.NOT_FOUND

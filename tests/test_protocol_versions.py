@@ -30,9 +30,7 @@ def v1_chain(tmp_path: Path, suite_name: str) -> Iterator[Chain]:
 
 
 def _header(chain: Chain, height: int) -> BlockHeader:
-    row = chain.node.store.block(height)
-    assert row is not None
-    return BlockHeader.decode(row.header)
+    return chain.node.reader.header(height)
 
 
 def _refusal(chain: Chain, name: str, kind: str, payload: dict, **kw) -> tuple[str, str]:
@@ -55,11 +53,11 @@ def test_a_version_1_chain_keeps_the_formats_it_had(v1_chain: Chain) -> None:
     chain = v1_chain
     assert "protocol_version" not in chain.genesis.to_doc()
     chain.issue("BOND", 100)
-    row = chain.node.store.block(1)
+    row = chain.node.reader.block_row(1)
     assert row is not None
     assert b"version" not in row.header  # the header map has exactly the old keys
     assert _header(chain, 1).version == 1
-    assert chain.node.value(PROTOCOL_KEY) is None and chain.node.value(PARAMS_KEY) is None
+    assert chain.node.reader.value(PROTOCOL_KEY) is None and chain.node.reader.value(PARAMS_KEY) is None
     # params.set is not a version-1 action
     code, message = _refusal(chain, "admin", "gov.propose", {"action": "params.set",
                                                              "max_expiry_window": 50})
@@ -72,7 +70,7 @@ def test_an_upgrade_switches_at_the_named_height_and_replays(v1_chain: Chain,
     chain.issue("BOND", 10_000, to="alice")                                   # height 1
     at = chain.node.ledger.height + 4
     receipt = _upgrade(chain, 2, at)                                           # height 2
-    upgrade_event = chain.node.events(after=receipt.events[0] - 1, limit=2)
+    upgrade_event = chain.node.reader.events(after=receipt.events[0] - 1, limit=2)
     assert {e["type"] for e in upgrade_event} >= {"protocol.upgrade"}
     while chain.node.ledger.height < at + 2:
         chain.ok("alice", "custody.transfer", {"asset": "BOND", "to": chain.addr("bob"),
@@ -80,8 +78,8 @@ def test_an_upgrade_switches_at_the_named_height_and_replays(v1_chain: Chain,
     versions = {h: _header(chain, h).version for h in range(1, chain.node.ledger.height + 1)}
     assert all(v == 1 for h, v in versions.items() if h < at)
     assert all(v == 2 for h, v in versions.items() if h >= at)
-    assert chain.node.value(PROTOCOL_KEY) == {"version": 2}
-    assert chain.node.value(PARAMS_KEY) == chain.genesis.params.to_doc()
+    assert chain.node.reader.value(PROTOCOL_KEY) == {"version": 2}
+    assert chain.node.reader.value(PARAMS_KEY) == chain.genesis.params.to_doc()
     assert chain.node.ledger.executor.rules.version == 2
 
     # Version 2 rules: the committee changes a parameter, and admission follows it.
@@ -118,7 +116,7 @@ def test_an_upgrade_is_refused_unless_forward_and_ahead(chain: Chain) -> None:
     code, _ = _refusal(chain, "alice", "gov.propose", {
         "action": "protocol.upgrade", "version": LATEST_VERSION, "height": height + 5})
     assert code == Code.UNAUTHORISED
-    assert chain.node.value(PROTOCOL_KEY) == {"version": LATEST_VERSION}
+    assert chain.node.reader.value(PROTOCOL_KEY) == {"version": LATEST_VERSION}
 
 
 def test_an_upgrade_height_in_the_past_is_refused(v1_chain: Chain) -> None:
@@ -127,17 +125,17 @@ def test_an_upgrade_height_in_the_past_is_refused(v1_chain: Chain) -> None:
     code, message = _refusal(chain, "admin", "gov.propose", {
         "action": "protocol.upgrade", "version": 2, "height": chain.node.ledger.height})
     assert code == Code.INVALID_PAYLOAD and "above the current height" in message
-    assert chain.node.value(PROTOCOL_KEY) is None
+    assert chain.node.reader.value(PROTOCOL_KEY) is None
 
 
 @pytest.mark.parametrize("change", [{"max_tx_bytes": 10}, {"max_block_txs": 0},
                                     {"max_expiry_window": True}, {"nonsense": 5}, {}])
 def test_params_out_of_bounds_are_refused_and_change_nothing(intl_chain: Chain,
                                                              change: dict) -> None:
-    before = intl_chain.node.value(PARAMS_KEY)
+    before = intl_chain.node.reader.value(PARAMS_KEY)
     code, _ = _refusal(intl_chain, "admin", "gov.propose", {"action": "params.set", **change})
     assert code == Code.INVALID_PAYLOAD
-    assert intl_chain.node.value(PARAMS_KEY) == before
+    assert intl_chain.node.reader.value(PARAMS_KEY) == before
 
 
 def test_genesis_names_only_known_versions() -> None:

@@ -23,7 +23,7 @@ TRANSFER = "custody.transfer"
 def snapshot(chain: Chain) -> tuple:
     node = chain.node
     return (node.ledger.height, node.ledger.state_root, node.ledger.log.size,
-            node.status()["height"], len(node.mempool))
+            node.status()["height"], node.engine.mempool_depth)
 
 
 def refused(chain: Chain, raw: bytes) -> Code:
@@ -161,7 +161,7 @@ def test_replayed_and_skipped_nonce(chain: Chain) -> None:
     assert refused(chain, again) == Code.NONCE_REPLAYED
     skipped = chain.sign("alice", TRANSFER, transfer_payload(chain), nonce=5)
     assert refused(chain, skipped) == Code.NONCE_GAP
-    assert chain.node.account(chain.addr("alice"))["nonce"] == 1
+    assert chain.node.reader.account(chain.addr("alice"))["nonce"] == 1
 
 
 def test_duplicate_while_waiting(chain: Chain) -> None:

@@ -173,90 +173,90 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/v1/txs/{tx_id}", summary="A committed transaction, its receipt and events")
     def get_tx(tx_id: str) -> dict[str, Any]:
-        return node.transaction(tx_id)
+        return node.reader.transaction(tx_id)
 
     @app.get("/v1/txs/{tx_id}/receipt", summary="The receipt of a committed transaction",
              response_model=ReceiptModel, responses={404: {"model": ErrorModel}})
     def get_receipt(tx_id: str) -> Any:
-        return node.receipt(tx_id).to_dict()
+        return node.reader.receipt(tx_id).to_dict()
 
     @app.get("/v1/blocks/latest", summary="The latest block")
     def latest_block() -> dict[str, Any]:
-        return node.block(node.status()["height"])
+        return node.reader.block(node.reader.height())
 
     @app.get("/v1/blocks/{height}", summary="A block: header, checkpoint and transaction ids")
     def get_block(height: int) -> dict[str, Any]:
-        return node.block(height)
+        return node.reader.block(height)
 
     @app.get("/v1/checkpoints/{height}", response_class=PlainTextResponse,
              summary="The signed checkpoint (C2SP signed note) of a block")
     def checkpoint(height: int) -> str:
-        return node.checkpoint_note(height)
+        return node.reader.checkpoint_note(height)
 
     @app.get("/v1/assets/{asset}", summary="An asset, its supply and its holders")
     def get_asset(asset: str) -> dict[str, Any]:
-        return node.asset(asset)
+        return node.reader.asset(asset)
 
     @app.get("/v1/assets/{asset}/history", summary="The asset's custody history, oldest first")
     def history(asset: str, after: int = -1, limit: int = Query(1000, ge=1, le=10_000)
                 ) -> list[dict[str, Any]]:
-        return node.history(asset, after, limit)
+        return node.reader.history(asset, after, limit)
 
     @app.get("/v1/assets/{asset}/holdings/{holder}",
              summary="Units held, pledged and frozen, with a state proof")
     def holding(asset: str, holder: str) -> dict[str, Any]:
-        return node.state_proof(f"holding/{asset}/{holder}".encode())
+        return node.reader.state_proof(f"holding/{asset}/{holder}".encode())
 
     @app.get("/v1/accounts/{address}", summary="An account's next nonce and roles")
     def account(address: str) -> dict[str, Any]:
-        return node.account(address)
+        return node.reader.account(address)
 
     @app.get("/v1/proofs/state", summary="Any state key's value or absence, with a proof")
     def state_proof(key: str) -> dict[str, Any]:
-        return node.state_proof(key.encode())
+        return node.reader.state_proof(key.encode())
 
     @app.get("/v1/proofs/inclusion", summary="RFC 9162 inclusion proof of a log entry")
     def inclusion(index: int = Query(ge=0), size: int = Query(ge=1)) -> dict[str, Any]:
-        return node.inclusion_proof(index, size)
+        return node.reader.inclusion_proof(index, size)
 
     @app.get("/v1/proofs/consistency", summary="RFC 9162 consistency proof between two sizes")
     def consistency(first: int = Query(ge=0), second: int = Query(ge=1)) -> dict[str, Any]:
-        return node.consistency_proof(first, second)
+        return node.reader.consistency_proof(first, second)
 
     @app.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry")
     def evidence(event_index: int, consistency: bool = False) -> dict[str, Any]:
-        return export_bundle(node, event_index, consistency=consistency)
+        return export_bundle(node.reader, event_index, consistency=consistency)
 
     @app.get("/v1/contracts/{name}", summary="A contract: address, version and its history")
     def contract(name: str) -> dict[str, Any]:
-        return node.contract(name)
+        return node.reader.contract(name)
 
     @app.get("/v1/contracts/{name}/source", response_class=PlainTextResponse,
              summary="The source of a contract version (the latest by default)")
     def contract_source(name: str, version: int | None = Query(None, ge=1)) -> str:
-        return node.contract_source(name, version)
+        return node.reader.contract_source(name, version)
 
     @app.post("/v1/contracts/{name}/query", summary="Run a @view method; no transaction")
     def contract_query(name: str, body: QueryRequest) -> dict[str, Any]:
         from tally.node import jsonable
 
-        return {"result": jsonable(node.contract_query(name, body.method, body.args))}
+        return {"result": jsonable(node.reader.contract_query(name, body.method, body.args))}
 
     @app.get("/v1/commercial/events", summary="Contract events (the commercial log)")
     def commercial_events(after: int = -1, limit: int = Query(1000, ge=1, le=10_000),
                           contract: str | None = None) -> list[dict[str, Any]]:
-        return node.commercial_events(after, limit, contract)
+        return node.reader.commercial_events(after, limit, contract)
 
     @app.get("/v1/commercial/evidence/{index}",
              summary="The evidence bundle of a contract event")
     def commercial_evidence(index: int, consistency: bool = False) -> dict[str, Any]:
         from tally.evidence.export import export_commercial_bundle
 
-        return export_commercial_bundle(node, index, consistency=consistency)
+        return export_commercial_bundle(node.reader, index, consistency=consistency)
 
     @app.get("/v1/events", summary="Committed events after a log index")
     def events(after: int = -1, limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:
-        return node.events(after, limit)
+        return node.reader.events(after, limit)
 
     @app.get("/v1/events/stream", summary="Server-sent events: every committed event, live")
     async def stream(request: Request, after: int = -1) -> StreamingResponse:
@@ -267,7 +267,7 @@ def create_app(node: Node) -> FastAPI:
         async def generate() -> AsyncIterator[str]:
             cursor = after
             while not await request.is_disconnected():
-                batch = await asyncio.to_thread(node.events, cursor, 1000)
+                batch = await asyncio.to_thread(node.reader.events, cursor, 1000)
                 for ev in batch:
                     cursor = ev["log_index"]
                     yield f"id: {cursor}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n"

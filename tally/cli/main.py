@@ -124,7 +124,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
         fail(str(exc))
     node.start()
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
-                  f"{node.ledger.height}, API on http://{host}:{port} (OpenAPI: /docs)")
+                  f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
     server = uvicorn.Server(uvicorn.Config(create_app(node), host=host, port=port,
                                            log_level=log_level))
     failure: list[BaseException] = []
@@ -132,7 +132,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     def watch() -> None:
         """A node whose engine died must not keep serving as if it were alive."""
         while not server.should_exit:
-            error = node.abci.error if node.comet else node.engine.failure
+            error = node.engine.failure
             if error is not None:
                 failure.append(error)
                 server.should_exit = True

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tally.crypto import Suite
 from tally.exec.state import BlockState
 
 if TYPE_CHECKING:
-    from tally.exec.rules import Rules
     from tally.genesis import Genesis
-    from tally.vm import VM
+    from tally.vm import VM, Host
+
+
+class BlockRules(Protocol):
+    """What a running transaction may ask of its block's rules (tally.exec.rules.Rules,
+    named here by its shape so that modules need not import the list of modules)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def host(self) -> Host: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +62,7 @@ class TxContext:
     sender: str
     #: The rules of the protocol version the block runs by (its operations, committee
     #: actions and contracts' host), the executor's VM, and the chain's genesis.
-    rules: Rules
+    rules: BlockRules
     vm: VM
     genesis: Genesis
     events: list[Event] = field(default_factory=list)

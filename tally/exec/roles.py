@@ -6,7 +6,7 @@ genesis and changed only by an ``admin``. Identity and committee governance buil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
@@ -14,11 +14,8 @@ from tally.exec.context import Event, TxContext
 from tally.exec.module import Module
 from tally.exec.operation import Operation
 from tally.exec.state import BlockState
+from tally.genesis import ROLES, Genesis
 
-if TYPE_CHECKING:
-    from tally.genesis import Genesis
-
-ROLES = ("admin", "issuer", "custodian", "regulator")
 #: The governance committee: the sorted addresses of every ``admin`` (tally.exec.governance).
 COMMITTEE_KEY = b"committee"
 

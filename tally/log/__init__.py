@@ -29,6 +29,7 @@ from tally.log.checkpoint import (
     sign_note,
     signature_line,
     verify_quorum,
+    with_cosignatures,
 )
 from tally.log.merkle import (
     HashFn,
@@ -86,4 +87,5 @@ __all__ = [
     "verify_consistency",
     "verify_inclusion",
     "verify_quorum",
+    "with_cosignatures",
 ]

@@ -59,6 +59,7 @@ __all__ = [
     "signature_line",
     "sign_note",
     "add_signatures",
+    "with_cosignatures",
     "open_note",
     "QuorumResult",
     "verify_quorum",
@@ -469,6 +470,19 @@ def add_signatures(note: str, signers: Sequence[Signer]) -> str:
             lines.append(signature_line(body, s))
             have.add((s.name, s.key_id))
     return body + "\n" + "".join(lines)
+
+
+def with_cosignatures(note: str, lines: Sequence[str]) -> str:
+    """A stored note plus signature lines collected for it apart (a block's cosignatures),
+    one line per signer name, in name order. Nothing is parsed or verified: a line's
+    second field is its signer's name, and a name already present keeps its line."""
+    end = note.find("\n\n")
+    body = note if end < 0 else note[:end + 1]
+    signed = {} if end < 0 else {line.split(" ", 2)[1]: line + "\n"
+                                 for line in note[end + 2:].splitlines() if line}
+    for line in lines:
+        signed.setdefault(line.split(" ", 2)[1], line)
+    return body + "\n" + "".join(signed[name] for name in sorted(signed)) if signed else body
 
 
 def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> VerifiedNote:
