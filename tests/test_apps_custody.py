@@ -12,7 +12,7 @@ import pytest
 
 from tally.apps import TEMPLATES, source, sources
 from tally.exec.custody import asset_key
-from tally.vm import DEFAULT_LIMITS, compile_contract
+from tally.vm import DEFAULT_LIMITS, compile_contract, stdlib
 from tests.support_apps import AppChain, CallFailed
 
 PROBE = """
@@ -43,7 +43,13 @@ def test_loader_serves_each_template_and_they_compile() -> None:
         assert text.startswith("# ruff: noqa: F821\n")
         assert len(text.encode()) <= DEFAULT_LIMITS.max_source_bytes
         compiled = compile_contract(text)
-        assert compiled.code_id == hashlib.sha256(text.encode()).digest()
+        # The code id names the template and the library modules it imports.
+        modules = sorted({module for module, _, _ in compiled.imports})
+        assert modules == (["std.checks", "std.token"])
+        preimage = text.encode() + b"".join(
+            b"\0" + m.encode() + b"\0" + hashlib.sha256(stdlib.source(m).encode()).digest()
+            for m in modules)
+        assert compiled.code_id == hashlib.sha256(preimage).digest()
     with pytest.raises(KeyError, match="no contract template 'nope'"):
         source("nope")
 

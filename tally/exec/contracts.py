@@ -399,6 +399,9 @@ def _apply_upgrade(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any
     code_id = bytes.fromhex(_compiles(source))
     ctx.state.put(code_id_key(name), Raw(vm_encode(code_id)))
     ctx.state.put(source_key(name), Raw(vm_encode(source)))
+    # The standard-library modules the new code imports, if no deploy wrote them yet.
+    for key, raw in BLOCK_VM.library_writes(source, StateStorage(ctx.state)).items():
+        ctx.state.put(key, Raw(raw))
     _record_version(ctx, name, source, proposal_id, ctx.state.get(contract_key(name)))
 
 
