@@ -328,6 +328,8 @@ class _Validator:
                 self._check_import(stmt)
             elif isinstance(stmt, ast.ClassDef) and self.library:
                 raise _reject(stmt, "a library module holds functions and constants, no class")
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)) and self.library:
+                raise _reject(stmt, "a library module imports nothing")
             elif isinstance(stmt, ast.ClassDef):
                 if self.class_node is not None:
                     raise _reject(stmt, "a module defines exactly one contract class")
