@@ -21,10 +21,11 @@ from importlib import resources
 
 from ..compiler import CompiledLibrary, compile_library
 
-#: Module name -> file in this package.
+#: Module name -> file in this package (not named after the module: a file token.py
+#: here would shadow Python's own token module for a script run from this folder).
 LIBRARIES = {
-    "std.checks": "checks.py",
-    "std.token": "token.py",
+    "std.checks": "std_checks.py",
+    "std.token": "std_token.py",
 }
 
 #: SHA-256 of each module's text: a node refuses to load a module that differs.
