@@ -25,6 +25,8 @@ import pytest
 
 from tally import tx as txmod
 from tally.crypto import get_suite
+from tally.evidence.export import export_bundle, export_commercial_bundle
+from tally.evidence.verify import Verdict, verify_bundle
 from tally.exec.contracts import contract_address
 from tally.genesis import make_genesis
 from tally.keys import NamedKey, generate
@@ -58,6 +60,7 @@ class Emitted:
     name: str
     data: Any
     tx: str
+    log_index: int
 
 
 class AppChain:
@@ -185,11 +188,18 @@ class AppChain:
     def custody_events(self) -> list[Emitted]:
         return [Emitted("custody", e["type"], {k: e.get(k) for k in
                                                ("asset", "from", "to", "quantity", "details")},
-                        e["tx"]) for e in self.node.events(limit=100_000)]
+                        e["tx"], e["log_index"]) for e in self.node.events(limit=100_000)]
 
     def contract_events(self) -> list[Emitted]:
-        return [Emitted(e["contract"], e["name"], e["data"], e["tx"])
+        return [Emitted(e["contract"], e["name"], e["data"], e["tx"], e["log_index"])
                 for e in self.node.commercial_events(limit=100_000)]
+
+    def verify(self, event: Emitted) -> Verdict:
+        """Export the event's evidence bundle (custody or commercial log) and verify it
+        against this chain's genesis hash, as an outside verifier would."""
+        bundle = (export_bundle(self.node, event.log_index) if event.source == "custody"
+                  else export_commercial_bundle(self.node, event.log_index))
+        return verify_bundle(bundle, genesis_hash=self.genesis.hash.hex())
 
     def events_named(self, name: str, source: str | None = None) -> list[Emitted]:
         """Events called ``name``, oldest first: custody events when ``source`` is

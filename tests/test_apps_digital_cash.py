@@ -232,6 +232,11 @@ def test_transfer_moves_custody_units_and_emits(cash: Env) -> None:
     assert (moved["asset"], moved["from"], moved["to"], moved["quantity"]) == (
         ASSET, alice, bob, 250)
     assert moved["details"] == {"by": cash.contract_address("cash"), "contract": "cash"}
+    # Both events are evidence: the custody move signed by alice, the contract's Transfer.
+    moved = events_named(cash, "custody.transfer", source="custody")[-1]
+    verdict = cash.verify(moved)
+    assert verdict.event["quantity"] == 250 and "signed by account " + alice in verdict.facts[0]
+    assert cash.verify(events_named(cash, "Transfer")[-1]).event["name"] == "Transfer"
 
 
 def test_transfer_refusals(cash: Env) -> None:

@@ -201,6 +201,8 @@ def test_transfer_moves_units_and_emits(live: Env) -> None:
     assert (moved["asset"], moved["from"], moved["to"], moved["quantity"]) == (
         ASSET, alice, bob, 30)
     assert moved["details"] == {"by": live.contract_address("bond"), "contract": "bond"}
+    verdict = live.verify(events_named(live, "custody.transfer", source="custody")[-1])
+    assert verdict.event["quantity"] == 30 and "signed by account " + alice in verdict.facts[0]
     live.call("bond", "transfer", alice, 30, caller=bob)  # bob leaves the register
     assert live.query("bond", "holder_count") == 1
 
