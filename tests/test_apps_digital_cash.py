@@ -1,15 +1,18 @@
 """The digital cash template (tally/apps/contracts/digital_cash.py): wallets and their
 levels, issue, transfer limits, freezes, redemption, operator approvals; every rule
-with its refusal code. Written against tests/apps_host.Env."""
+with its refusal code. Each test runs on its own solo node (tests/support_apps.py):
+deploys through the committee, every call a signed transaction."""
 
 from __future__ import annotations
 
 import pytest
 
 from tally.apps import source
-from tests.apps_host import CallFailed, Env, env_fixture, events_named, fails
+from tally.exec.custody import asset_key
+from tests.support_apps import AppChain as Env
+from tests.support_apps import CallFailed, chain_fixture
 
-env = env_fixture()
+env = chain_fixture()
 
 ASSET = "CNY"
 DAY_MS = 86_400_000
@@ -26,12 +29,19 @@ class Operator:
 
 @pytest.fixture
 def cash(env: Env) -> Env:
-    env.deploy(
-        "cash", source("digital_cash"), ASSET, "e-CNY", env.account("regulator"),
-        caller=env.account("bank"),
-    )
-    env.grant_issuer("cash")
+    with env.batch():
+        env.deploy("cash", source("digital_cash"), ASSET, "e-CNY", env.account("regulator"),
+                   env.account("bank"))
+        env.grant_issuer("cash")
     return env
+
+
+def fails(env: Env, contract: str, method: str, *args: object, caller: str) -> CallFailed:
+    return env.fails(contract, method, *args, caller=caller)
+
+
+def events_named(env: Env, name: str, source: str | None = None) -> list:
+    return env.events_named(name, source)
 
 
 def a(env: Env, label: str) -> str:
@@ -40,9 +50,10 @@ def a(env: Env, label: str) -> str:
 
 def open_and_fund(env: Env, label: str, level: int, amount: int = 0) -> str:
     account = a(env, label)
-    env.call("cash", "open_wallet", account, level, caller=a(env, "bank"))
-    if amount:
-        env.call("cash", "issue", account, amount, caller=a(env, "bank"))
+    with env.batch():
+        env.call("cash", "open_wallet", account, level, caller="bank")
+        if amount:
+            env.call("cash", "issue", account, amount, caller="bank")
     return account
 
 
@@ -65,14 +76,13 @@ def test_init_records_the_bank_regulator_and_default_levels(cash: Env) -> None:
 
 
 def test_init_takes_an_explicit_owner_and_checks_addresses(env: Env) -> None:
-    env.deploy(
-        "cash2", source("digital_cash"), "CNY2", "e-CNY", "", a(env, "pboc"),
-        caller=a(env, "deployer"),
-    )
+    env.deploy("cash2", source("digital_cash"), "CNY2", "e-CNY", "", a(env, "pboc"))
     assert env.query("cash2", "info")["owner"] == a(env, "pboc")
+    # Without one, the owner is the account that ran the deploy: the proposer.
+    env.deploy("cash4", source("digital_cash"), "CNY4", "e-CNY")
+    assert env.query("cash4", "info")["owner"] == a(env, "admin")
     with pytest.raises(CallFailed) as info:
-        env.deploy("cash3", source("digital_cash"), "CNY3", "e-CNY", "not-an-address",
-                   caller=a(env, "bank"))
+        env.deploy("cash3", source("digital_cash"), "CNY3", "e-CNY", "not-an-address")
     assert info.value.code == "CONTRACT_ERROR"
     assert info.value.message.startswith("INVALID: regulator")
 
@@ -137,13 +147,14 @@ def test_issue_registers_the_controlled_cash_asset_then_mints(cash: Env) -> None
     alice = open_and_fund(cash, "alice", 1, 700)
     issue = events_named(cash, "asset.issue", source="custody")
     assert len(issue) == 1
-    assert issue[0].data["class"] == "cash" and issue[0].data["controller"] == "cash"
+    assert issue[0].data["details"]["class"] == "cash"
+    assert issue[0].data["details"]["contract"] == "cash"
+    assert cash.node.reader.value(asset_key(ASSET))["controller"] == cash.contract_address("cash")
     assert issue[0].data["quantity"] == 700 and issue[0].data["to"] == alice
     bob = open_and_fund(cash, "bob", 1, 300)
     assert len(events_named(cash, "asset.issue", source="custody")) == 1
-    assert events_named(cash, "asset.mint", source="custody")[-1].data == {
-        "asset": ASSET, "to": bob, "quantity": 300,
-    }
+    mint = events_named(cash, "asset.mint", source="custody")[-1].data
+    assert (mint["asset"], mint["to"], mint["quantity"]) == (ASSET, bob, 300)
     assert cash.holding(ASSET, alice) == {"q": 700, "p": 0, "f": 0}
     assert cash.query("cash", "balance_of", bob) == 300
     assert cash.query("cash", "info")["supply"] == 1000
@@ -171,8 +182,8 @@ def test_issue_rules(cash: Env) -> None:
 
 
 def test_issue_needs_the_issuer_role(env: Env) -> None:
-    bank = a(env, "bank")
-    env.deploy("cash", source("digital_cash"), ASSET, "e-CNY", caller=bank)  # no role granted
+    bank = "bank"
+    env.deploy("cash", source("digital_cash"), ASSET, "e-CNY", "", a(env, bank))  # no role
     alice = open_and_fund(env, "alice", 1)
     err = fails(env, "cash", "issue", alice, 5, caller=bank)
     assert err.code == "UNAUTHORISED" and "issuer" in err.message
@@ -189,9 +200,8 @@ def test_redeem_burns_and_lowers_supply(cash: Env) -> None:
     cash.call("cash", "redeem", 400, caller=alice)
     assert cash.query("cash", "balance_of", alice) == 600
     assert cash.query("cash", "info")["supply"] == 600
-    assert events_named(cash, "asset.burn", source="custody")[-1].data == {
-        "asset": ASSET, "holder": alice, "quantity": 400,
-    }
+    burn = events_named(cash, "asset.burn", source="custody")[-1].data
+    assert (burn["asset"], burn["from"], burn["quantity"]) == (ASSET, alice, 400)
     assert events_named(cash, "Redeemed")[-1].data == {"holder": alice, "amount": 400}
     assert fails(cash, "cash", "redeem", 601, caller=alice).message.startswith(
         "INSUFFICIENT_FUNDS:"
@@ -218,9 +228,15 @@ def test_transfer_moves_custody_units_and_emits(cash: Env) -> None:
     assert cash.call("cash", "transfer", bob, 250, caller=alice) is True
     assert cash.holding(ASSET, alice)["q"] == 750 and cash.holding(ASSET, bob)["q"] == 250
     assert events_named(cash, "Transfer")[-1].data == {"from": alice, "to": bob, "amount": 250}
-    assert events_named(cash, "custody.transfer", source="custody")[-1].data == {
-        "asset": ASSET, "from": alice, "to": bob, "quantity": 250, "by": "cash",
-    }
+    moved = events_named(cash, "custody.transfer", source="custody")[-1].data
+    assert (moved["asset"], moved["from"], moved["to"], moved["quantity"]) == (
+        ASSET, alice, bob, 250)
+    assert moved["details"] == {"by": cash.contract_address("cash"), "contract": "cash"}
+    # Both events are evidence: the custody move signed by alice, the contract's Transfer.
+    moved = events_named(cash, "custody.transfer", source="custody")[-1]
+    verdict = cash.verify(moved)
+    assert verdict.event["quantity"] == 250 and "signed by account " + alice in verdict.facts[0]
+    assert cash.verify(events_named(cash, "Transfer")[-1]).event["name"] == "Transfer"
 
 
 def test_transfer_refusals(cash: Env) -> None:
@@ -346,9 +362,11 @@ def test_set_regulator(cash: Env) -> None:
 def test_operator_approval_and_transfer_from(cash: Env) -> None:
     alice = open_and_fund(cash, "alice", 1, 100)
     bob = open_and_fund(cash, "bob", 1)
-    cash.deploy("op", OPERATOR, caller=a(cash, "someone"))
-    err = fails(cash, "op", "move", "cash", alice, bob, 10, caller=bob)
-    assert err.contract == "cash" and err.message == f"NOT_APPROVED: op is not an operator of {alice}"
+    cash.deploy("op", OPERATOR)
+    err = fails(cash, "op", "move", "cash", alice, bob, 10, caller="bob")
+    # cash's own refusal, passed up through op's call()
+    assert err.code == "CONTRACT_ERROR"
+    assert err.message == f"NOT_APPROVED: op is not an operator of {alice}"
     assert cash.query("cash", "is_approved", alice, "op") is False
     cash.call("cash", "approve", "op", caller=alice)
     assert cash.query("cash", "is_approved", alice, "op") is True
@@ -374,7 +392,7 @@ def test_operator_approval_and_transfer_from(cash: Env) -> None:
 
 def test_a_contract_wallet_pays_from_its_custody_account(cash: Env) -> None:
     bank = a(cash, "bank")
-    cash.deploy("op", OPERATOR, caller=a(cash, "someone"))
+    cash.deploy("op", OPERATOR)
     op_account = cash.contract_address("op")
     cash.call("cash", "open_wallet", op_account, 1, caller=bank)
     cash.call("cash", "issue", op_account, 40, caller=bank)

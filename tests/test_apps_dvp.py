@@ -1,6 +1,8 @@
 """Delivery versus payment (tally/apps/contracts/dvp.py) between the security token and
 digital cash templates: initiate, take, cancel; both legs settle or neither does, for
-every way a leg can be refused. Written against tests/apps_host.Env."""
+every way a leg can be refused, with the custody events of a settlement verified as
+evidence. Each test runs on its own solo node (tests/support_apps.py): deploys through
+the committee, every call a signed transaction."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from collections.abc import Callable
 import pytest
 
 from tally.apps import source
-from tests.apps_host import Env, HarnessEnv, env_fixture, events_named, fails
+from tally.evidence.export import export_bundle, export_commercial_bundle
+from tally.evidence.verify import verify_bundle
+from tests.support_apps import AppChain as Env
+from tests.support_apps import CallFailed, chain_fixture
 
-env = env_fixture()
+env = chain_fixture()
 
 BOND, CNY = "BOND-2030", "CNY"
 QTY, PRICE = 10, 1_000_000  # 10 bonds for 10,000.00 yuan
@@ -21,26 +26,35 @@ def a(env: Env, label: str) -> str:
     return env.account(label)
 
 
+def fails(env: Env, contract: str, method: str, *args: object, caller: str) -> CallFailed:
+    return env.fails(contract, method, *args, caller=caller)
+
+
+def events_named(env: Env, name: str, source: str | None = None) -> list:
+    return env.events_named(name, source)
+
+
 @pytest.fixture
 def market(env: Env) -> Env:
     """Cash and a bond; a seller holding 100 bonds, a buyer holding 50,000.00 yuan, both
     approving the dvp contract; trade T1 initiated (10 bonds for 10,000.00)."""
     bank, owner, agent = a(env, "bank"), a(env, "owner"), a(env, "agent")
     seller, buyer = a(env, "seller"), a(env, "buyer")
-    env.deploy("cash", source("digital_cash"), CNY, "e-CNY", caller=bank)
-    env.deploy("bond", source("security_token"), BOND, "Bond 2030", [agent], caller=owner)
-    env.deploy("dvp", source("dvp"), caller=owner)
-    env.grant_issuer("cash")
-    env.grant_issuer("bond")
-    for who in (seller, buyer):
-        env.call("cash", "open_wallet", who, 1, caller=bank)
-        env.call("bond", "register_identity", who, "CN", "professional", caller=agent)
-    env.call("cash", "issue", buyer, 5_000_000, caller=bank)
-    env.call("bond", "issue", seller, 100, caller=agent)
-    env.call("bond", "unpause", caller=agent)
-    env.call("bond", "approve", "dvp", caller=seller)
-    env.call("cash", "approve", "dvp", caller=buyer)
-    env.call("dvp", "initiate", "T1", "bond", QTY, buyer, "cash", PRICE, caller=seller)
+    with env.batch():
+        env.deploy("cash", source("digital_cash"), CNY, "e-CNY", "", bank)
+        env.deploy("bond", source("security_token"), BOND, "Bond 2030", [agent], owner)
+        env.deploy("dvp", source("dvp"))
+        env.grant_issuer("cash")
+        env.grant_issuer("bond")
+        for who in (seller, buyer):
+            env.call("cash", "open_wallet", who, 1, caller=bank)
+            env.call("bond", "register_identity", who, "CN", "professional", caller=agent)
+        env.call("cash", "issue", buyer, 5_000_000, caller=bank)
+        env.call("bond", "issue", seller, 100, caller=agent)
+        env.call("bond", "unpause", caller=agent)
+        env.call("bond", "approve", "dvp", caller=seller)
+        env.call("cash", "approve", "dvp", caller=buyer)
+        env.call("dvp", "initiate", "T1", "bond", QTY, buyer, "cash", PRICE, caller=seller)
     return env
 
 
@@ -57,18 +71,22 @@ def balances(env: Env) -> dict[str, int]:
 def test_take_settles_both_legs(market: Env) -> None:
     seller, buyer = a(market, "seller"), a(market, "buyer")
     assert market.query("dvp", "check", "T1")["ok"] is True
-    n = len(market.events())
-    market.call("dvp", "take", "T1", caller=buyer)
+    settled = market.receipt("dvp", "take", "T1", caller=buyer)
+    assert settled.ok, settled
     assert balances(market) == {
         "seller bond": 90, "buyer bond": 10, "seller cash": PRICE, "buyer cash": 4_000_000,
     }
     trade = market.query("dvp", "trade", "T1")
     assert trade["status"] == "settled" and trade["seller"] == seller and trade["buyer"] == buyer
-    emitted = [(e.source, e.name) for e in market.events()[n:]]
-    assert emitted == [
-        ("custody", "custody.transfer"),
+    # Each log in the order of the call: delivery, then payment, then the settlement.
+    custody, contracts = market.events_of(settled)
+    assert [(e.name, e.data["asset"], e.data["from"], e.data["to"], e.data["quantity"])
+            for e in custody] == [
+        ("custody.transfer", BOND, seller, buyer, QTY),
+        ("custody.transfer", CNY, buyer, seller, PRICE),
+    ]
+    assert [(e.source, e.name) for e in contracts] == [
         ("bond", "Transfer"),
-        ("custody", "custody.transfer"),
         ("cash", "Transfer"),
         ("dvp", "TradeSettled"),
     ]
@@ -227,19 +245,19 @@ def test_a_refused_leg_moves_nothing(
 ) -> None:
     break_it(market)
     before = balances(market)
-    snapshot = market.snapshot() if isinstance(market, HarnessEnv) else None
-    n_events = len(market.events())
+    snapshot = market.state()
+    n_events = len(market.custody_events()), len(market.contract_events())
     check = market.query("dvp", "check", "T1")
     assert check["ok"] is False
     err = fails(market, "dvp", "take", "T1", caller=a(market, "buyer"))
-    assert err.code == "CONTRACT_ERROR" and err.contract == "dvp"
+    # CONTRACT_ERROR raised by dvp (only dvp says LEG_FAILED), naming the leg's refusal
+    assert err.code == "CONTRACT_ERROR"
     expected = message.format(buyer=a(market, "buyer"), seller=a(market, "seller"))
     assert err.message.startswith(expected), err.message
     assert balances(market) == before  # neither leg happened
     assert market.query("dvp", "trade", "T1")["status"] == "open"
-    assert len(market.events()) == n_events
-    if snapshot is not None:
-        assert market.snapshot() == snapshot  # not one key of state changed
+    assert (len(market.custody_events()), len(market.contract_events())) == n_events
+    assert market.state() == snapshot  # not one key of state changed but the buyer's nonce
 
 
 def test_payment_leg_failure_reverts_the_delivered_security(market: Env) -> None:
@@ -272,3 +290,27 @@ def test_a_failed_take_can_be_retried_once_fixed(market: Env) -> None:
     market.call("cash", "unfreeze_wallet", a(market, "buyer"), caller=a(market, "bank"))
     market.call("dvp", "take", "T1", caller=a(market, "buyer"))
     assert balances(market)["buyer bond"] == QTY
+
+
+def test_a_settlement_is_evidence_on_both_tiers(market: Env) -> None:
+    seller, buyer = a(market, "seller"), a(market, "buyer")
+    settled = market.receipt("dvp", "take", "T1", caller=buyer)
+    assert settled.ok, settled
+    pinned = market.genesis.hash.hex()
+    # Tier 1: each leg is a custody event signed by the buyer's transaction, naming the
+    # token contract that moved it.
+    legs = [e for e in market.node.reader.events() if e["tx"] == settled.tx]
+    assert [(e["asset"], e["from"], e["to"]) for e in legs] == [(BOND, seller, buyer),
+                                                                (CNY, buyer, seller)]
+    for leg, contract in zip(legs, ("bond", "cash"), strict=True):
+        verdict = verify_bundle(export_bundle(market.node.reader, leg["log_index"]),
+                                genesis_hash=pinned)
+        assert verdict.event["details"]["contract"] == contract
+        assert verdict.event["details"]["by"] == market.contract_address(contract)
+        assert "signed by account " + buyer in verdict.facts[0]
+    # Tier 2: the settlement event, anchored in the same checkpoints.
+    event = next(e for e in market.node.reader.commercial_events(contract="dvp")
+                 if e["name"] == "TradeSettled")
+    verdict = verify_bundle(export_commercial_bundle(market.node.reader, event["log_index"]),
+                            genesis_hash=pinned)
+    assert verdict.event["contract"] == "dvp" and verdict.event["name"] == "TradeSettled"

@@ -1,16 +1,20 @@
 """The security token template (tally/apps/contracts/security_token.py): agents,
 identities, pause, issue, transfers with their ERC-1400 style reason codes, compliance
 (maximum holders, blocked countries), wallet and partial freezes, forced transfers,
-recovery, burns and operator approvals. Written against tests/apps_host.Env."""
+recovery, burns and operator approvals. Each test runs on its own solo node
+(tests/support_apps.py): deploys through the committee, every call a signed
+transaction."""
 
 from __future__ import annotations
 
 import pytest
 
 from tally.apps import source
-from tests.apps_host import CallFailed, Env, env_fixture, events_named, fails
+from tally.exec.custody import asset_key
+from tests.support_apps import AppChain as Env
+from tests.support_apps import CallFailed, chain_fixture
 
-env = env_fixture()
+env = chain_fixture()
 
 ASSET = "BOND-2030"
 OPERATOR = """
@@ -26,34 +30,45 @@ def a(env: Env, label: str) -> str:
 
 @pytest.fixture
 def tok(env: Env) -> Env:
-    env.deploy(
-        "bond", source("security_token"), ASSET, "Bond 2030", [a(env, "agent")],
-        caller=a(env, "owner"),
-    )
-    env.grant_issuer("bond")
+    with env.batch():
+        env.deploy("bond", source("security_token"), ASSET, "Bond 2030", [a(env, "agent")],
+                   a(env, "owner"))
+        env.grant_issuer("bond")
     return env
+
+
+def fails(env: Env, contract: str, method: str, *args: object, caller: str) -> CallFailed:
+    return env.fails(contract, method, *args, caller=caller)
+
+
+def events_named(env: Env, name: str, source: str | None = None) -> list:
+    return env.events_named(name, source)
 
 
 def investor(env: Env, label: str, country: str = "CN", amount: int = 0) -> str:
     account = a(env, label)
-    env.call("bond", "register_identity", account, country, "professional", caller=a(env, "agent"))
-    if amount:
-        env.call("bond", "issue", account, amount, caller=a(env, "agent"))
+    with env.batch():
+        env.call("bond", "register_identity", account, country, "professional",
+                 caller="agent")
+        if amount:
+            env.call("bond", "issue", account, amount, caller="agent")
     return account
 
 
 @pytest.fixture
 def live(tok: Env) -> Env:
     """Two funded investors (alice 100, bob 0) and the token unpaused."""
-    investor(tok, "alice", amount=100)
-    investor(tok, "bob")
-    tok.call("bond", "unpause", caller=a(tok, "agent"))
+    with tok.batch():
+        investor(tok, "alice", amount=100)
+        investor(tok, "bob")
+        tok.call("bond", "unpause", caller="agent")
     return tok
 
 
 def refused(env: Env, method: str, *args: object, caller: str) -> str:
+    # A call to bond alone (no nested contract): the refusal is bond's.
     err = fails(env, "bond", method, *args, caller=caller)
-    assert err.code == "CONTRACT_ERROR" and err.contract == "bond"
+    assert err.code == "CONTRACT_ERROR"
     return err.message
 
 
@@ -72,7 +87,8 @@ def test_a_new_token_starts_paused_with_its_agents(tok: Env) -> None:
 
 def test_init_rejects_agents_that_are_not_addresses(env: Env) -> None:
     with pytest.raises(CallFailed) as info:
-        env.deploy("bad", source("security_token"), "X", "X", ["agent"], caller=a(env, "owner"))
+        env.deploy("bad", source("security_token"), "X", "X", ["agent"], a(env, "owner"))
+    assert info.value.code == "CONTRACT_ERROR"
     assert info.value.message == "INVALID: agents are addresses"
 
 
@@ -88,7 +104,7 @@ def test_owner_adds_and_removes_agents(tok: Env) -> None:
     assert refused(tok, "pause", caller=agent2).startswith("UNAUTHORISED:")  # ... no longer
     assert refused(tok, "remove_agent", agent2, caller=owner).startswith("NOT_FOUND:")
     assert refused(tok, "remove_agent", agent, caller=agent).startswith("UNAUTHORISED:")
-    assert [e.name for e in tok.events() if e.name.startswith("Agent")] == [
+    assert [e.name for e in tok.contract_events() if e.name.startswith("Agent")] == [
         "AgentAdded", "AgentRemoved",
     ]
 
@@ -124,7 +140,7 @@ def test_identity_registry(tok: Env) -> None:
     assert tok.query("bond", "identity", alice) is None
     assert refused(tok, "remove_identity", alice, caller=agent).startswith("NOT_FOUND:")
     assert refused(tok, "update_identity", alice, "CN", "x", caller=agent).startswith("NOT_FOUND:")
-    names = [e.name for e in tok.events() if e.name.startswith("Identity")]
+    names = [e.name for e in tok.contract_events() if e.name.startswith("Identity")]
     assert names == ["IdentityRegistered", "IdentityUpdated", "IdentityRemoved"]
 
 
@@ -145,8 +161,9 @@ def test_issue_to_verified_accounts_even_while_paused(tok: Env) -> None:
     assert tok.query("bond", "info")["supply"] == 100
     assert tok.query("bond", "holder_count") == 1
     issue = events_named(tok, "asset.issue", source="custody")
-    assert len(issue) == 1 and issue[0].data["class"] == "security"
-    assert issue[0].data["controller"] == "bond"
+    assert len(issue) == 1 and issue[0].data["details"]["class"] == "security"
+    assert issue[0].data["details"]["contract"] == "bond"
+    assert tok.node.reader.value(asset_key(ASSET))["controller"] == tok.contract_address("bond")
     assert len(events_named(tok, "asset.mint", source="custody")) == 1
 
 
@@ -165,7 +182,7 @@ def test_pause_and_unpause(tok: Env) -> None:
     assert refused(tok, "unpause", caller=agent) == "INVALID: the token is not paused"
     tok.call("bond", "pause", caller=agent)
     assert refused(tok, "transfer", bob, 1, caller=alice).startswith("0x54")
-    assert [e.name for e in tok.events() if e.name in ("Paused", "Unpaused")] == [
+    assert [e.name for e in tok.contract_events() if e.name in ("Paused", "Unpaused")] == [
         "Unpaused", "Paused",
     ]
 
@@ -180,9 +197,12 @@ def test_transfer_moves_units_and_emits(live: Env) -> None:
     assert live.query("bond", "balance_of", bob) == 30
     assert live.query("bond", "holder_count") == 2
     assert events_named(live, "Transfer")[-1].data == {"from": alice, "to": bob, "amount": 30}
-    assert events_named(live, "custody.transfer", source="custody")[-1].data == {
-        "asset": ASSET, "from": alice, "to": bob, "quantity": 30, "by": "bond",
-    }
+    moved = events_named(live, "custody.transfer", source="custody")[-1].data
+    assert (moved["asset"], moved["from"], moved["to"], moved["quantity"]) == (
+        ASSET, alice, bob, 30)
+    assert moved["details"] == {"by": live.contract_address("bond"), "contract": "bond"}
+    verdict = live.verify(events_named(live, "custody.transfer", source="custody")[-1])
+    assert verdict.event["quantity"] == 30 and "signed by account " + alice in verdict.facts[0]
     live.call("bond", "transfer", alice, 30, caller=bob)  # bob leaves the register
     assert live.query("bond", "holder_count") == 1
 
@@ -370,9 +390,8 @@ def test_burn(live: Env) -> None:
     assert live.query("bond", "balance_of", alice) == 40
     assert live.query("bond", "frozen_amount", alice) == 40
     assert live.query("bond", "info")["supply"] == 40
-    assert events_named(live, "asset.burn", source="custody")[-1].data == {
-        "asset": ASSET, "holder": alice, "quantity": 60,
-    }
+    burn = events_named(live, "asset.burn", source="custody")[-1].data
+    assert (burn["asset"], burn["from"], burn["quantity"]) == (ASSET, alice, 60)
     live.call("bond", "burn", alice, 40, caller=agent)
     assert live.query("bond", "holder_count") == 0
     assert live.query("bond", "frozen_amount", alice) == 0
@@ -383,7 +402,7 @@ def test_burn(live: Env) -> None:
 
 def test_operator_transfer_from_applies_the_same_rules(live: Env) -> None:
     agent, alice, bob = a(live, "agent"), a(live, "alice"), a(live, "bob")
-    live.deploy("op", OPERATOR, caller=a(live, "someone"))
+    live.deploy("op", OPERATOR)
     err = fails(live, "op", "move", "bond", alice, bob, 5, caller=bob)
     assert err.message == f"0x58 invalid operator: op is not an operator of {alice}"
     live.call("bond", "approve", "op", caller=alice)

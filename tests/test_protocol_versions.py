@@ -178,3 +178,31 @@ def test_headers_decode_strictly() -> None:
 
 def test_params_default_is_the_genesis_params() -> None:
     assert Params.from_doc(Params().to_doc()) == Params()
+
+
+STD_USER = '''
+from std.checks import is_address
+
+
+class Probe(Contract):
+    @view
+    def check(self, text: str):
+        return is_address(text)
+'''
+
+
+def test_the_contract_standard_library_comes_with_version_2(tmp_path: Path) -> None:
+    for version, expected in ((1, Code.CONTRACT_REJECTED), (2, Code.OK)):
+        chain = Chain(tmp_path / f"v{version}", "intl", protocol_version=version)
+        try:
+            code, message = (Code.OK, "") if version == 2 else _refusal(
+                chain, "admin", "gov.propose",
+                {"action": "contract.deploy", "name": "probe", "source": STD_USER})
+            if version == 2:
+                chain.ok("admin", "gov.propose", {"action": "contract.deploy", "name": "probe",
+                                                  "source": STD_USER})
+                assert chain.node.reader.contract_query("probe", "check", ["ab" * 20]) is True
+            assert code == expected, message
+            assert version == 2 or "protocol version 2" in message
+        finally:
+            chain.stop()

@@ -2,8 +2,10 @@
 
 Each template is one contract module in ``tally/apps/contracts/<name>.py``, written in
 the contract language (docs/contracts.md) and run by :mod:`tally.vm`; CPython never
-imports them. :func:`source` returns a template's text, exactly as deployed (the code
-id on chain is the SHA-256 of these bytes). See docs/apps.md.
+imports them. :func:`source` returns a template's text, exactly as deployed. The
+templates import the contract standard library (``from std.token import ...``,
+tally/vm/stdlib), so the code id on chain is the SHA-256 of this text and of the
+library modules it imports (:func:`tally.vm.compiler.linked_code_id`). See docs/apps.md.
 
     digital_cash     a central bank's digital cash with tiered wallets (e-CNY style)
     security_token   a permissioned security with identities and compliance (ERC-3643 style)

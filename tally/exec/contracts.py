@@ -179,9 +179,14 @@ def _parse_upgrade(args: dict[str, Any]) -> dict[str, Any]:
 
 def _compiles(ctx: TxContext, source: str) -> str:
     try:
-        return ctx.vm.compile(source).code_id.hex()
+        compiled = ctx.vm.compile(source)
     except VMError as exc:
         raise vm_error_to_tally(exc) from None
+    if compiled.imports and ctx.rules.version < 2:
+        raise ExecutionFailed("the contract standard library (`from std...`) comes with "
+                              f"protocol version 2; this chain is at {ctx.rules.version}",
+                              Code.CONTRACT_REJECTED)
+    return compiled.code_id.hex()
 
 
 def _check_deploy(ctx: TxContext, args: dict[str, Any]) -> None:
@@ -233,6 +238,9 @@ def _apply_upgrade(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any
     code_id = bytes.fromhex(_compiles(ctx, source))
     ctx.state.put(code_id_key(name), Raw(vm_encode(code_id)))
     ctx.state.put(source_key(name), Raw(vm_encode(source)))
+    # The standard-library modules the new code imports, if no deploy wrote them yet.
+    for key, raw in ctx.vm.library_writes(source, StateStorage(ctx.state)).items():
+        ctx.state.put(key, Raw(raw))
     _record_version(ctx, name, source, proposal_id, ctx.state.get(contract_key(name)))
 
 

@@ -13,7 +13,8 @@ version  what it is
 1        the rules before versioning: chain parameters fixed in genesis, headers without a
          version (chains whose genesis names no version run it; their hashes are unchanged)
 2        the header names its version; chain parameters live in state (``params``) and the
-         committee changes them (``params.set``)
+         committee changes them (``params.set``); contracts may import the frozen standard
+         library (``from std.<module> import ...``, decision 0904)
 =======  ====================================================================================
 """
 

@@ -176,10 +176,39 @@ class CompiledContract:
     fields: dict[str, FieldSpec]
     has_init: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``from std.<module> import <name> as <bound>``: (module, name, bound), in order.
+    imports: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledLibrary:
+    """A module of the standard library (tally/vm/stdlib): functions and constants in
+    the contract language, checked and instrumented like a contract."""
+
+    module: str
+    code_id: bytes  # SHA-256 of the UTF-8 source
+    source: str
+    code: CodeType
+    exports: frozenset[str]
 
 
 def code_id_of(source: str) -> bytes:
+    """SHA-256 of the UTF-8 source: the code id of a contract that imports nothing, and
+    the key of the compiled-code cache."""
     return hashlib.sha256(source.encode("utf-8")).digest()
+
+
+def linked_code_id(source: str, libraries: list[CompiledLibrary]) -> bytes:
+    """The code id of a contract importing ``libraries``: SHA-256 of its source, then
+    for each library in module-name order a NUL, the module name, a NUL and the
+    library's code id. Sources hold no NUL, so the preimage is unambiguous. It names
+    every line of code a call can run."""
+    if not libraries:
+        return code_id_of(source)
+    h = hashlib.sha256(source.encode("utf-8"))
+    for lib in sorted(libraries, key=lambda x: x.module):
+        h.update(b"\0" + lib.module.encode("ascii") + b"\0" + lib.code_id)
+    return h.digest()
 
 
 def _reject(node: ast.AST | None, message: str) -> ContractRejected:
@@ -245,8 +274,8 @@ _ALLOWED_FUNCTION_STATEMENTS = (
     ast.Nonlocal,
 )  # fmt: skip
 _STATEMENT_HINTS = {
-    ast.Import: "imports are not allowed: the runtime provides everything a contract uses",
-    ast.ImportFrom: "imports are not allowed: the runtime provides everything a contract uses",
+    ast.Import: "only 'from std.<module> import <name>' is allowed, at module level",
+    ast.ImportFrom: "imports are allowed only at module level: 'from std.<module> import <name>'",
     ast.Try: "try/except is not allowed: errors revert the call (use try_call for calls)",
     ast.With: "with is not allowed",
     ast.AsyncWith: "async code is not allowed",
@@ -272,9 +301,14 @@ class _Validator:
     """Walks the whole tree once, rejecting anything outside the allow-list and
     collecting what the rewriter and the VM need (the class, fields, methods)."""
 
-    def __init__(self, tree: ast.Module, limits: Limits) -> None:
+    def __init__(self, tree: ast.Module, limits: Limits, library: bool = False) -> None:
         self.tree = tree
         self.limits = limits
+        #: Checking a standard-library module: no class, no imports.
+        self.library = library
+        self.imports: list[tuple[str, str, str]] = []
+        self.libraries: dict[str, CompiledLibrary] = {}
+        self.module_names: set[str] = set()
         self.class_node: ast.ClassDef | None = None
         self.bound_names: set[str] = set()
         self.methods: dict[str, MethodSpec] = {}
@@ -290,7 +324,13 @@ class _Validator:
         for stmt in self.tree.body:
             if _is_docstring(stmt):
                 continue
-            if isinstance(stmt, ast.ClassDef):
+            if isinstance(stmt, ast.ImportFrom) and not self.library:
+                self._check_import(stmt)
+            elif isinstance(stmt, ast.ClassDef) and self.library:
+                raise _reject(stmt, "a library module holds functions and constants, no class")
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)) and self.library:
+                raise _reject(stmt, "a library module imports nothing")
+            elif isinstance(stmt, ast.ClassDef):
                 if self.class_node is not None:
                     raise _reject(stmt, "a module defines exactly one contract class")
                 self.class_node = stmt
@@ -304,13 +344,43 @@ class _Validator:
                     type(stmt),
                     "only constants, functions and the contract class are allowed at module level",
                 ))  # fmt: skip
+        if self.library:
+            return
         if self.class_node is None:
             raise _reject(
                 None, "no contract class: define one class whose methods are entry points"
             )
 
+    def _check_import(self, stmt: ast.ImportFrom) -> None:
+        from .stdlib import LIBRARIES, library  # the stdlib compiles with this module
+
+        module = stmt.module or ""
+        if stmt.level or module not in LIBRARIES:
+            known = ", ".join(sorted(LIBRARIES))
+            raise _reject(stmt, f"no library module {module!r}: the standard library is {known}")
+        lib = library(module)
+        self.libraries[module] = lib
+        for alias in stmt.names:
+            if alias.name == "*":
+                raise _reject(stmt, "name what you import: 'from std.<module> import a, b'")
+            if alias.name not in lib.exports:
+                raise _reject(stmt, f"{module} has no {alias.name!r}")
+            bound = alias.asname or alias.name
+            self._check_binding(stmt, bound)
+            if bound in self.module_names or any(b == bound for _, _, b in self.imports):
+                raise _reject(stmt, f"{bound!r} is bound twice at module level")
+            self.imports.append((module, alias.name, bound))
+
     def _collect_bound_names(self) -> None:
+        for stmt in self.tree.body:  # what module level defines, for _check_import
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                self.module_names.add(stmt.name)
+            elif isinstance(stmt, ast.Assign):
+                self.module_names.update(
+                    t.id for t in stmt.targets if isinstance(t, ast.Name))
         for node in ast.walk(self.tree):
+            if isinstance(node, ast.alias):
+                self.bound_names.add(node.asname or node.name)
             if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                 self.bound_names.add(node.id)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -811,6 +881,9 @@ class _Rewriter(ast.NodeTransformer):
         self.self_is_instance = was_method
         return node
 
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        return None  # the VM binds imported names before the module runs
+
     def visit_Lambda(self, node: ast.Lambda) -> ast.expr:
         weight = _weight(node.body)
         node.body = _call("_lamexit", _call("_lamenter", _const(weight)), self.visit(node.body))
@@ -1183,9 +1256,7 @@ def _check_shape(tree: ast.AST, limits: Limits) -> None:
         raise ContractRejected("too many syntax nodes")
 
 
-def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledContract:
-    """Check and compile ``source``; raise :class:`ContractRejected` if it is not a
-    valid contract. Pure: the same source always gives the same result."""
+def _parse(source: str, limits: Limits) -> ast.Module:
     _check_source_text(source, limits)
     try:
         with warnings.catch_warnings():
@@ -1198,6 +1269,40 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
         raise ContractRejected(f"cannot parse: {type(e).__name__}") from None
     _check_identifiers_ascii(source)
     _check_shape(tree, limits)
+    return tree
+
+
+def _compile_tree(tree: ast.AST, code_id: bytes) -> CodeType:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compile(
+                tree, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0
+            )
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
+        raise ContractRejected(f"cannot compile: {type(e).__name__}: {e}") from None
+
+
+def compile_library(module: str, source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledLibrary:
+    """Check and compile a standard-library module: the rules of a contract's module
+    level (constants and functions), no class and no imports."""
+    tree = _parse(source, limits)
+    validator = _Validator(tree, limits, library=True)
+    validator.run()
+    exports = frozenset(
+        name for name in validator.module_names if not name.startswith("_")
+    )
+    rewritten = _Rewriter(set(), set(), set(), limits.max_frames).visit(tree)
+    ast.fix_missing_locations(rewritten)
+    code_id = code_id_of(source)
+    return CompiledLibrary(module, code_id, source, _compile_tree(rewritten, code_id), exports)
+
+
+def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledContract:
+    """Check and compile ``source``; raise :class:`ContractRejected` if it is not a
+    valid contract. Pure: the same source (and standard library) always gives the
+    same result."""
+    tree = _parse(source, limits)
     validator = _Validator(tree, limits)
     validator.run()
     class_node = validator.class_node
@@ -1207,15 +1312,8 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
     rewriter = _Rewriter(validator.member_names, var_fields, map_fields, limits.max_frames)
     rewritten = rewriter.visit(tree)
     ast.fix_missing_locations(rewritten)
-    code_id = code_id_of(source)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            code = compile(
-                rewritten, f"<contract {code_id.hex()[:16]}>", "exec", dont_inherit=True, optimize=0
-            )
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
-        raise ContractRejected(f"cannot compile: {type(e).__name__}: {e}") from None
+    code_id = linked_code_id(source, list(validator.libraries.values()))
+    code = _compile_tree(rewritten, code_id)
     return CompiledContract(
         code_id=code_id,
         source=source,
@@ -1224,6 +1322,7 @@ def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledCo
         methods=validator.methods,
         fields=validator.fields,
         has_init="init" in validator.methods,
+        imports=tuple(validator.imports),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from tally.errors import Code
 
-from . import values
+from . import stdlib, values
 from .compiler import (
     REQUIRE_MESSAGE,
     CompiledContract,
@@ -435,6 +435,7 @@ class _Runtime:
         self.host: Host | None = None
         self.ctx_view = ContextView(self)
         self.namespaces: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self.libraries: dict[str, dict[str, Any]] = {}
         self.instances: OrderedDict[tuple[str, bytes], ContractInstance] = OrderedDict()
 
         self.builtins = dict(builtins)
@@ -552,24 +553,40 @@ class _Runtime:
         if ns is not None:
             self.namespaces.move_to_end(compiled.code_id)
             return ns
-        ns = {"__builtins__": self.builtins, "__name__": "contract"}
+        ns = self._load_module(compiled.code, "contract", compiled.imports)
+        self.namespaces[compiled.code_id] = ns
+        if len(self.namespaces) > 256:
+            self.namespaces.popitem(last=False)
+        return ns
+
+    def library_namespace(self, module: str) -> dict[str, Any]:
+        """The loaded standard-library module (tally.vm.stdlib), once per VM. Its
+        functions see the same runtime as contracts: they run in the caller's frame."""
+        ns = self.libraries.get(module)
+        if ns is None:
+            ns = self.libraries[module] = self._load_module(stdlib.library(module).code, module, ())
+        return ns
+
+    def _load_module(
+        self, code: Any, label: str, imports: tuple[tuple[str, str, str], ...]
+    ) -> dict[str, Any]:
+        ns = {"__builtins__": self.builtins, "__name__": label}
         ns.update(self.guards)
         ns.update(self.runtime_names)
+        for module, name, bound in imports:  # bound before the module runs
+            ns[bound] = self.library_namespace(module)[name]
         # Loading is not charged to the call that triggers it: whether a module is
         # already loaded differs between nodes, and results must not.
         saved = self.meter.save()
         self.meter.reset(self.limits.load_steps, self.limits.max_memory)
         try:
-            exec(compiled.code, ns)
+            exec(code, ns)
         except VMError as e:
-            raise ContractRejected(f"contract module failed to load: {e}") from None
+            raise ContractRejected(f"{label} module failed to load: {e}") from None
         except Exception as e:
-            raise ContractRejected(f"contract module failed to load: {_describe(e)}") from None
+            raise ContractRejected(f"{label} module failed to load: {_describe(e)}") from None
         finally:
             self.meter.restore(saved)
-        self.namespaces[compiled.code_id] = ns
-        if len(self.namespaces) > 256:
-            self.namespaces.popitem(last=False)
         return ns
 
     def instance(self, name: str, compiled: CompiledContract, cache_key: bytes) -> ContractInstance:
@@ -1125,6 +1142,8 @@ class VM:
                     source_key(name),
                     values.encode(source, max_bytes=4 * self.limits.max_source_bytes),
                 )
+                for key, raw in self._library_writes(compiled, overlay.get_raw).items():
+                    overlay.put(key, raw)
                 inst = rt.instance(name, compiled, raw_id)
                 result = None
                 if compiled.has_init:
@@ -1140,6 +1159,23 @@ class VM:
                 rt.end()
         finally:
             self._release()
+
+    def library_writes(self, source: str, storage: StorageBackend) -> dict[bytes, bytes]:
+        """The texts of the library modules ``source`` imports that ``storage`` does not
+        hold yet (key -> CBOR text): what a deploy writes, and what an executor that
+        installs code another way (an upgrade) must write with it."""
+        return self._library_writes(self.compile(source), storage.get)
+
+    def _library_writes(
+        self, compiled: CompiledContract, get: Callable[[bytes], bytes | None]
+    ) -> dict[bytes, bytes]:
+        writes = {}
+        for module in sorted({m for m, _, _ in compiled.imports}):
+            key = stdlib.library_key(module)
+            if get(key) is None:
+                text = stdlib.library(module).source
+                writes[key] = values.encode(text, max_bytes=4 * self.limits.max_source_bytes)
+        return writes
 
     # call(contract, method, args=(), *, storage, ctx, host=None, steps=None) and
     # query(...): one body, built twice so that neither goes through a helper.

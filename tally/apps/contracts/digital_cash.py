@@ -11,46 +11,47 @@ a level; each level caps the balance, each transfer and the day's outgoing payme
 Refusals are ContractErrors whose message starts with a stable code:
 UNAUTHORISED, INVALID, NO_WALLET, ALREADY_EXISTS, WALLET_FROZEN, NOT_FROZEN,
 LIMIT_EXCEEDED, BALANCE_CAP, INSUFFICIENT_FUNDS, NOT_APPROVED.
+
+Argument checks, custody units and operator approvals come from the standard library
+(std.checks, std.token; docs/contracts.md).
 """
+
+from std.checks import (
+    MAX_AMOUNT,
+    is_amount,
+    require_address,
+    require_amount,
+    require_optional_address,
+    verdict,
+)
+from std.token import (
+    approve,
+    balance_of,
+    burn_units,
+    caller_account,
+    free_units,
+    held,
+    is_approved,
+    issue_units,
+    move_units,
+    require_operator,
+    require_owner,
+    revoke,
+)
 
 DAY_MS = 86_400_000
 # Days start at midnight China Standard Time (UTC+8) for the daily limits.
 DAY_OFFSET_MS = 8 * 3_600_000
-HEX = "0123456789abcdef"
-MAX_AMOUNT = 2**63 - 1
-
-
-def is_address(value):
-    return len(value) == 40 and value.strip(HEX) == ""
-
-
-def account_of_caller():
-    # A signer acts as itself; a contract calling in acts as its custody account.
-    if ctx.caller == ctx.origin:
-        return ctx.caller
-    return host_call("custody.address_of", ctx.caller)
 
 
 def today():
     return (ctx.time_ms + DAY_OFFSET_MS) // DAY_MS
 
 
-def held(c, account):
-    return host_call("custody.holding", c.asset, account)
-
-
-def free_units(h):
-    return h["q"] - h["p"] - h["f"]
-
-
 def spent_today(w):
     if w["day"] == today():
         return w["spent"]
     return 0
-
-
-def check_amount(amount):
-    require(0 < amount <= MAX_AMOUNT, f"INVALID: amount must be between 1 and {MAX_AMOUNT}")
 
 
 def receive_problem(c, to, amount):
@@ -61,7 +62,7 @@ def receive_problem(c, to, amount):
         return f"WALLET_FROZEN: wallet {to} is frozen"
     cap = c.levels[w["level"]]["balance_cap"]
     if cap:
-        balance = held(c, to)["q"]
+        balance = balance_of(c, to)
         if balance + amount > cap:
             return (
                 f"BALANCE_CAP: wallet {to} (level {w['level']}) may hold at most {cap}; "
@@ -71,7 +72,7 @@ def receive_problem(c, to, amount):
 
 
 def transfer_problem(c, holder, to, amount):
-    if not 0 < amount <= MAX_AMOUNT:
+    if not is_amount(amount):
         return f"INVALID: amount must be between 1 and {MAX_AMOUNT}"
     if holder == to:
         return "INVALID: sender and receiver are the same wallet"
@@ -101,7 +102,7 @@ def transfer_problem(c, holder, to, amount):
 def move(c, holder, to, amount, operator):
     problem = transfer_problem(c, holder, to, amount)
     require(problem == "", problem)
-    host_call("custody.transfer_from", c.asset, holder, to, amount)
+    move_units(c, holder, to, amount)
     w = c.wallets[holder]
     w["spent"] = spent_today(w) + amount
     w["day"] = today()
@@ -127,9 +128,9 @@ class DigitalCash(Contract):
 
     def init(self, currency_asset: str, name: str, regulator: str = "", owner: str = ""):
         require(currency_asset != "" and name != "", "INVALID: asset and name are required")
-        require(regulator == "" or is_address(regulator), "INVALID: regulator is not an address")
-        require(owner == "" or is_address(owner), "INVALID: owner is not an address")
-        self.owner = owner or account_of_caller()
+        require_optional_address(regulator, "regulator")
+        require_optional_address(owner, "owner")
+        self.owner = owner or caller_account()
         self.regulator = regulator
         self.asset = currency_asset
         self.name = name
@@ -160,13 +161,13 @@ class DigitalCash(Contract):
 
     def set_regulator(self, account: str):
         only_bank(self)
-        require(account == "" or is_address(account), "INVALID: regulator is not an address")
+        require_optional_address(account, "regulator")
         self.regulator = account
         emit("RegulatorSet", {"regulator": account})
 
     def open_wallet(self, account: str, level: int):
         only_bank(self)
-        require(is_address(account), f"INVALID: {account} is not an address")
+        require_address(account, account)
         require(account not in self.wallets, f"ALREADY_EXISTS: {account} already has a wallet")
         require(level in self.levels, f"INVALID: no wallet level {level}")
         self.wallets[account] = {
@@ -189,21 +190,16 @@ class DigitalCash(Contract):
 
     def issue(self, to: str, amount: int):
         only_bank(self)
-        check_amount(amount)
+        require_amount(amount)
         problem = receive_problem(self, to, amount)
         require(problem == "", problem)
-        if self.issued:
-            host_call("custody.mint", self.asset, to, amount)
-        else:
-            host_call("custody.issue", self.asset, "cash", self.name, amount, to)
-            self.issued = True
-        self.supply += amount
+        issue_units(self, "cash", to, amount)
         emit("Issued", {"to": to, "amount": amount})
 
     # --- the bank or the regulator ----------------------------------------------------
 
     def freeze_wallet(self, account: str, reason: str):
-        who = account_of_caller()
+        who = caller_account()
         require(
             who == self.owner or (self.regulator != "" and who == self.regulator),
             "UNAUTHORISED: only the central bank or the regulator freezes wallets",
@@ -216,7 +212,7 @@ class DigitalCash(Contract):
         emit("WalletFrozen", {"account": account, "reason": reason, "by": who})
 
     def unfreeze_wallet(self, account: str):
-        who = account_of_caller()
+        who = caller_account()
         require(
             who == self.owner or (self.regulator != "" and who == self.regulator),
             "UNAUTHORISED: only the central bank or the regulator unfreezes wallets",
@@ -231,41 +227,29 @@ class DigitalCash(Contract):
     # --- holders --------------------------------------------------------------------------
 
     def transfer(self, to: str, amount: int) -> bool:
-        move(self, account_of_caller(), to, amount, "")
+        move(self, caller_account(), to, amount, "")
         return True
 
     def redeem(self, amount: int):
-        holder = account_of_caller()
-        check_amount(amount)
+        holder = caller_account()
+        require_amount(amount)
         w = open_wallet_of(self, holder)
         require(not w["frozen"], f"WALLET_FROZEN: wallet {holder} is frozen")
         free = free_units(held(self, holder))
         require(free >= amount, f"INSUFFICIENT_FUNDS: {holder} has {free}; {amount} requested")
-        host_call("custody.burn", self.asset, holder, amount)
-        self.supply -= amount
+        burn_units(self, holder, amount)
         emit("Redeemed", {"holder": holder, "amount": amount})
 
     def approve(self, operator: str):
-        holder = account_of_caller()
-        require(operator != "", "INVALID: operator is required")
-        self.approvals[f"{holder}/{operator}"] = True
-        emit("Approval", {"holder": holder, "operator": operator})
+        approve(self, operator)
 
     def revoke(self, operator: str):
-        holder = account_of_caller()
-        key = f"{holder}/{operator}"
-        require(key in self.approvals, f"NOT_APPROVED: {operator} is not an operator of {holder}")
-        del self.approvals[key]
-        emit("ApprovalRevoked", {"holder": holder, "operator": operator})
+        revoke(self, operator, "NOT_APPROVED")
 
     # --- operator contracts (delivery versus payment) ---------------------------------
 
     def transfer_from(self, holder: str, to: str, amount: int) -> bool:
-        operator = ctx.caller
-        require(
-            self.approvals.get(f"{holder}/{operator}", False),
-            f"NOT_APPROVED: {operator} is not an operator of {holder}",
-        )
+        operator = require_operator(self, holder, "NOT_APPROVED")
         move(self, holder, to, amount, operator)
         return True
 
@@ -283,7 +267,7 @@ class DigitalCash(Contract):
 
     @view
     def balance_of(self, account: str) -> int:
-        return held(self, account)["q"]
+        return balance_of(self, account)
 
     @view
     def wallet(self, account: str) -> dict | None:
@@ -296,7 +280,7 @@ class DigitalCash(Contract):
             "reason": w["reason"],
             "opened": w["opened"],
             "spent_today": spent_today(w),
-            "balance": held(self, account)["q"],
+            "balance": balance_of(self, account),
             "limits": self.levels[w["level"]],
         }
 
@@ -306,18 +290,15 @@ class DigitalCash(Contract):
 
     @view
     def is_approved(self, holder: str, operator: str) -> bool:
-        return self.approvals.get(f"{holder}/{operator}", False)
+        return is_approved(self, holder, operator)
 
     @view
     def can_transfer(self, holder: str, to: str, amount: int) -> dict:
-        problem = transfer_problem(self, holder, to, amount)
-        if problem == "":
-            return {"ok": True, "code": "OK", "reason": "transfer succeeds"}
-        return {"ok": False, "code": problem.partition(":")[0], "reason": problem}
+        return verdict(transfer_problem(self, holder, to, amount), "OK")
 
 
 def only_bank(c):
-    require(account_of_caller() == c.owner, "UNAUTHORISED: only the central bank may do this")
+    require_owner(c, "UNAUTHORISED: only the central bank may do this")
 
 
 def open_wallet_of(c, account):

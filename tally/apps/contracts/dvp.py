@@ -12,22 +12,13 @@ fails and nothing moves. Either party may cancel an open trade.
 Refusals start with UNAUTHORISED, INVALID, NOT_FOUND, ALREADY_EXISTS, NOT_OPEN,
 NOT_APPROVED or LEG_FAILED (a leg was refused: the message carries the token
 contract's own code and message).
+
+Argument checks and the caller's account come from the standard library (std.checks,
+std.token; docs/contracts.md).
 """
 
-ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
-HEX = "0123456789abcdef"
-MAX_AMOUNT = 2**63 - 1
-
-
-def is_address(value):
-    return len(value) == 40 and value.strip(HEX) == ""
-
-
-def account_of_caller():
-    # A signer acts as itself; a contract calling in acts as its custody account.
-    if ctx.caller == ctx.origin:
-        return ctx.caller
-    return host_call("custody.address_of", ctx.caller)
+from std.checks import is_amount, is_identifier, require_address
+from std.token import caller_account
 
 
 def open_trade(c, trade_id):
@@ -61,18 +52,17 @@ class DvP(Contract):
         cash_contract: str,
         cash_amount: int,
     ):
-        seller = account_of_caller()
-        size = len(trade_id)
+        seller = caller_account()
         require(
-            0 < size <= 64 and trade_id.strip(ID_CHARS) == "",
+            is_identifier(trade_id, 64),
             "INVALID: a trade id is 1 to 64 letters, digits and . _ : -",
         )
         require(trade_id not in self.trades, f"ALREADY_EXISTS: trade {trade_id} exists")
         require(
-            0 < security_amount <= MAX_AMOUNT and 0 < cash_amount <= MAX_AMOUNT,
+            is_amount(security_amount) and is_amount(cash_amount),
             "INVALID: amounts must be positive",
         )
-        require(is_address(buyer), f"INVALID: buyer {buyer} is not an address")
+        require_address(buyer, f"buyer {buyer}")
         require(buyer != seller, "INVALID: the buyer is the seller")
         require(
             security_contract != cash_contract,
@@ -100,7 +90,7 @@ class DvP(Contract):
 
     def take(self, trade_id: str):
         t = open_trade(self, trade_id)
-        buyer = account_of_caller()
+        buyer = caller_account()
         require(buyer == t["buyer"], f"UNAUTHORISED: only the buyer may take trade {trade_id}")
         # Delivery, then payment: a refusal in either reverts both (and this call).
         leg("delivery", t["security_contract"], t["seller"], buyer, t["security_amount"])
@@ -123,7 +113,7 @@ class DvP(Contract):
 
     def cancel(self, trade_id: str):
         t = open_trade(self, trade_id)
-        who = account_of_caller()
+        who = caller_account()
         require(
             who == t["seller"] or who == t["buyer"],
             f"UNAUTHORISED: only the seller or the buyer may cancel trade {trade_id}",

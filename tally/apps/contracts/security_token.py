@@ -13,49 +13,45 @@ A refused transfer fails with an ERC-1400 style reason code at the start of the 
 0x50 transfer failure, 0x52 insufficient balance, 0x54 transfers halted, 0x55 funds
 locked, 0x56 invalid sender, 0x57 invalid receiver, 0x58 invalid operator. Other
 refusals start with UNAUTHORISED, INVALID, NOT_FOUND or ALREADY_EXISTS.
+
+Argument checks, custody units and operator approvals come from the standard library
+(std.checks, std.token; docs/contracts.md).
 """
 
-HEX = "0123456789abcdef"
-UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-MAX_AMOUNT = 2**63 - 1
-
-
-def is_address(value):
-    return len(value) == 40 and value.strip(HEX) == ""
-
-
-def is_country(value):
-    # ISO 3166-1 alpha-2, e.g. "CN", "SG", "US".
-    return len(value) == 2 and value.strip(UPPER) == ""
-
-
-def account_of_caller():
-    # A signer acts as itself; a contract calling in acts as its custody account.
-    if ctx.caller == ctx.origin:
-        return ctx.caller
-    return host_call("custody.address_of", ctx.caller)
-
-
-def held(c, account):
-    return host_call("custody.holding", c.asset, account)
-
-
-def free_units(h):
-    return h["q"] - h["p"] - h["f"]
+from std.checks import (
+    MAX_AMOUNT,
+    is_address,
+    is_amount,
+    is_country,
+    require_address,
+    require_amount,
+    require_optional_address,
+    verdict,
+)
+from std.token import (
+    approve,
+    balance_of,
+    burn_units,
+    caller_account,
+    free_units,
+    held,
+    is_approved,
+    issue_units,
+    move_units,
+    require_operator,
+    require_owner,
+    revoke,
+)
 
 
 def only_owner(c):
-    require(account_of_caller() == c.owner, "UNAUTHORISED: only the owner may do this")
+    require_owner(c)
 
 
 def only_agent(c):
-    who = account_of_caller()
+    who = caller_account()
     require(c.agent_flags.get(who, False), f"UNAUTHORISED: {who} is not an agent")
     return who
-
-
-def check_amount(amount):
-    require(0 < amount <= MAX_AMOUNT, f"INVALID: amount must be between 1 and {MAX_AMOUNT}")
 
 
 def receive_problem(c, to, amount, new_holder_leaves):
@@ -67,13 +63,13 @@ def receive_problem(c, to, amount, new_holder_leaves):
     if c.country_blocked.get(ident["country"], False):
         return f"0x57 invalid receiver: investors in {ident['country']} may not hold {c.asset}"
     full = c.max_holders and c.holders >= c.max_holders
-    if full and not new_holder_leaves and held(c, to)["q"] == 0:
+    if full and not new_holder_leaves and balance_of(c, to) == 0:
         return f"0x50 transfer failure: {c.asset} already has the maximum of {c.max_holders} holders"
     return ""
 
 
 def transfer_problem(c, holder, to, amount):
-    if not 0 < amount <= MAX_AMOUNT:
+    if not is_amount(amount):
         return f"0x50 transfer failure: amount must be between 1 and {MAX_AMOUNT}"
     if c.paused:
         return "0x54 transfers halted: the token is paused"
@@ -98,9 +94,9 @@ def transfer_problem(c, holder, to, amount):
 
 def move(c, holder, to, amount):
     # Moves custody units and keeps the holder count.
-    receiver_before = held(c, to)["q"]
-    sender_before = held(c, holder)["q"]
-    host_call("custody.transfer_from", c.asset, holder, to, amount)
+    receiver_before = balance_of(c, to)
+    sender_before = balance_of(c, holder)
+    move_units(c, holder, to, amount)
     if receiver_before == 0:
         c.holders += 1
     if sender_before == amount:
@@ -153,13 +149,13 @@ class SecurityToken(Contract):
 
     def init(self, asset: str, name: str, agents: list, owner: str = ""):
         require(asset != "" and name != "", "INVALID: asset and name are required")
-        require(owner == "" or is_address(owner), "INVALID: owner is not an address")
-        self.owner = owner or account_of_caller()
+        require_optional_address(owner, "owner")
+        self.owner = owner or caller_account()
         self.asset = asset
         self.name = name
         self.paused = True
         for agent in agents:
-            require(isinstance(agent, str) and is_address(agent), "INVALID: agents are addresses")
+            require(is_address(agent), "INVALID: agents are addresses")
             if not self.agent_flags.get(agent, False):
                 self.agent_flags[agent] = True
                 self.agent_list = self.agent_list + [agent]
@@ -172,7 +168,7 @@ class SecurityToken(Contract):
 
     def add_agent(self, account: str):
         only_owner(self)
-        require(is_address(account), f"INVALID: {account} is not an address")
+        require_address(account, account)
         require(not self.agent_flags.get(account, False), f"ALREADY_EXISTS: {account} is an agent")
         self.agent_flags[account] = True
         self.agent_list = self.agent_list + [account]
@@ -214,7 +210,7 @@ class SecurityToken(Contract):
 
     def register_identity(self, account: str, country: str, investor_type: str):
         agent = only_agent(self)
-        require(is_address(account), f"INVALID: {account} is not an address")
+        require_address(account, account)
         check_identity_fields(country, investor_type)
         require(account not in self.identities, f"ALREADY_EXISTS: {account} is registered")
         self.identities[account] = {
@@ -262,28 +258,22 @@ class SecurityToken(Contract):
 
     def issue(self, to: str, amount: int):
         agent = only_agent(self)
-        check_amount(amount)
+        require_amount(amount)
         problem = receive_problem(self, to, amount, False)
         require(problem == "", problem)
-        if held(self, to)["q"] == 0:
+        if balance_of(self, to) == 0:
             self.holders += 1
-        if self.issued:
-            host_call("custody.mint", self.asset, to, amount)
-        else:
-            host_call("custody.issue", self.asset, "security", self.name, amount, to)
-            self.issued = True
-        self.supply += amount
+        issue_units(self, "security", to, amount)
         emit("Issued", {"to": to, "amount": amount, "by": agent})
 
     def burn(self, account: str, amount: int):
         agent = only_agent(self)
-        check_amount(amount)
+        require_amount(amount)
         release_locked(self, account, amount)
-        before = held(self, account)["q"]
-        host_call("custody.burn", self.asset, account, amount)
+        before = balance_of(self, account)
+        burn_units(self, account, amount)
         if before == amount:
             self.holders -= 1
-        self.supply -= amount
         emit("Burned", {"account": account, "amount": amount, "by": agent})
 
     # --- agents: freezes, forced transfers, recovery ----------------------------------
@@ -302,8 +292,8 @@ class SecurityToken(Contract):
 
     def freeze_partial(self, account: str, amount: int):
         agent = only_agent(self)
-        check_amount(amount)
-        balance = held(self, account)["q"]
+        require_amount(amount)
+        balance = balance_of(self, account)
         locked = self.partial_frozen.get(account, 0)
         require(
             locked + amount <= balance,
@@ -314,7 +304,7 @@ class SecurityToken(Contract):
 
     def unfreeze_partial(self, account: str, amount: int):
         agent = only_agent(self)
-        check_amount(amount)
+        require_amount(amount)
         locked = self.partial_frozen.get(account, 0)
         require(amount <= locked, f"INVALID: only {locked} of {account}'s units are frozen")
         set_partial(self, account, locked - amount)
@@ -322,7 +312,7 @@ class SecurityToken(Contract):
 
     def forced_transfer(self, holder: str, to: str, amount: int):
         agent = only_agent(self)
-        check_amount(amount)
+        require_amount(amount)
         require(holder != to, "0x57 invalid receiver: sender and receiver are the same account")
         require(to in self.identities, f"0x57 invalid receiver: {to} is not a verified investor")
         release_locked(self, holder, amount)
@@ -367,7 +357,7 @@ class SecurityToken(Contract):
     # --- holders --------------------------------------------------------------------------
 
     def transfer(self, to: str, amount: int) -> bool:
-        holder = account_of_caller()
+        holder = caller_account()
         problem = transfer_problem(self, holder, to, amount)
         require(problem == "", problem)
         move(self, holder, to, amount)
@@ -375,26 +365,15 @@ class SecurityToken(Contract):
         return True
 
     def approve(self, operator: str):
-        holder = account_of_caller()
-        require(operator != "", "INVALID: operator is required")
-        self.approvals[f"{holder}/{operator}"] = True
-        emit("Approval", {"holder": holder, "operator": operator})
+        approve(self, operator)
 
     def revoke(self, operator: str):
-        holder = account_of_caller()
-        key = f"{holder}/{operator}"
-        require(key in self.approvals, f"NOT_FOUND: {operator} is not an operator of {holder}")
-        del self.approvals[key]
-        emit("ApprovalRevoked", {"holder": holder, "operator": operator})
+        revoke(self, operator, "NOT_FOUND")
 
     # --- operator contracts (delivery versus payment) ---------------------------------
 
     def transfer_from(self, holder: str, to: str, amount: int) -> bool:
-        operator = ctx.caller
-        require(
-            self.approvals.get(f"{holder}/{operator}", False),
-            f"0x58 invalid operator: {operator} is not an operator of {holder}",
-        )
+        operator = require_operator(self, holder, "0x58 invalid operator")
         problem = transfer_problem(self, holder, to, amount)
         require(problem == "", problem)
         move(self, holder, to, amount)
@@ -436,7 +415,7 @@ class SecurityToken(Contract):
 
     @view
     def balance_of(self, account: str) -> int:
-        return held(self, account)["q"]
+        return balance_of(self, account)
 
     @view
     def free_balance(self, account: str) -> int:
@@ -456,11 +435,8 @@ class SecurityToken(Contract):
 
     @view
     def is_approved(self, holder: str, operator: str) -> bool:
-        return self.approvals.get(f"{holder}/{operator}", False)
+        return is_approved(self, holder, operator)
 
     @view
     def can_transfer(self, holder: str, to: str, amount: int) -> dict:
-        problem = transfer_problem(self, holder, to, amount)
-        if problem == "":
-            return {"ok": True, "code": "0x51", "reason": "transfer succeeds"}
-        return {"ok": False, "code": problem[:4], "reason": problem}
+        return verdict(transfer_problem(self, holder, to, amount), "0x51")
