@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tally.vm import ContractError, ContractRejected, compile_contract, stdlib
-from tally.vm.compiler import compile_library, linked_code_id
+from tally.vm.compiler import compile_library, library, linked_code_id
 from tally.vm.testing import Harness
 from tests.support_apps import AppChain
 
@@ -54,14 +54,14 @@ def test_each_module_is_pinned_compiled_and_exports_its_functions() -> None:
     assert set(stdlib.LIBRARIES) == set(stdlib.PINNED) == {"std.checks", "std.token"}
     for module in stdlib.LIBRARIES:
         text = stdlib.source(module)
-        lib = stdlib.library(module)
+        lib = library(module)
         assert lib.code_id.hex() == stdlib.PINNED[module] == hashlib.sha256(
             text.encode()).hexdigest()
         assert lib.source == text and text.startswith("# ruff: noqa: F821\n")
-    assert {"is_address", "require_amount", "verdict", "MAX_AMOUNT"} <= stdlib.library(
+    assert {"is_address", "require_amount", "verdict", "MAX_AMOUNT"} <= library(
         "std.checks").exports
     assert {"caller_account", "issue_units", "burn_units", "move_units", "approve", "revoke",
-            "require_operator", "require_owner"} <= stdlib.library("std.token").exports
+            "require_operator", "require_owner"} <= library("std.token").exports
     with pytest.raises(KeyError):
         stdlib.source("std.nope")
 
@@ -123,7 +123,7 @@ def test_the_code_id_names_the_source_and_each_imported_module() -> None:
                 + b"\0std.token\0" + bytes.fromhex(stdlib.PINNED["std.token"]))
     assert compiled.code_id == hashlib.sha256(preimage).digest()
     assert compiled.code_id == linked_code_id(
-        both, [stdlib.library("std.token"), stdlib.library("std.checks")])
+        both, [library("std.token"), library("std.checks")])
 
 
 # --- the functions, in a contract's frame ---------------------------------------------------

@@ -24,9 +24,11 @@ import re
 import tokenize
 import warnings
 from dataclasses import dataclass, field
+from functools import cache
 from types import CodeType
 from typing import Any
 
+from . import stdlib
 from .errors import ContractRejected
 from .limits import DEFAULT_LIMITS, Limits
 
@@ -352,11 +354,9 @@ class _Validator:
             )
 
     def _check_import(self, stmt: ast.ImportFrom) -> None:
-        from .stdlib import LIBRARIES, library  # the stdlib compiles with this module
-
         module = stmt.module or ""
-        if stmt.level or module not in LIBRARIES:
-            known = ", ".join(sorted(LIBRARIES))
+        if stmt.level or module not in stdlib.LIBRARIES:
+            known = ", ".join(sorted(stdlib.LIBRARIES))
             raise _reject(stmt, f"no library module {module!r}: the standard library is {known}")
         lib = library(module)
         self.libraries[module] = lib
@@ -1296,6 +1296,13 @@ def compile_library(module: str, source: str, limits: Limits = DEFAULT_LIMITS) -
     ast.fix_missing_locations(rewritten)
     code_id = code_id_of(source)
     return CompiledLibrary(module, code_id, source, _compile_tree(rewritten, code_id), exports)
+
+
+@cache
+def library(module: str) -> CompiledLibrary:
+    """Standard-library ``module`` (tally/vm/stdlib holds the pinned texts), checked and
+    compiled once per process."""
+    return compile_library(module, stdlib.source(module))
 
 
 def compile_contract(source: str, limits: Limits = DEFAULT_LIMITS) -> CompiledContract:

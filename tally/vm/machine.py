@@ -29,6 +29,7 @@ from .compiler import (
     code_id_of,
     compile_contract,
     is_valid_contract_name,
+    library,
 )
 from .errors import (
     REVERTIBLE,
@@ -564,7 +565,7 @@ class _Runtime:
         functions see the same runtime as contracts: they run in the caller's frame."""
         ns = self.libraries.get(module)
         if ns is None:
-            ns = self.libraries[module] = self._load_module(stdlib.library(module).code, module, ())
+            ns = self.libraries[module] = self._load_module(library(module).code, module, ())
         return ns
 
     def _load_module(
@@ -1173,7 +1174,7 @@ class VM:
         for module in sorted({m for m, _, _ in compiled.imports}):
             key = stdlib.library_key(module)
             if get(key) is None:
-                text = stdlib.library(module).source
+                text = stdlib.source(module)
                 writes[key] = values.encode(text, max_bytes=4 * self.limits.max_source_bytes)
         return writes
 

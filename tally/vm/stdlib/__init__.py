@@ -16,10 +16,7 @@ into state under ``c/!lib/<module>`` (:func:`library_key`), where an auditor rea
 from __future__ import annotations
 
 import hashlib
-from functools import cache
 from importlib import resources
-
-from ..compiler import CompiledLibrary, compile_library
 
 #: Module name -> file in this package (not named after the module: a file token.py
 #: here would shadow Python's own token module for a script run from this folder).
@@ -53,10 +50,4 @@ def source(module: str) -> str:
     return text
 
 
-@cache
-def library(module: str) -> CompiledLibrary:
-    """Library ``module``, checked and compiled (once per process)."""
-    return compile_library(module, source(module))
-
-
-__all__ = ["LIBRARIES", "PINNED", "library", "library_key", "source"]
+__all__ = ["LIBRARIES", "PINNED", "library_key", "source"]
