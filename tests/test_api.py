@@ -61,6 +61,32 @@ def test_openapi_document_lists_the_api(api) -> None:
         assert path in doc["paths"], path
 
 
+def test_openapi_document_describes_every_response(api) -> None:
+    """Every route answers a documented schema, and documents its errors as ErrorModel."""
+    _, url = api
+    doc = httpx.get(f"{url}/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorModel"
+    assert set(doc["components"]["schemas"]["ErrorModel"]["properties"]) >= {"code", "message"}
+    checked = 0
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            assert method in ("get", "post"), (path, method)
+            ok = op["responses"].get("200") or op["responses"].get("202")
+            assert ok, (path, method)
+            schemas = [c["schema"] for c in ok.get("content", {}).values()]
+            assert schemas and all(schemas), f"{method} {path} has no response schema"
+            errors = {s: r for s, r in op["responses"].items() if s.startswith("4")}
+            assert errors, f"{method} {path} documents no error"
+            for status, answer in errors.items():
+                ref = answer["content"]["application/json"]["schema"].get("$ref")
+                assert ref == error_ref, (path, method, status)
+            checked += 1
+    assert checked >= 25
+    txs = doc["paths"]["/v1/txs"]["post"]["responses"]
+    assert {"400", "413", "422", "503"} <= set(txs)
+    assert "404" in doc["paths"]["/v1/blocks/{height}"]["get"]["responses"]
+
+
 def test_submit_and_read_back(api) -> None:
     chain, url = api
     raw = chain.sign("issuer", "asset.issue", {"asset": "BOND", "class": "security",
