@@ -16,8 +16,9 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from tally.api.app import create_app
+from tally.errors import Unavailable, VerificationFailed
 from tally.log.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tally.sdk import ApiError, NodeUnreachable, TallyClient
+from tally.sdk import ApiError, NodeUnreachable, StateProof, TallyClient, verify_holding
 from tests.conftest import Chain
 
 
@@ -209,16 +210,20 @@ def test_sdk_verifies_reads_and_catches_a_lying_node(api) -> None:
         answer = httpx.get(f"{url}/v1/assets/BOND/holdings/{chain.addr('alice')}").json()
         lie = dict(answer, value_cbor=cbor2.dumps({"f": 0, "p": 0, "q": 11},
                                                   canonical=True).hex())
-        with pytest.raises(ApiError, match="state proof is invalid"):
-            client._verify_state_answer(lie, "BOND", chain.addr("alice"))
+        genesis = client.genesis()
+        with pytest.raises(VerificationFailed, match="state proof is invalid") as info:
+            verify_holding(StateProof.model_validate(lie), genesis, "BOND", chain.addr("alice"))
+        assert info.value.code == "VERIFICATION_FAILED" and info.value.reason == "root_mismatch"
+        assert not isinstance(info.value, Unavailable)
         # Well-formed but altered (one digit more in the signed time line): only the
         # checkpoint's signature can tell.
         forged = answer["checkpoint"].replace("\ntime ", "\ntime 1", 1)
         assert forged != answer["checkpoint"]
-        with pytest.raises(ApiError, match="checkpoint does not verify: .*bad_signature"):
-            client._verify_state_answer(dict(answer, checkpoint=forged), "BOND",
-                                        chain.addr("alice"))
-    with pytest.raises(ApiError, match="pinned genesis"):
+        with pytest.raises(VerificationFailed,
+                           match="checkpoint does not verify: .*bad_signature"):
+            verify_holding(StateProof.model_validate(dict(answer, checkpoint=forged)), genesis,
+                           "BOND", chain.addr("alice"))
+    with pytest.raises(VerificationFailed, match="pinned genesis"):
         TallyClient(url, genesis_hash="11" * 32).genesis()
 
 
@@ -320,4 +325,4 @@ def test_sdk_reports_an_unreachable_node_as_a_typed_error() -> None:
             pytest.raises(NodeUnreachable) as info:
         client.status()
     assert info.value.code == "UNAVAILABLE" and "cannot reach the node" in info.value.message
-    assert isinstance(info.value, ApiError)
+    assert isinstance(info.value, Unavailable) and isinstance(info.value, ApiError)

@@ -37,7 +37,11 @@ def commercial_events(node: NodeDep, after: int = -1,
 async def stream(node: NodeDep, request: Request, after: int = -1) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
-    node.add_listener(lambda _block: loop.call_soon_threadsafe(wake.set))
+
+    def wake_up(_block: object) -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    node.add_listener(wake_up)
 
     async def generate() -> AsyncIterator[str]:
         cursor = after
