@@ -236,3 +236,14 @@ def test_async_client_over_the_asgi_transport(chain: Chain) -> None:
 
     status, history = asyncio.run(main())
     assert status.height == 1 and history[0].to == chain.addr("alice")
+
+
+def test_the_sdk_needs_neither_the_server_nor_the_node() -> None:
+    """A client installs httpx and pydantic, not FastAPI or the node's storage."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, tally.sdk; "
+             "assert not {'fastapi', 'starlette', 'tally.node', 'tally.api.app'} "
+             "& set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
