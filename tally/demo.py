@@ -14,9 +14,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tally.errors import TallyError
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
-from tally.sdk import ApiError, TallyClient
+from tally.sdk import TallyClient
 
 
 @dataclass
@@ -36,8 +37,8 @@ def run_scenario(client: TallyClient, home: Home, out_dir: Path,
     acct = {name: client.account(home.key(name)) for name in names}
     addr = {name: a.address for name, a in acct.items()}
     status = client.status()
-    say(f"[bold]Chain[/] {status['chain_id']} (suite {status['suite']}, engine "
-        f"{status['engine']}), genesis {status['genesis_hash'][:16]}…")
+    say(f"[bold]Chain[/] {status.chain_id} (suite {status.suite}, engine "
+        f"{status.engine}), genesis {status.genesis_hash[:16]}…")
     for name in names:
         say(f"  {name:<9} {addr[name]}")
     refused: list[str] = []
@@ -48,7 +49,7 @@ def run_scenario(client: TallyClient, home: Home, out_dir: Path,
     def done(receipt: object) -> None:
         say(f"  [green]committed[/] in block {receipt.height}, tx {receipt.tx[:16]}…")  # type: ignore[attr-defined]
 
-    def refused_as_expected(action: str, exc: ApiError) -> None:
+    def refused_as_expected(action: str, exc: TallyError) -> None:
         refused.append(str(exc.code))
         say(f"  [yellow]refused[/] ({exc.code}): {exc.message}")
 
@@ -79,14 +80,14 @@ def run_scenario(client: TallyClient, home: Home, out_dir: Path,
     try:
         acct["alice"].transfer("BOND-2030", to=addr["bob"], quantity=5_000)
         raise RuntimeError("the chain let frozen or pledged units move")
-    except ApiError as exc:
+    except TallyError as exc:
         refused_as_expected("transfer", exc)
 
     step("Bob tries to move Alice's units without her authority.")
     try:
         acct["bob"].transfer("BOND-2030", to=addr["bob"], quantity=100, holder=addr["alice"])
         raise RuntimeError("the chain let a stranger move units")
-    except ApiError as exc:
+    except TallyError as exc:
         refused_as_expected("transfer", exc)
 
     step("Alice sells 2,500 free units to Bob.")
@@ -123,29 +124,28 @@ def run_scenario(client: TallyClient, home: Home, out_dir: Path,
 
     step("Custody history of BOND-2030:")
     for ev in client.history("BOND-2030"):
-        who = " → ".join(x[:8] + "…" for x in (ev["from"], ev["to"]) if x)
-        say(f"  #{ev['log_index']:<3} h{ev['height']:<4} {ev['type']:<18} {ev['quantity']:>9,} "
-            f" {who}")
+        who = " → ".join(x[:8] + "…" for x in (ev.sender, ev.to) if x)
+        say(f"  #{ev.log_index:<3} h{ev.height:<4} {ev.type:<18} {ev.quantity:>9,}  {who}")
 
     step("Evidence: export the bundle of Alice's sale to Bob, with a consistency proof to "
          "the latest checkpoint.")
-    bundle = client.evidence(sale.events[0], consistency=True)
+    bundle = client.evidence(sale.events[0], consistency=True).to_dict()
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle_path = out_dir / "evidence-alice-to-bob.json"
     bundle_path.write_text(json.dumps(bundle, indent=2))
     say(f"  written to {bundle_path} ({bundle_path.stat().st_size:,} bytes)")
 
     step("Verify it offline (no node, no database), pinning the genesis hash:")
-    verdict = verify_bundle(bundle, genesis_hash=status["genesis_hash"])
+    verdict = verify_bundle(bundle, genesis_hash=status.genesis_hash)
     for fact in verdict.facts:
         say(f"  [green]✓[/] {fact}")
     say(f"  The same check from a shell: tally evidence verify {bundle_path} "
-        f"--genesis-hash {status['genesis_hash']}")
+        f"--genesis-hash {status.genesis_hash}")
 
     step("Tamper with the bundle (change the quantity in the leaf) and verify again:")
     tampered = _tamper(bundle)
     try:
-        verify_bundle(tampered, genesis_hash=status["genesis_hash"])
+        verify_bundle(tampered, genesis_hash=status.genesis_hash)
         tamper_detected = False
         say("  [red]the tampered bundle verified: this is a bug[/]")
     except EvidenceError as exc:

@@ -37,7 +37,7 @@ from tally.audit import AuditReport, audit_ledger
 from tally.genesis import Genesis
 from tally.keys import NamedKey
 from tally.net.cometbft import CometBFTNotFound, CometRPC, RPCError, find_cometbft
-from tally.sdk import Receipt, TallyClient
+from tally.sdk import TallyClient
 
 #: Expiry far beyond any height a test reaches (it is an absolute height; the genesis
 #: allows up to 100,000 past the current one).
@@ -254,7 +254,7 @@ class TxLoad:
 
     Each sender signs its own transfers (quantity 1 of ``asset`` to ``recipient``),
     sends each to the next node of ``targets`` (changeable while running), and waits for
-    the receipt (``TallyClient.submit(wait=True)``: the node answers once the block
+    the receipt (``TallyClient.submit_and_wait``: the node answers once the block
     holding the transaction is committed). A failure of any kind (node down, chain
     halted past the timeout) is not an acknowledgement: the sender re-reads its nonce
     from a live node and carries on.
@@ -332,8 +332,7 @@ class TxLoad:
                                      payload={"asset": self.asset, "to": self.recipient,
                                               "quantity": 1})
                     sent = time.monotonic()
-                    receipt = client.submit(raw, wait=True)
-                    assert isinstance(receipt, Receipt)
+                    receipt = client.submit_and_wait(raw)
                     with self._lock:
                         self.acks.append(Ack(receipt.tx, receipt.height, node, receipt.code,
                                              time.monotonic(), sent))

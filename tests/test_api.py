@@ -16,8 +16,9 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from tally.api.app import create_app
+from tally.errors import Unavailable, VerificationFailed
 from tally.log.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tally.sdk import ApiError, NodeUnreachable, TallyClient
+from tally.sdk import ApiError, NodeUnreachable, StateProof, TallyClient, verify_holding
 from tests.conftest import Chain
 
 
@@ -59,6 +60,32 @@ def test_openapi_document_lists_the_api(api) -> None:
                  "/v1/proofs/inclusion", "/v1/proofs/consistency", "/v1/evidence/{event_index}",
                  "/v1/events/stream", "/v1/checkpoints/{height}"]:
         assert path in doc["paths"], path
+
+
+def test_openapi_document_describes_every_response(api) -> None:
+    """Every route answers a documented schema, and documents its errors as ErrorModel."""
+    _, url = api
+    doc = httpx.get(f"{url}/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorModel"
+    assert set(doc["components"]["schemas"]["ErrorModel"]["properties"]) >= {"code", "message"}
+    checked = 0
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            assert method in ("get", "post"), (path, method)
+            ok = op["responses"].get("200") or op["responses"].get("202")
+            assert ok, (path, method)
+            schemas = [c["schema"] for c in ok.get("content", {}).values()]
+            assert schemas and all(schemas), f"{method} {path} has no response schema"
+            errors = {s: r for s, r in op["responses"].items() if s.startswith("4")}
+            assert errors, f"{method} {path} documents no error"
+            for status, answer in errors.items():
+                ref = answer["content"]["application/json"]["schema"].get("$ref")
+                assert ref == error_ref, (path, method, status)
+            checked += 1
+    assert checked >= 25
+    txs = doc["paths"]["/v1/txs"]["post"]["responses"]
+    assert {"400", "413", "422", "503"} <= set(txs)
+    assert "404" in doc["paths"]["/v1/blocks/{height}"]["get"]["responses"]
 
 
 def test_submit_and_read_back(api) -> None:
@@ -183,16 +210,20 @@ def test_sdk_verifies_reads_and_catches_a_lying_node(api) -> None:
         answer = httpx.get(f"{url}/v1/assets/BOND/holdings/{chain.addr('alice')}").json()
         lie = dict(answer, value_cbor=cbor2.dumps({"f": 0, "p": 0, "q": 11},
                                                   canonical=True).hex())
-        with pytest.raises(ApiError, match="state proof is invalid"):
-            client._verify_state_answer(lie, "BOND", chain.addr("alice"))
+        genesis = client.genesis()
+        with pytest.raises(VerificationFailed, match="state proof is invalid") as info:
+            verify_holding(StateProof.model_validate(lie), genesis, "BOND", chain.addr("alice"))
+        assert info.value.code == "VERIFICATION_FAILED" and info.value.reason == "root_mismatch"
+        assert not isinstance(info.value, Unavailable)
         # Well-formed but altered (one digit more in the signed time line): only the
         # checkpoint's signature can tell.
         forged = answer["checkpoint"].replace("\ntime ", "\ntime 1", 1)
         assert forged != answer["checkpoint"]
-        with pytest.raises(ApiError, match="checkpoint does not verify: .*bad_signature"):
-            client._verify_state_answer(dict(answer, checkpoint=forged), "BOND",
-                                        chain.addr("alice"))
-    with pytest.raises(ApiError, match="pinned genesis"):
+        with pytest.raises(VerificationFailed,
+                           match="checkpoint does not verify: .*bad_signature"):
+            verify_holding(StateProof.model_validate(dict(answer, checkpoint=forged)), genesis,
+                           "BOND", chain.addr("alice"))
+    with pytest.raises(VerificationFailed, match="pinned genesis"):
         TallyClient(url, genesis_hash="11" * 32).genesis()
 
 
@@ -294,4 +325,4 @@ def test_sdk_reports_an_unreachable_node_as_a_typed_error() -> None:
             pytest.raises(NodeUnreachable) as info:
         client.status()
     assert info.value.code == "UNAVAILABLE" and "cannot reach the node" in info.value.message
-    assert isinstance(info.value, ApiError)
+    assert isinstance(info.value, Unavailable) and isinstance(info.value, ApiError)

@@ -30,7 +30,7 @@ from tally import tx as txmod
 from tally.audit import audit_ledger
 from tally.home import Home, init_home
 from tally.keys import NamedKey
-from tally.sdk import ApiError, NodeUnreachable, TallyClient
+from tally.sdk import Event, NodeUnreachable, TallyClient, TallyError, TxRejected
 
 ASSET = "BOND-DUR"
 SUPPLY = 1_000_000_000
@@ -238,17 +238,16 @@ class Load:
                 raw = self.chain.sign_transfer(sender, nonce, self.expiry)
                 tx_id = txmod.decode(raw, max_size=1 << 20).id_hex
                 try:
-                    receipt = client.submit(raw, wait=True)
+                    receipt = client.submit_and_wait(raw)
                 except NodeUnreachable:
                     # The node died with this request open: committed or not, nobody knows.
                     with self.lock:
                         self.in_doubt.append(Sent(tx_id, sender, nonce, raw))
                     return
-                except ApiError as exc:
+                except TallyError as exc:
                     with self.lock:
                         self.errors.append(f"{sender} nonce {nonce}: {exc.code}: {exc}")
                     return
-                assert not isinstance(receipt, str)
                 with self.lock:
                     self.acks.append(
                         Ack(
@@ -274,7 +273,7 @@ class Load:
 def receipt_or_none(client: TallyClient, tx_id: str) -> Any:
     try:
         return client.receipt(tx_id)
-    except ApiError as exc:
+    except TallyError as exc:
         assert exc.code == "NOT_FOUND", exc
         return None
 
@@ -282,8 +281,8 @@ def receipt_or_none(client: TallyClient, tx_id: str) -> Any:
 def check_supply(client: TallyClient) -> None:
     """Units are conserved: every holder's units add up to the asset's supply."""
     asset = client.asset(ASSET)
-    assert asset["supply"] == SUPPLY
-    assert sum(h["q"] for h in asset["holders"].values()) == SUPPLY, asset["holders"]
+    assert asset.supply == SUPPLY
+    assert sum(h.q for h in asset.holders.values()) == SUPPLY, asset.holders
 
 
 def check_audit(chain: Chain) -> None:
@@ -314,7 +313,7 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
     seen_blocks: dict[int, str] = {}
     with chain.client() as client:
         nonces = next_nonces(client, chain)
-        expiry = client.status()["height"] + 50_000
+        expiry = client.status().height + 50_000
     committed_count = dict(nonces)  # committed transfers per sender, before the load
 
     for threshold in kill_after_acks:
@@ -325,7 +324,7 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
             while len(load.acks) < threshold and not load.errors:
                 assert time.monotonic() < deadline, f"only {len(load.acks)} acks in 60 s"
                 status = watcher.status()  # blocks the clients have seen exist
-                seen_blocks[status["height"]] = status["block_hash"]
+                seen_blocks[status.height] = status.block_hash
                 time.sleep(0.02)
         if threshold == 1:
             time.sleep(0.05)  # land the kill somewhere in the middle of block writing
@@ -341,8 +340,8 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
         chain.node.start()
         with chain.client() as client:
             status = client.status()
-            assert status["height"] >= max(a.height for a in all_acks)
-            assert status["mempool"] == 0
+            assert status.height >= max(a.height for a in all_acks)
+            assert status.mempool == 0
             # Every acknowledged transaction kept the receipt the client was given.
             for ack in all_acks:
                 r = client.receipt(ack.tx)
@@ -351,7 +350,7 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
             # Blocks that were observed before the kill are unchanged.
             for height, block_hash in seen_blocks.items():
                 if height:
-                    assert client.block(height)["hash"] == block_hash
+                    assert client.block(height).hash == block_hash
             # Nonce continuity: the next nonce is the count of committed transactions.
             in_doubt_committed = [
                 s for s in load.in_doubt if receipt_or_none(client, s.tx) is not None
@@ -365,12 +364,12 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
             # a committed one is refused as a replay, a lost one is committed now.
             for sent in load.in_doubt:
                 if sent in in_doubt_committed:
-                    with pytest.raises(ApiError) as refused:
-                        client.submit(sent.raw, wait=True)
+                    with pytest.raises(TxRejected) as refused:
+                        client.submit_and_wait(sent.raw)
                     assert refused.value.code == "TX_NONCE_REPLAYED"
                 else:
-                    retried = client.submit(sent.raw, wait=True)
-                    assert not isinstance(retried, str) and retried.ok
+                    retried = client.submit_and_wait(sent.raw)
+                    assert retried.ok
                     committed_count[sent.sender] += 1
             nonces = next_nonces(client, chain)
             assert nonces == committed_count
@@ -384,8 +383,8 @@ def test_sigkill_under_load_loses_no_acknowledged_transaction(
     # The node accepts new work after the last restart: one more transfer per sender.
     with chain.client() as client:
         for name in SENDERS:
-            receipt = client.submit(chain.sign_transfer(name, nonces[name], expiry), wait=True)
-            assert not isinstance(receipt, str) and receipt.ok
+            receipt = client.submit_and_wait(chain.sign_transfer(name, nonces[name], expiry))
+            assert receipt.ok
             assert client.next_nonce(chain.addr(name)) == nonces[name] + 1
         check_supply(client)
     chain.node.stop()
@@ -412,16 +411,17 @@ def test_sigkill_when_idle_restarts_at_the_same_block(make_chain: Any, suite_nam
     with chain.client() as client:
         after = client.status()
         for key in ("height", "block_hash", "log_size", "state_root", "genesis_hash"):
-            assert after[key] == before[key], key
+            assert getattr(after, key) == getattr(before, key), key
         # The lazily reloaded trie serves proofs that check against the signed checkpoint.
         held_after = client.verified_holding(ASSET, chain.addr(SENDERS[0]))
         assert (held_after.held, held_after.height) == (held_before.held, held_before.height)
         # ... and the next block builds on the restored state.
         nonce = client.next_nonce(chain.addr(SENDERS[0]))
-        receipt = client.submit(chain.sign_transfer(SENDERS[0], nonce, before["height"] + 1000))
-        assert not isinstance(receipt, str) and receipt.ok
-        assert receipt.height == before["height"] + 1
-        assert client.block(receipt.height)["header"]["prev"] == before["block_hash"]
+        receipt = client.submit_and_wait(
+            chain.sign_transfer(SENDERS[0], nonce, before.height + 1000))
+        assert receipt.ok
+        assert receipt.height == before.height + 1
+        assert client.block(receipt.height).header.prev == before.block_hash
         check_supply(client)
     check_audit(chain)
 
@@ -443,9 +443,9 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
     for kill_at in (0, 1, chunks * per_chunk * len(SENDERS) // 2):
         with chain.client() as client:
             status = client.status()
-            start_height, start_log = status["height"], status["log_size"]
+            start_height, start_log = status.height, status.log_size
             nonces = next_nonces(client, chain)
-            expiry = status["height"] + 50_000
+            expiry = status.height + 50_000
         raws: dict[str, Sent] = {}
         batches: list[list[bytes]] = []
         for c in range(chunks):
@@ -472,7 +472,7 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
                 with TallyClient(url, timeout=30.0) as client:
                     for batch in batches:
                         try:
-                            results = client.submit_batch(batch, wait=False)
+                            results = client.submit_batch(batch)
                         except NodeUnreachable:
                             return  # the node is gone: the rest was never admitted
                         finally:
@@ -487,7 +487,7 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
         if kill_at:
             with chain.client() as watcher:
                 deadline = time.monotonic() + 30
-                while watcher.status()["log_size"] - start_log < kill_at:
+                while watcher.status().log_size - start_log < kill_at:
                     assert time.monotonic() < deadline, "the stream is not being committed"
         chain.node.kill()
         submitter.join(30)
@@ -498,36 +498,36 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
         with chain.client() as client:
             status = client.status()
             committed: dict[str, int] = {}  # tx id → height
-            for height in range(start_height + 1, status["height"] + 1):
+            for height in range(start_height + 1, status.height + 1):
                 block = client.block(height)
-                for tx_id in block["txs"]:
+                for tx_id in block.txs:
                     committed[tx_id] = height
             assert set(committed) <= set(raws), "a block holds a transaction never sent"
             # The kill came once kill_at events were committed: none of them was lost.
             assert len(committed) >= kill_at, (kill_at, len(committed))
-            outcomes.append((kill_at, len(committed), status["height"] - start_height))
+            outcomes.append((kill_at, len(committed), status.height - start_height))
             # Per sender, the committed transactions are exactly nonces [start, next).
             after = next_nonces(client, chain)
             for name in SENDERS:
                 got = sorted(raws[t].nonce for t in committed if raws[t].sender == name)
                 assert got == list(range(nonces[name], after[name])), name
             # Every committed transaction has exactly its one event, and no other is logged.
-            events: list[dict[str, Any]] = []
+            events: list[Event] = []
             cursor = start_log - 1
             while True:
                 page = client.events(after=cursor, limit=10_000)
                 if not page:
                     break
                 events.extend(page)
-                cursor = page[-1]["log_index"]
-            assert len(events) == status["log_size"] - start_log == len(committed)
-            by_tx = {ev["tx"]: ev for ev in events}
+                cursor = page[-1].log_index
+            assert len(events) == status.log_size - start_log == len(committed)
+            by_tx = {ev.tx: ev for ev in events}
             assert set(by_tx) == set(committed)
             for tx_id, ev in by_tx.items():
                 sent = raws[tx_id]
-                assert ev["type"] == "custody.transfer" and ev["quantity"] == 1
-                assert ev["from"] == chain.addr(sent.sender)
-                assert ev["height"] == committed[tx_id]
+                assert ev.type == "custody.transfer" and ev.quantity == 1
+                assert ev.sender == chain.addr(sent.sender)
+                assert ev.height == committed[tx_id]
             if committed:
                 last = max(committed, key=lambda t: (committed[t], t))
                 assert client.receipt(last).ok
@@ -537,9 +537,9 @@ def test_sigkill_mid_block_never_leaves_part_of_a_block(make_chain: Any) -> None
     # The restarted node takes the senders' next transactions.
     with chain.client() as client:
         nonces = next_nonces(client, chain)
-        expiry = client.status()["height"] + 1000
-        results = client.submit_batch(
-            [chain.sign_transfer(n, nonces[n], expiry) for n in SENDERS], wait=True
+        expiry = client.status().height + 1000
+        results = client.submit_batch_and_wait(
+            [chain.sign_transfer(n, nonces[n], expiry) for n in SENDERS]
         )
         assert len(results) == len(SENDERS), results
         assert all(getattr(r, "ok", False) for r in results), results

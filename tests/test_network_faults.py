@@ -59,7 +59,7 @@ from tally.log.checkpoint import NoteError, verify_quorum
 from tally.net.cometbft import CometRPC, Localnet, NodeSpec, find_cometbft, update_config
 from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis
 from tally.protocol.header import BlockHeader
-from tally.sdk import ApiError, Receipt, TallyClient
+from tally.sdk import Receipt, TallyClient, TallyError, VerificationFailed
 from tally.state.store import Store
 
 require_cometbft()
@@ -157,7 +157,7 @@ def start_cluster(base: Path, chain_id: str) -> Cluster:
                          {"asset": ASSET, "to": cluster.key(name).address,
                           "quantity": 1_000_000}))
     with TallyClient(cluster.api_urls[0]) as client:
-        results = client.submit_batch(raws, wait=True)
+        results = client.submit_batch_and_wait(raws)
     assert len(results) == len(raws), results
     assert all(isinstance(r, Receipt) and r.ok for r in results), results
     return cluster
@@ -373,9 +373,8 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
             # a quorum of cosignatures; the altered value's proof never verifies.
             quorum_after = wait_until(lambda: _verifies(client, c.key("bob").address), 30,
                                       "node 2 serving a quorum-signed checkpoint")
-            assert client._request("GET", f"/v1/assets/{ASSET}/holdings/{alice.address}"
-                                   )["value"]["q"] == value["q"]
-            with pytest.raises(ApiError, match="state proof is invalid"):
+            assert client.holding(ASSET, alice.address).value["q"] == value["q"]
+            with pytest.raises(VerificationFailed, match="state proof is invalid"):
                 client.verified_holding(ASSET, alice.address)
         say("node 2 after restart", f"verified reads work after {quorum_after:.1f} s")
         # Node 2 must be voting (not block-syncing) when the value is used, so that it
@@ -385,10 +384,11 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
                        "node 2's CometBFT to leave block sync")
         with TallyClient(c.api_urls[0]) as client:
             nonce = client.next_nonce(alice.address)
-            touched = client.submit(sign(alice, c.chain_id, nonce, "custody.transfer",
-                                         {"asset": ASSET, "to": c.key("bob").address,
-                                          "quantity": 1}))
-        assert isinstance(touched, Receipt) and touched.ok
+            touched = client.submit_and_wait(sign(alice, c.chain_id, nonce,
+                                                  "custody.transfer",
+                                                  {"asset": ASSET, "to": c.key("bob").address,
+                                                   "quantity": 1}))
+        assert touched.ok
         h = touched.height
         halted_after = wait_until(
             lambda: "wrong Block.Header.AppHash" in c.net.nodes[2].tail(200), 60,
@@ -479,7 +479,7 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
 def _verifies(client: TallyClient, holder: str) -> bool:
     try:
         client.verified_holding(ASSET, holder)
-    except ApiError:
+    except TallyError:
         return False
     return True
 
@@ -625,7 +625,7 @@ def test_sigkill_app_mid_block_rejoins_with_same_hashes(cluster: Cluster, tmp_pa
                     for n in range(300)]
             burst_nonce += len(raws)
             with TallyClient(c.api_urls[0]) as client:
-                taken = client.submit_batch(raws, wait=False)
+                taken = client.submit_batch(raws)
             assert all(isinstance(t, str) for t in taken), taken
             time.sleep(delay)
             app = c.net.apps[1]

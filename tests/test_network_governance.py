@@ -62,7 +62,7 @@ def evidence_when_ready(client: TallyClient, index: int) -> dict:
     deadline = time.monotonic() + 30
     while True:
         try:
-            return client.evidence(index, consistency=True)
+            return client.evidence(index, consistency=True).to_dict()
         except Exception:
             if time.monotonic() > deadline:
                 raise
@@ -72,7 +72,7 @@ def evidence_when_ready(client: TallyClient, index: int) -> dict:
 def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -> None:
     specs = load_localnet(net)
     home = Home(net)
-    genesis_hash = TallyClient(api_url(specs[0])).status()["genesis_hash"]
+    genesis_hash = TallyClient(api_url(specs[0])).status().genesis_hash
     with TallyClient(api_url(specs[1])) as client:
         issuer = client.account(home.key("issuer"))
         issuer.issue("BOND", asset_class="security", name="Bond", quantity=1000)
@@ -83,12 +83,12 @@ def test_checkpoints_are_cosigned_by_a_quorum_and_every_node_agrees(net: Path) -
     # The same block, state and log on every node, including the full node (which may
     # commit the height a moment after the node that answered).
     height = receipt.height
-    wait_until(lambda: all(TallyClient(api_url(s)).status()["height"] >= height
+    wait_until(lambda: all(TallyClient(api_url(s)).status().height >= height
                            for s in specs), what=f"every node at height {height}")
     blocks = [TallyClient(api_url(s)).block(height) for s in specs]
-    assert len({(b["hash"], b["header"]["state"], b["header"]["log_root"]) for b in blocks}) == 1
+    assert len({(b.hash, b.header.state, b.header.log_root) for b in blocks}) == 1
     with CometRPC(specs[2].rpc_url) as rpc:
-        assert rpc.app_hash_at(height).hex().lower() == blocks[0]["hash"]
+        assert rpc.app_hash_at(height).hex().lower() == blocks[0].hash
     # Every node's /metrics says the same: its engine, its height, and a quorum of
     # cosignatures on the checkpoint before its latest block.
     for spec in specs:
@@ -107,7 +107,7 @@ def issue_and_sign_transfers(client: TallyClient, home: Home, asset: str,
     issuer = client.account(home.key("issuer"))
     issuer.issue(asset, asset_class="security", name=asset.title(),
                  quantity=len(recipients))
-    nonce, height = client.next_nonce(issuer.address), client.status()["height"]
+    nonce, height = client.next_nonce(issuer.address), client.status().height
     return [txmod.sign(issuer.key.key, chain="gov-net", nonce=nonce + n, expiry=height + 500,
                        kind="custody.transfer", payload={"asset": asset, "to": to, "quantity": 1})
             for n, to in enumerate(recipients)]
@@ -125,12 +125,12 @@ def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: P
     with TallyClient(api_url(specs[1])) as client:
         raws = issue_and_sign_transfers(client, home, "BUNDLED", [alice] * 301)
         nonce = client.next_nonce(home.key("issuer").address)
-        receipts = client.submit_batch(raws[:300], wait=True)
+        receipts = client.submit_batch_and_wait(raws[:300])
     assert all(isinstance(r, Receipt) and r.ok for r in receipts), receipts[:3]
     top = max(r.height for r in receipts)
 
     repeat = encode_bundle([*raws[:100], raws[300]])
-    wait_until(lambda: TallyClient(api_url(specs[2])).status()["height"] >= top,
+    wait_until(lambda: TallyClient(api_url(specs[2])).status().height >= top,
                what=f"node2 at height {top}")
     with CometRPC(specs[2].rpc_url) as rpc:
         checked = rpc.broadcast_tx_sync(repeat)
@@ -138,17 +138,17 @@ def test_a_batch_travels_as_bundles_and_each_transaction_is_recorded_once(net: P
     with TallyClient(api_url(specs[2])) as client:
         wait_until(lambda: client.next_nonce(home.key("issuer").address) == nonce + 301,
                    what="the new transfer in the repeated bundle to commit")
-        last = client.status()["height"]
-    wait_until(lambda: all(TallyClient(api_url(s)).status()["height"] >= last + 1
+        last = client.status().height
+    wait_until(lambda: all(TallyClient(api_url(s)).status().height >= last + 1
                            for s in specs), what=f"every node past height {last}")
 
     ids = {txmod.decode(raw, max_size=1 << 16).id.hex() for raw in raws}
     lo = min(r.height for r in receipts)
     for spec in specs:
         with TallyClient(api_url(spec)) as client:
-            listed = [t for h in range(lo, last + 1) for t in client.block(h)["txs"]]
+            listed = [t for h in range(lo, last + 1) for t in client.block(h).txs]
             assert sorted(t for t in listed if t in ids) == sorted(ids), spec.moniker
-            assert client.asset("BUNDLED")["holders"][alice]["q"] == 301
+            assert client.asset("BUNDLED").holders[alice].q == 301
     with CometRPC(specs[0].rpc_url) as rpc:
         carried = [base64.b64decode(t) for h in range(lo, top + 1)
                    for t in rpc.block(h)["block"]["data"]["txs"] or []]
@@ -171,8 +171,8 @@ def test_concurrent_single_submissions_share_cometbft_transactions(net: Path) ->
     with TallyClient(api_url(specs[3])) as client:
         funding = issue_and_sign_transfers(client, home, "SINGLES", [k.address for k in senders])
         assert all(isinstance(r, Receipt) and r.ok
-                   for r in client.submit_batch(funding, wait=True))
-        height = client.status()["height"]
+                   for r in client.submit_batch_and_wait(funding))
+        height = client.status().height
     raws = [txmod.sign(k.key, chain="gov-net", nonce=0, expiry=height + 500,
                        kind="custody.transfer",
                        payload={"asset": "SINGLES", "to": bob, "quantity": 1})
@@ -184,7 +184,7 @@ def test_concurrent_single_submissions_share_cometbft_transactions(net: Path) ->
         with TallyClient(api_url(specs[3])) as own:
             start.wait(30)
             try:
-                receipts[n] = own.submit(raws[n], wait=True)
+                receipts[n] = own.submit_and_wait(raws[n])
             except Exception as exc:
                 receipts[n] = exc
 
@@ -210,7 +210,7 @@ def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:
     newcomer = specs[4]
     checkpoint_key = load(Path(newcomer.app_dir) / "validator.json").public_key
     client = TallyClient(api_url(specs[0]))
-    genesis_hash = client.status()["genesis_hash"]
+    genesis_hash = client.status().genesis_hash
     admin = client.account(home.key("admin"))
     assert base64.b64encode(consensus_key(newcomer)).decode() not in cometbft_validators(net)
 
@@ -231,7 +231,7 @@ def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:
     issuer = client.account(home.key("issuer"))
     issuer.issue("RCV", asset_class="receivable", name="Receivable", quantity=50)
     late = issuer.transfer("RCV", to=home.key("bob").address, quantity=5)
-    wait_until(lambda: client.status()["height"] >= late.height + 3, what="later blocks")
+    wait_until(lambda: client.status().height >= late.height + 3, what="later blocks")
     with TallyClient(api_url(newcomer)) as via_newcomer:
         bundle = evidence_when_ready(via_newcomer, late.events[0])
         verdict = verify_bundle(bundle, genesis_hash=genesis_hash)

@@ -283,7 +283,7 @@ def fund(net: PartitionedNet) -> None:
 
     def send() -> list:
         with TallyClient(net.api_urls[0]) as client:
-            return client.submit_batch(raws, wait=True)
+            return client.submit_batch_and_wait(raws)
 
     results = net.observe(send)
     assert len(results) == len(raws), results

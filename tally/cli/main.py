@@ -396,7 +396,7 @@ def evidence_export(
             fail(exc.message)
         except (ApiError, IndexError) as exc:
             fail(f"cannot export: {exc}")
-    out.write_text(json.dumps(bundle, indent=2))
+    out.write_text(json.dumps(bundle.to_dict(), indent=2))
     console.print(f"Evidence of event {index} written to {out}")
 
 
@@ -469,7 +469,7 @@ def status(url: UrlOpt = DEFAULT_URL) -> None:
     from tally.sdk import TallyClient
 
     with TallyClient(url) as client:
-        console.print_json(json.dumps(_call(client.status)))
+        console.print_json(json.dumps(_call(client.status).to_dict()))
 
 
 @app.command()
@@ -480,9 +480,10 @@ def asset(asset_id: str, url: UrlOpt = DEFAULT_URL,
     from tally.sdk import TallyClient
 
     with TallyClient(url) as client:
-        console.print_json(json.dumps(_call(client.asset, asset_id)))
+        console.print_json(json.dumps(_call(client.asset, asset_id).to_dict()))
         if history:
-            console.print_json(json.dumps(_call(client.history, asset_id)))
+            console.print_json(json.dumps([e.to_dict() for e in _call(client.history,
+                                                                          asset_id)]))
 
 
 @app.command()
@@ -511,7 +512,7 @@ def send(kind: str,
             fail(exc.message)
         except ApiError as exc:
             fail(f"refused ({exc.code}): {exc.message}")
-    console.print_json(json.dumps(receipt.__dict__))
+    console.print_json(json.dumps(receipt.to_dict()))
     if not receipt.ok:
         raise typer.Exit(1)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tally.errors import Code, TallyError
-from tally.genesis import Genesis
+from tally.genesis import Genesis, Params
 from tally.keys import NamedKey
 from tally.ledger import CommittedBlock, Ledger
 from tally.metrics import NodeMetrics
@@ -101,6 +101,12 @@ class Node:
             "validator": self.validator.name if self.validator else None,
             "diverged": diverged.to_dict() if diverged else None,
         }
+
+    @property
+    def params(self) -> Params:
+        """The chain parameters in force after the last committed block (from protocol
+        version 2 the committee changes them: decision 0019)."""
+        return self.ledger.executor.params
 
     @property
     def diverged(self) -> Divergence | None:

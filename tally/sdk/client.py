@@ -1,86 +1,96 @@
-"""The Python SDK: a typed client for a Tally node, and signing accounts.
+"""The Python SDK: typed clients for a Tally node, sync and async, and signing accounts.
 
     client = TallyClient("http://127.0.0.1:26680")
     alice = client.account(tally.keys.load("alice.json"))
-    receipt = alice.transfer("BOND-2030", to=bob_address, quantity=100)
+    receipt = alice.transfer("BOND-2030", to=bob_address, quantity=100)   # waits
+    tx_id = alice.nowait.transfer("BOND-2030", to=bob_address, quantity=1)  # admitted
+
+    async with AsyncTallyClient("http://127.0.0.1:26680") as client:
+        status = await client.status()
+
+Every answer is typed (:mod:`tally.protocol.http`, the API's own response models, and the
+one :class:`~tally.protocol.receipt.Receipt`). Every failure is a
+:class:`~tally.errors.TallyError`: a refusal is the type :func:`tally.errors.error_for`
+gives its code (``TxRejected``, ``NotFound``, ``ExecutionFailed``...), an unreachable node
+is :class:`NodeUnreachable`, and a proven read whose proof does not verify is
+:class:`~tally.errors.VerificationFailed`, never confused with an unreachable node.
 
 Reads that matter can be *verified*: :meth:`TallyClient.verified_holding` checks the
 node's answer against a checkpoint signed by the validators of the pinned genesis, so a
 client need not trust the node it asks.
+
+Both clients send the same :class:`~tally.sdk.calls.Call` objects (request and parser)
+that :class:`~tally.sdk.calls.Endpoints` builds; they differ only in how they wait.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
 
-import cbor2
 import httpx
 
-from tally import tx as txmod
 from tally.crypto import Suite, get_suite
-from tally.errors import Code, TallyError
-from tally.evidence.verify import EvidenceError, validator_history
+from tally.errors import TallyError, Unavailable
+from tally.evidence.verify import Verdict
 from tally.keys import NamedKey
-from tally.state.trie import StateProof, StateProofError, verify_state_proof
+from tally.protocol.http import (
+    AccountInfo,
+    Asset,
+    Block,
+    CommercialEvent,
+    ConsistencyProof,
+    Contract,
+    Event,
+    EvidenceBundle,
+    GenesisDocument,
+    InclusionProof,
+    StateProof,
+    Status,
+    Transaction,
+)
+from tally.protocol.receipt import Receipt
+from tally.sdk.account import Account, AsyncAccount
+from tally.sdk.calls import (
+    Call,
+    Endpoints,
+    NodeUnreachable,
+    VerifiedHolding,
+    VerifiedState,
+    event_of_sse,
+    raise_for_answer,
+    verify_evidence,
+    verify_holding,
+    verify_state,
+)
+
+T = TypeVar("T")
 
 
-class ApiError(TallyError):
-    """The node refused a request; ``code`` is the node's error code."""
+def _unreachable(base_url: str, exc: Exception) -> NodeUnreachable:
+    return NodeUnreachable(f"cannot reach the node at {base_url}: {exc}")
 
 
-class NodeUnreachable(ApiError):
-    """The node could not be reached, or the connection broke before it answered
-    (code ``UNAVAILABLE``). For a submission this means *in doubt*: it may or may not
-    have been admitted; read the account's nonce or the transaction id to find out."""
+def _only_committed(results: list[Receipt | str | TallyError]) -> list[Receipt | TallyError]:
+    return [Unavailable(f"transaction {r} was admitted but not committed in time")
+            if isinstance(r, str) else r for r in results]
 
 
-@dataclass(frozen=True)
-class Receipt:
-    tx: str
-    height: int
-    position: int
-    code: str
-    message: str
-    events: list[int]
-    result: Any = None
-
-    @property
-    def ok(self) -> bool:
-        return self.code == "OK"
-
-    def raise_for_code(self) -> Receipt:
-        if not self.ok:
-            raise ApiError(self.message, Code(self.code) if self.code in Code._value2member_map_
-                           else Code.INVALID_REQUEST)
-        return self
-
-
-@dataclass(frozen=True)
-class VerifiedHolding:
-    asset: str
-    holder: str
-    held: int
-    pledged: int
-    frozen: int
-    height: int
-    signers: list[str]
-
-    @property
-    def free(self) -> int:
-        return self.held - self.pledged - self.frozen
-
-
-class TallyClient:
-    def __init__(self, base_url: str, *, timeout: float = 60.0,
-                 genesis_hash: str | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-        self._genesis: dict[str, Any] | None = None
+class _Base:
+    def __init__(self, base_url: str, genesis_hash: str | None) -> None:
+        self.api = Endpoints(base_url)
         self._pinned = genesis_hash
+        self._genesis: GenesisDocument | None = None
+
+
+class TallyClient(_Base):
+    """A synchronous client (``httpx.Client``); safe to share between threads."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0,
+                 genesis_hash: str | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(base_url, genesis_hash)
+        self._http = httpx.Client(timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -91,272 +101,290 @@ class TallyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- plumbing ---------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def run(self, call: Call[T]) -> T:
+        """Send one call and read its answer."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.send(call.request)
         except httpx.TransportError as exc:
-            raise NodeUnreachable(f"cannot reach the node at {self._http.base_url}: {exc}",
-                                  Code.UNAVAILABLE) from exc
-        if response.status_code >= 400:
-            try:
-                err = response.json()
-                code = Code(err["code"]) if err.get("code") in Code._value2member_map_ \
-                    else Code.INVALID_REQUEST
-                raise ApiError(err.get("message", response.text), code)
-            except (ValueError, KeyError):
-                raise ApiError(f"HTTP {response.status_code}: {response.text}",
-                               Code.UNAVAILABLE) from None
-        if response.headers.get("content-type", "").startswith("text/plain"):
-            return response.text
-        return response.json()
+            raise _unreachable(self.api.base_url, exc) from exc
+        return call.finish(response)
 
     # --- chain facts ------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/status")
+    def status(self) -> Status:
+        return self.run(self.api.status())
 
-    def genesis(self) -> dict[str, Any]:
+    def genesis(self) -> GenesisDocument:
         """The genesis document, checked against the pinned hash when one was given."""
         if self._genesis is None:
-            doc = self._request("GET", "/v1/genesis")
-            claimed = doc.pop("hash")
-            suite = get_suite(doc["suite"])
-            actual = suite.hash(cbor2.dumps(doc, canonical=True)).hex()
-            if actual != claimed or (self._pinned and self._pinned != actual):
-                raise ApiError("the node's genesis does not match the pinned genesis hash",
-                               Code.UNAVAILABLE)
-            self._genesis = doc
+            self._genesis = self.run(self.api.genesis(self._pinned))
         return self._genesis
 
     @property
     def suite(self) -> Suite:
-        return get_suite(self.genesis()["suite"])
+        return get_suite(self.genesis().suite)
 
     @property
     def chain_id(self) -> str:
-        return self.genesis()["chain_id"]
+        return self.genesis().chain_id
 
     # --- transactions -----------------------------------------------------------------
 
-    def submit(self, raw: bytes, *, wait: bool = True) -> Receipt | str:
-        body = {"tx": base64.b64encode(raw).decode()}
-        result = self._request("POST", "/v1/txs", json=body,
-                               params={"wait": "commit" if wait else "none"})
-        return Receipt(**result) if wait else result["tx"]
+    def submit(self, raw: bytes) -> str:
+        """Submit a signed transaction; its id once admitted (not yet committed)."""
+        return self.run(self.api.submit(raw))
 
-    def submit_batch(self, raws: list[bytes], *, wait: bool = False) -> list[Receipt | str | ApiError]:
-        body = {"txs": [base64.b64encode(r).decode() for r in raws], "wait": wait}
-        out: list[Receipt | str | ApiError] = []
-        for r in self._request("POST", "/v1/txs/batch", json=body)["results"]:
-            if "status" in r:
-                out.append(r["tx"])
-            elif "height" in r:
-                out.append(Receipt(**r))
-            else:
-                out.append(ApiError(r["message"], Code(r["code"])))
-        return out
+    def submit_and_wait(self, raw: bytes) -> Receipt:
+        """Submit and wait until its block is durable; a failure in the block is a
+        receipt with its code (see ``Receipt.raise_for_code``), not an exception."""
+        return self.run(self.api.submit_and_wait(raw))
 
-    def tx(self, tx_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/txs/{tx_id}")
+    def submit_batch(self, raws: list[bytes]) -> list[str | TallyError]:
+        """Submit many; per transaction, its id (admitted) or the error refusing it."""
+        return [r for r in self.run(self.api.submit_batch(raws, wait=False))
+                if not isinstance(r, Receipt)]
+
+    def submit_batch_and_wait(self, raws: list[bytes]) -> list[Receipt | TallyError]:
+        """Submit many and wait; per transaction, its receipt or the error refusing it."""
+        return _only_committed(self.run(self.api.submit_batch(raws, wait=True)))
+
+    def tx(self, tx_id: str) -> Transaction:
+        return self.run(self.api.tx(tx_id))
 
     def receipt(self, tx_id: str) -> Receipt:
-        return Receipt(**self._request("GET", f"/v1/txs/{tx_id}/receipt"))
+        return self.run(self.api.receipt(tx_id))
 
     def account(self, key: NamedKey) -> Account:
+        """An account that signs with ``key`` and submits through this client."""
         return Account(self, key)
 
+    def account_info(self, address: str) -> AccountInfo:
+        return self.run(self.api.account_info(address))
+
     def next_nonce(self, address: str) -> int:
-        return self._request("GET", f"/v1/accounts/{address}")["nonce"]
+        return self.account_info(address).nonce
 
     # --- reads ------------------------------------------------------------------------
 
-    def block(self, height: int | str = "latest") -> dict[str, Any]:
-        return self._request("GET", f"/v1/blocks/{height}")
+    def block(self, height: int | str = "latest") -> Block:
+        return self.run(self.api.block(height))
 
     def checkpoint(self, height: int) -> str:
-        return self._request("GET", f"/v1/checkpoints/{height}")
+        return self.run(self.api.checkpoint(height))
 
-    def asset(self, asset: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/assets/{asset}")
+    def asset(self, asset: str) -> Asset:
+        return self.run(self.api.asset(asset))
 
-    def history(self, asset: str, after: int = -1, limit: int = 1000) -> list[dict[str, Any]]:
-        return self._request("GET", f"/v1/assets/{asset}/history",
-                             params={"after": after, "limit": limit})
+    def history(self, asset: str, after: int = -1, limit: int = 1000) -> list[Event]:
+        return self.run(self.api.history(asset, after, limit))
 
-    def events(self, after: int = -1, limit: int = 1000) -> list[dict[str, Any]]:
-        return self._request("GET", "/v1/events", params={"after": after, "limit": limit})
+    def holding(self, asset: str, holder: str) -> StateProof:
+        """A holding with its proof, unchecked; see :meth:`verified_holding`."""
+        return self.run(self.api.holding(asset, holder))
 
-    def stream_events(self, after: int = -1) -> Iterator[dict[str, Any]]:
+    def state(self, key: str) -> StateProof:
+        """Any state key's value or absence with its proof, unchecked."""
+        return self.run(self.api.state(key))
+
+    def inclusion_proof(self, index: int, size: int) -> InclusionProof:
+        return self.run(self.api.inclusion_proof(index, size))
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        return self.run(self.api.consistency_proof(first, second))
+
+    def events(self, after: int = -1, limit: int = 1000) -> list[Event]:
+        return self.run(self.api.events(after, limit))
+
+    def stream_events(self, after: int = -1) -> Iterator[Event]:
         """Committed events as they happen (server-sent events); runs until closed."""
-        with self._http.stream("GET", "/v1/events/stream", params={"after": after},
-                               timeout=None) as response:
+        try:
+            response = self._http.send(self.api.stream_events(after), stream=True)
+        except httpx.TransportError as exc:
+            raise _unreachable(self.api.base_url, exc) from exc
+        try:
+            if response.status_code >= 400:
+                response.read()
+            raise_for_answer(response)
             for line in response.iter_lines():
-                if line.startswith("data: "):
-                    yield json.loads(line[6:])
+                event = event_of_sse(line)
+                if event is not None:
+                    yield event
+        finally:
+            response.close()
 
-    def evidence(self, event_index: int, *, consistency: bool = False) -> dict[str, Any]:
-        return self._request("GET", f"/v1/evidence/{event_index}",
-                             params={"consistency": consistency})
+    def evidence(self, event_index: int, *, consistency: bool = False) -> EvidenceBundle:
+        """The evidence bundle of a custody event, unchecked (``bundle.to_dict()`` is the
+        JSON document ``tally verify`` reads); see :meth:`verified_evidence`."""
+        return self.run(self.api.evidence(event_index, consistency))
 
-    def contract(self, name: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/contracts/{name}")
+    def contract(self, name: str) -> Contract:
+        return self.run(self.api.contract(name))
 
     def contract_source(self, name: str, version: int | None = None) -> str:
-        params = {"version": version} if version is not None else {}
-        return self._request("GET", f"/v1/contracts/{name}/source", params=params)
+        return self.run(self.api.contract_source(name, version))
 
     def query(self, contract: str, method: str, *args: Any) -> Any:
         """Run a contract's @view method against the latest block."""
-        return self._request("POST", f"/v1/contracts/{contract}/query",
-                             json={"method": method, "args": list(args)})["result"]
+        return self.run(self.api.query(contract, method, list(args)))
 
-    def commercial_events(self, after: int = -1, contract: str | None = None
-                          ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"after": after}
-        if contract:
-            params["contract"] = contract
-        return self._request("GET", "/v1/commercial/events", params=params)
+    def commercial_events(self, after: int = -1, contract: str | None = None,
+                          limit: int = 1000) -> list[CommercialEvent]:
+        return self.run(self.api.commercial_events(after, limit, contract))
 
-    def commercial_evidence(self, index: int, *, consistency: bool = False) -> dict[str, Any]:
-        return self._request("GET", f"/v1/commercial/evidence/{index}",
-                             params={"consistency": consistency})
+    def commercial_evidence(self, index: int, *, consistency: bool = False) -> EvidenceBundle:
+        return self.run(self.api.commercial_evidence(index, consistency))
+
+    # --- verified reads: raise VerificationFailed when the proof does not hold --------
+
+    def verified_state(self, key: str) -> VerifiedState:
+        """A state value checked against a validator-signed checkpoint: trust no node."""
+        return verify_state(self.state(key), self.genesis(), key)
 
     def verified_holding(self, asset: str, holder: str) -> VerifiedHolding:
         """A holding checked against a validator-signed checkpoint: trust no node."""
-        answer = self._request("GET", f"/v1/assets/{asset}/holdings/{holder}")
-        return self._verify_state_answer(answer, asset, holder)
+        return verify_holding(self.holding(asset, holder), self.genesis(), asset, holder)
 
-    def _verify_state_answer(self, answer: dict[str, Any], asset: str, holder: str
-                             ) -> VerifiedHolding:
-        genesis = self.genesis()
-        suite = get_suite(genesis["suite"])
+    def verified_evidence(self, event_index: int, *, consistency: bool = False
+                          ) -> tuple[EvidenceBundle, Verdict]:
+        """An evidence bundle and what it proves, checked as ``tally verify`` would."""
+        bundle = self.evidence(event_index, consistency=consistency)
+        return bundle, verify_evidence(bundle, self.genesis().hash)
+
+
+class AsyncTallyClient(_Base):
+    """An asynchronous client (``httpx.AsyncClient``): the same calls, awaited."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0,
+                 genesis_hash: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url, genesis_hash)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTallyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def run(self, call: Call[T]) -> T:
+        """Send one call and read its answer."""
         try:
-            history = validator_history(answer["validator_updates"], genesis, suite,
-                                        genesis["chain_id"])
-            checkpoint, signers = history.check(answer["checkpoint"])
-        except EvidenceError as exc:
-            raise ApiError(f"the node's checkpoint does not verify: {exc}",
-                           Code.UNAVAILABLE) from None
-        state_line = [e for e in checkpoint.extensions if e.startswith("state ")]
-        if len(state_line) != 1:
-            raise ApiError("the checkpoint carries no state root", Code.UNAVAILABLE)
-        root = base64.b64decode(state_line[0][6:])
-        key = f"holding/{asset}/{holder}".encode()
-        value = bytes.fromhex(answer["value_cbor"]) if answer["value_cbor"] else None
+            response = await self._http.send(call.request)
+        except httpx.TransportError as exc:
+            raise _unreachable(self.api.base_url, exc) from exc
+        return call.finish(response)
+
+    async def status(self) -> Status:
+        return await self.run(self.api.status())
+
+    async def genesis(self) -> GenesisDocument:
+        if self._genesis is None:
+            self._genesis = await self.run(self.api.genesis(self._pinned))
+        return self._genesis
+
+    async def submit(self, raw: bytes) -> str:
+        return await self.run(self.api.submit(raw))
+
+    async def submit_and_wait(self, raw: bytes) -> Receipt:
+        return await self.run(self.api.submit_and_wait(raw))
+
+    async def submit_batch(self, raws: list[bytes]) -> list[str | TallyError]:
+        return [r for r in await self.run(self.api.submit_batch(raws, wait=False))
+                if not isinstance(r, Receipt)]
+
+    async def submit_batch_and_wait(self, raws: list[bytes]) -> list[Receipt | TallyError]:
+        return _only_committed(await self.run(self.api.submit_batch(raws, wait=True)))
+
+    async def tx(self, tx_id: str) -> Transaction:
+        return await self.run(self.api.tx(tx_id))
+
+    async def receipt(self, tx_id: str) -> Receipt:
+        return await self.run(self.api.receipt(tx_id))
+
+    def account(self, key: NamedKey) -> AsyncAccount:
+        return AsyncAccount(self, key)
+
+    async def account_info(self, address: str) -> AccountInfo:
+        return await self.run(self.api.account_info(address))
+
+    async def next_nonce(self, address: str) -> int:
+        return (await self.account_info(address)).nonce
+
+    async def block(self, height: int | str = "latest") -> Block:
+        return await self.run(self.api.block(height))
+
+    async def checkpoint(self, height: int) -> str:
+        return await self.run(self.api.checkpoint(height))
+
+    async def asset(self, asset: str) -> Asset:
+        return await self.run(self.api.asset(asset))
+
+    async def history(self, asset: str, after: int = -1, limit: int = 1000) -> list[Event]:
+        return await self.run(self.api.history(asset, after, limit))
+
+    async def holding(self, asset: str, holder: str) -> StateProof:
+        return await self.run(self.api.holding(asset, holder))
+
+    async def state(self, key: str) -> StateProof:
+        return await self.run(self.api.state(key))
+
+    async def inclusion_proof(self, index: int, size: int) -> InclusionProof:
+        return await self.run(self.api.inclusion_proof(index, size))
+
+    async def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        return await self.run(self.api.consistency_proof(first, second))
+
+    async def events(self, after: int = -1, limit: int = 1000) -> list[Event]:
+        return await self.run(self.api.events(after, limit))
+
+    async def stream_events(self, after: int = -1) -> AsyncIterator[Event]:
         try:
-            verify_state_proof(suite.hash, root, key, value,
-                               StateProof.from_dict(answer["proof"]))
-        except StateProofError as exc:
-            raise ApiError(f"the node's state proof is invalid: {exc}", Code.UNAVAILABLE) from None
-        record = cbor2.loads(value) if value is not None else {"q": 0, "p": 0, "f": 0}
-        height = int(next(e for e in checkpoint.extensions if e.startswith("height "))[7:])
-        return VerifiedHolding(asset, holder, record["q"], record["p"], record["f"], height,
-                               signers)
-
-
-class Account:
-    """An account that signs and submits transactions, keeping track of its nonce."""
-
-    def __init__(self, client: TallyClient, key: NamedKey, *, expiry_window: int = 1000) -> None:
-        self.client = client
-        self.key = key
-        self.expiry_window = expiry_window
-        self._nonce: int | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return self.key.address
-
-    def sign(self, kind: str, payload: dict[str, Any], *, tier: int = 1) -> bytes:
-        """Sign the next transaction (consumes a nonce locally)."""
-        with self._lock:
-            if self._nonce is None:
-                self._nonce = self.client.next_nonce(self.address)
-            nonce = self._nonce
-            self._nonce += 1
-        height = self.client.status()["height"]
-        return txmod.sign(self.key.key, chain=self.client.chain_id, nonce=nonce,
-                          expiry=height + self.expiry_window, kind=kind, payload=payload,
-                          tier=tier)
-
-    def send(self, kind: str, payload: dict[str, Any], *, check: bool = True, tier: int = 1
-             ) -> Receipt:
+            response = await self._http.send(self.api.stream_events(after), stream=True)
+        except httpx.TransportError as exc:
+            raise _unreachable(self.api.base_url, exc) from exc
         try:
-            receipt = self.client.submit(self.sign(kind, payload, tier=tier), wait=True)
-        except ApiError:
-            self._nonce = None  # re-read it: the node refused the nonce or the transaction
-            raise
-        assert isinstance(receipt, Receipt)
-        return receipt.raise_for_code() if check else receipt
+            if response.status_code >= 400:
+                await response.aread()
+            raise_for_answer(response)
+            async for line in response.aiter_lines():
+                event = event_of_sse(line)
+                if event is not None:
+                    yield event
+        finally:
+            await response.aclose()
 
-    # Custody operations, one method each, named as the transaction kinds.
-    def issue(self, asset: str, *, asset_class: str, name: str, quantity: int,
-              to: str | None = None, metadata_hash: bytes | None = None) -> Receipt:
-        payload: dict[str, Any] = {"asset": asset, "class": asset_class, "name": name,
-                                   "quantity": quantity}
-        if to:
-            payload["to"] = to
-        if metadata_hash:
-            payload["metadata_hash"] = metadata_hash
-        return self.send("asset.issue", payload)
+    async def evidence(self, event_index: int, *, consistency: bool = False
+                       ) -> EvidenceBundle:
+        return await self.run(self.api.evidence(event_index, consistency))
 
-    def transfer(self, asset: str, *, to: str, quantity: int, holder: str | None = None,
-                 memo: str | None = None) -> Receipt:
-        payload: dict[str, Any] = {"asset": asset, "to": to, "quantity": quantity}
-        if holder:
-            payload["holder"] = holder
-        if memo:
-            payload["memo"] = memo
-        return self.send("custody.transfer", payload)
+    async def contract(self, name: str) -> Contract:
+        return await self.run(self.api.contract(name))
 
-    def pledge(self, asset: str, *, pledgee: str, quantity: int) -> Receipt:
-        return self.send("custody.pledge", {"asset": asset, "pledgee": pledgee,
-                                            "quantity": quantity})
+    async def contract_source(self, name: str, version: int | None = None) -> str:
+        return await self.run(self.api.contract_source(name, version))
 
-    def release(self, pledge_id: str) -> Receipt:
-        return self.send("custody.release", {"pledge": pledge_id})
+    async def query(self, contract: str, method: str, *args: Any) -> Any:
+        return await self.run(self.api.query(contract, method, list(args)))
 
-    def enforce(self, pledge_id: str) -> Receipt:
-        return self.send("custody.enforce", {"pledge": pledge_id})
+    async def commercial_events(self, after: int = -1, contract: str | None = None,
+                                limit: int = 1000) -> list[CommercialEvent]:
+        return await self.run(self.api.commercial_events(after, limit, contract))
 
-    def freeze(self, asset: str, *, holder: str, quantity: int, reason: str) -> Receipt:
-        return self.send("custody.freeze", {"asset": asset, "holder": holder,
-                                            "quantity": quantity, "reason": reason})
+    async def commercial_evidence(self, index: int, *, consistency: bool = False
+                                  ) -> EvidenceBundle:
+        return await self.run(self.api.commercial_evidence(index, consistency))
 
-    def unfreeze(self, freeze_id: str, reason: str | None = None) -> Receipt:
-        payload = {"freeze": freeze_id} | ({"reason": reason} if reason else {})
-        return self.send("custody.unfreeze", payload)
+    async def verified_state(self, key: str) -> VerifiedState:
+        return verify_state(await self.state(key), await self.genesis(), key)
 
-    def redeem(self, asset: str, *, quantity: int) -> Receipt:
-        return self.send("asset.redeem", {"asset": asset, "quantity": quantity})
+    async def verified_holding(self, asset: str, holder: str) -> VerifiedHolding:
+        return verify_holding(await self.holding(asset, holder), await self.genesis(),
+                              asset, holder)
 
-    def appoint_agent(self, agent: str) -> Receipt:
-        return self.send("custody.appoint_agent", {"agent": agent})
-
-    def attest(self, digest: bytes, *, title: str, asset: str | None = None) -> Receipt:
-        payload: dict[str, Any] = {"hash": digest, "title": title}
-        if asset:
-            payload["asset"] = asset
-        return self.send("document.attest", payload)
-
-    def grant_role(self, account: str, role: str) -> Receipt:
-        return self.send("role.grant", {"account": account, "role": role})
-
-    # Governance and contracts.
-    def propose(self, action: str, **args: Any) -> Receipt:
-        """Propose a committee action (validator.set, contract.deploy, contract.upgrade)."""
-        return self.send("gov.propose", {"action": action, **args})
-
-    def approve(self, proposal_id: str) -> Receipt:
-        return self.send("gov.approve", {"proposal": proposal_id})
-
-    def call(self, contract: str, method: str, *args: Any, steps: int | None = None,
-             check: bool = True) -> Receipt:
-        """Call a contract method in a transaction; the receipt's ``result`` is its return."""
-        payload: dict[str, Any] = {"contract": contract, "method": method, "args": list(args)}
-        if steps is not None:
-            payload["steps"] = steps
-        return self.send("contract.call", payload, tier=2, check=check)
+    async def verified_evidence(self, event_index: int, *, consistency: bool = False
+                                ) -> tuple[EvidenceBundle, Verdict]:
+        bundle = await self.evidence(event_index, consistency=consistency)
+        return bundle, verify_evidence(bundle, (await self.genesis()).hash)

@@ -1,0 +1,53 @@
+"""The API's routers, one per domain; :func:`tally.api.app.create_app` composes them.
+
+Each route declares its response model (tally/protocol/http.py) and the error answers it
+can give, so /openapi.json describes every response. A router reaches the node through
+the ``NodeDep`` dependency (the app's ``state.node``), never through a global.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from tally.node import Node
+from tally.protocol.http import ErrorModel
+
+
+def node_of(request: Request) -> Node:
+    return request.app.state.node
+
+
+NodeDep = Annotated[Node, Depends(node_of)]
+
+_WHAT = {
+    400: "refused: a malformed or invalid request, or a refused transaction",
+    403: "not allowed",
+    404: "not found",
+    409: "a duplicate",
+    413: "the request body is too large",
+    422: "the request does not match its schema",
+    503: "the node cannot answer now (engine stopped, diverged, mempool full)",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all answered with ErrorModel."""
+    return {s: {"model": ErrorModel, "description": _WHAT[s]} for s in statuses}
+
+
+def text(description: str, media_type: str = "text/plain", *, error_statuses: tuple[int, ...]
+         = ()) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that answers text, not JSON; its errors are JSON
+    all the same (FastAPI would otherwise document them in the route's media type)."""
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorModel"}}}
+    return {200: {"description": description,
+                  "content": {media_type: {"schema": {"type": "string"}}}},
+            **{s: {"description": _WHAT[s], "content": ref}
+               for s in (400, 422, 503, *error_statuses)}}
+
+
+#: What every /v1 route may answer besides success: a bad request, a request that does
+#: not match the schema, a node that cannot serve (diverged, engine stopped).
+COMMON = errors(400, 422, 503)

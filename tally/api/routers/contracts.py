@@ -1,0 +1,33 @@
+"""Contracts (tier 2): records, sources, @view queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from tally.api.routers import COMMON, NodeDep, errors, text
+from tally.node import jsonable
+from tally.protocol.http import Contract, QueryRequest, QueryResult
+
+router = APIRouter(tags=["contracts"], responses=COMMON)
+
+
+@router.get("/v1/contracts/{name}", summary="A contract: address, version and its history",
+            response_model=Contract, response_model_exclude_unset=True, responses=errors(404))
+def contract(node: NodeDep, name: str) -> Any:
+    return node.reader.contract(name)
+
+
+@router.get("/v1/contracts/{name}/source", response_class=PlainTextResponse,
+            summary="The source of a contract version (the latest by default)",
+            responses=text("the contract's Python source", error_statuses=(404,)))
+def contract_source(node: NodeDep, name: str, version: int | None = Query(None, ge=1)) -> str:
+    return node.reader.contract_source(name, version)
+
+
+@router.post("/v1/contracts/{name}/query", summary="Run a @view method; no transaction",
+             response_model=QueryResult, responses=errors(404))
+def contract_query(node: NodeDep, name: str, body: QueryRequest) -> Any:
+    return {"result": jsonable(node.reader.contract_query(name, body.method, body.args))}

@@ -1,0 +1,46 @@
+"""Proofs and evidence: state proofs, RFC 9162 inclusion and consistency, bundles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from tally.api.routers import COMMON, NodeDep, errors
+from tally.evidence.export import export_bundle, export_commercial_bundle
+from tally.protocol.http import ConsistencyProof, EvidenceBundle, InclusionProof, StateProof
+
+router = APIRouter(tags=["proofs"], responses=COMMON)
+
+
+@router.get("/v1/proofs/state", summary="Any state key's value or absence, with a proof",
+            response_model=StateProof, responses=errors(404))
+def state_proof(node: NodeDep, key: str) -> Any:
+    return node.reader.state_proof(key.encode())
+
+
+@router.get("/v1/proofs/inclusion", summary="RFC 9162 inclusion proof of a log entry",
+            response_model=InclusionProof)
+def inclusion(node: NodeDep, index: int = Query(ge=0), size: int = Query(ge=1)) -> Any:
+    return node.reader.inclusion_proof(index, size)
+
+
+@router.get("/v1/proofs/consistency", summary="RFC 9162 consistency proof between two sizes",
+            response_model=ConsistencyProof)
+def consistency(node: NodeDep, first: int = Query(ge=0), second: int = Query(ge=1)) -> Any:
+    return node.reader.consistency_proof(first, second)
+
+
+@router.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry",
+            response_model=EvidenceBundle, response_model_exclude_unset=True,
+            responses=errors(404))
+def evidence(node: NodeDep, event_index: int, consistency: bool = False) -> Any:
+    return export_bundle(node.reader, event_index, consistency=consistency)
+
+
+@router.get("/v1/commercial/evidence/{index}",
+            summary="The evidence bundle of a contract event",
+            response_model=EvidenceBundle, response_model_exclude_unset=True,
+            responses=errors(404))
+def commercial_evidence(node: NodeDep, index: int, consistency: bool = False) -> Any:
+    return export_commercial_bundle(node.reader, index, consistency=consistency)
