@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tally import tx as txmod
 from tally.errors import TallyError
@@ -22,7 +22,28 @@ from tally.keys import NamedKey
 from tally.protocol.receipt import Receipt
 
 if TYPE_CHECKING:
-    from tally.sdk.client import AsyncTallyClient, TallyClient
+    from tally.protocol.http import GenesisDocument, Status
+
+
+class TallyClient(Protocol):
+    """What an :class:`Account` needs of its client (tally.sdk.client.TallyClient)."""
+
+    @property
+    def chain_id(self) -> str: ...
+    def next_nonce(self, address: str) -> int: ...
+    def status(self) -> Status: ...
+    def submit(self, raw: bytes) -> str: ...
+    def submit_and_wait(self, raw: bytes) -> Receipt: ...
+
+
+class AsyncTallyClient(Protocol):
+    """What an :class:`AsyncAccount` needs of its client (tally.sdk.client's async one)."""
+
+    async def next_nonce(self, address: str) -> int: ...
+    async def genesis(self) -> GenesisDocument: ...
+    async def status(self) -> Status: ...
+    async def submit(self, raw: bytes) -> str: ...
+    async def submit_and_wait(self, raw: bytes) -> Receipt: ...
 
 R = TypeVar("R")
 
