@@ -38,13 +38,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tally.net.cometbft import (  # noqa: E402
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet  # noqa: E402
+from tally.net.cometbft.rpc import (  # noqa: E402
     AsyncCometRPC,
     CometRPC,
-    Localnet,
     RPCError,
-    free_port_block,
-    make_localnet,
     tx_call,
     wait_for_height,
     wait_for_rpc,
@@ -191,7 +189,8 @@ def abci_ceiling(n_txs: int = 20000, block: int = 5000) -> dict[str, float]:
     The upper bound the Python side puts on a node, with CometBFT out of the picture.
     """
     from tally.consensus.abci import ABCIClient, abci
-    from tally.net.cometbft import ManagedProcess, free_port_block, wait_for_listen
+    from tally.net.cometbft.localnet import free_port_block
+    from tally.net.cometbft.process import ManagedProcess, wait_for_listen
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-abci-"))
     addr = f"tcp://127.0.0.1:{free_port_block(1)}"

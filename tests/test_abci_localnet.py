@@ -14,15 +14,9 @@ from pathlib import Path
 import pytest
 
 from tally.consensus.abci.kvstore import state_hash
-from tally.net.cometbft import (
-    CometBFTNotFound,
-    CometRPC,
-    Localnet,
-    find_cometbft,
-    free_port_block,
-    make_localnet,
-    wait_for_rpc,
-)
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet
+from tally.net.cometbft.rpc import CometRPC, wait_for_rpc
 
 try:
     find_cometbft()

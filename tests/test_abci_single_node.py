@@ -17,19 +17,11 @@ import pytest
 
 from tally.consensus.abci import Application, ThreadedServer, abci
 from tally.consensus.abci.kvstore import state_hash
-from tally.net.cometbft import (
-    CometBFTNotFound,
-    CometProcess,
-    CometRPC,
-    Localnet,
-    ManagedProcess,
-    find_cometbft,
-    free_port_block,
-    make_localnet,
-    update_config,
-    wait_for_height,
-    wait_for_rpc,
-)
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.config import update_config
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet
+from tally.net.cometbft.process import CometProcess, ManagedProcess
+from tally.net.cometbft.rpc import CometRPC, wait_for_height, wait_for_rpc
 
 try:
     find_cometbft()
