@@ -13,7 +13,6 @@ import json
 import os
 import random
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -280,35 +279,22 @@ def read_genesis(spec: NodeSpec) -> dict[str, Any]:
     return json.loads((Path(spec.home) / "config" / "genesis.json").read_text())
 
 
-def kvstore_argv(spec: NodeSpec) -> list[str]:
-    """Command line of the example Python kvstore app for `spec` (db in its app_dir)."""
-    return [
-        sys.executable,
-        "-m",
-        "tally.consensus.abci.kvstore",
-        "--address",
-        spec.proxy_app,
-        "--db",
-        str(Path(spec.app_dir) / "kv.sqlite"),
-    ]
-
-
-
 AppCommand = Callable[[NodeSpec], Sequence[str]]
 
 
 class Localnet:
     """The processes of a local network: per node, an ABCI app process and cometbft.
 
-    `app` builds each node's app command line (default: the example kvstore); pass
-    ``app=None`` with ``builtin_app="kvstore"`` to run CometBFT's in-process Go app.
+    `app` builds each node's app command line (`tally.net.local.tally_node_argv` for a
+    Tally network, ``kvstore_argv`` of bench/kvstore_app.py for the example kvstore);
+    pass ``app=None`` with ``builtin_app="kvstore"`` to run CometBFT's in-process Go app.
     """
 
     def __init__(
         self,
         specs: Sequence[NodeSpec],
         *,
-        app: AppCommand | None = kvstore_argv,
+        app: AppCommand | None,
         builtin_app: str | None = None,
         binary: str | os.PathLike[str] | None = None,
         detached: bool = False,
