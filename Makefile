@@ -31,6 +31,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright --pythonpath $(VENV)/bin/python
 
 bench: setup
 	$(VENV)/bin/python bench/bench_custody.py --http

@@ -154,8 +154,11 @@ class Node:
                 committed_nonce=self._committed_nonce,
                 next_height=lambda: self.ledger.height + 1,
             )
-            kwargs = {"clock_ms": clock_ms} if clock_ms else {}
-            self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit, **kwargs)
+            if clock_ms:
+                self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit,
+                                         clock_ms=clock_ms)
+            else:
+                self.engine = SoloEngine(self.ledger, self.mempool, self._on_commit)
         else:
             from tally.consensus.abci import ThreadedServer
             from tally.consensus.app import TallyApplication
@@ -491,10 +494,10 @@ class Node:
         from tally.exec.contracts import contract_source_key
 
         record = self.contract(name)
-        version = record["version"] if version is None else version
-        source = self.value(contract_source_key(name, version))
+        wanted: int = record["version"] if version is None else version
+        source = self.value(contract_source_key(name, wanted))
         if source is None:
-            raise NotFound(f"contract {name!r} has no version {version}")
+            raise NotFound(f"contract {name!r} has no version {wanted}")
         return source
 
     def contract_query(self, name: str, method: str, args: list[Any]) -> Any:

@@ -261,7 +261,10 @@ def create_app(node: Node) -> FastAPI:
     async def stream(request: Request, after: int = -1) -> StreamingResponse:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        node.add_listener(lambda _block: loop.call_soon_threadsafe(wake.set))
+        def wake_up(_block: Any) -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        node.add_listener(wake_up)
 
         async def generate() -> AsyncIterator[str]:
             cursor = after

@@ -120,7 +120,7 @@ class TallyClient:
     def genesis(self) -> dict[str, Any]:
         """The genesis document, checked against the pinned hash when one was given."""
         if self._genesis is None:
-            doc = self._request("GET", "/v1/genesis")
+            doc: dict[str, Any] = self._request("GET", "/v1/genesis")
             claimed = doc.pop("hash")
             suite = get_suite(doc["suite"])
             actual = suite.hash(cbor2.dumps(doc, canonical=True)).hex()
