@@ -27,10 +27,12 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright --pythonpath $(VENV)/bin/python
 	TALLY_REQUIRE_COMETBFT=1 TALLY_REQUIRE_NETNS=1 TALLY_REQUIRE_OPENSSL=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright --pythonpath $(VENV)/bin/python
 
 bench: setup
 	$(VENV)/bin/python bench/bench_custody.py --http

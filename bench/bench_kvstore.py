@@ -7,7 +7,7 @@ Same network, same config, same load, side by side:
     .venv/bin/python bench/bench_kvstore.py --nodes 1 --txs 30000
 
 "go" is ``cometbft start --proxy_app=persistent_kvstore`` (in-process Go app, goleveldb);
-"python" is ``tally.consensus.abci.kvstore`` (separate process, ABCI socket, SQLite,
+"python" is ``bench/kvstore_app.py`` (separate process, ABCI socket, SQLite,
 fsync per block).  The load generator (this process) sends unique ``key=value`` txs in
 JSON-RPC batches of broadcast_tx_async (default; --method broadcast_tx_sync to wait for
 CheckTx), spread over all nodes; it shares the machine's cores with the nodes, equally in both runs.
@@ -38,13 +38,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tally.net.cometbft import (  # noqa: E402
+from bench.kvstore_app import kvstore_argv  # noqa: E402
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet  # noqa: E402
+from tally.net.cometbft.rpc import (  # noqa: E402
     AsyncCometRPC,
     CometRPC,
-    Localnet,
     RPCError,
-    free_port_block,
-    make_localnet,
     tx_call,
     wait_for_height,
     wait_for_rpc,
@@ -133,7 +132,7 @@ def run(
     if app == "go":
         net = Localnet(specs, app=None, builtin_app="persistent_kvstore")
     else:
-        net = Localnet(specs)
+        net = Localnet(specs, app=kvstore_argv)
     rpc = CometRPC(specs[0].rpc_url, timeout=30)
     try:
         net.start()
@@ -191,15 +190,15 @@ def abci_ceiling(n_txs: int = 20000, block: int = 5000) -> dict[str, float]:
     The upper bound the Python side puts on a node, with CometBFT out of the picture.
     """
     from tally.consensus.abci import ABCIClient, abci
-    from tally.net.cometbft import ManagedProcess, free_port_block, wait_for_listen
+    from tally.net.cometbft.localnet import free_port_block
+    from tally.net.cometbft.process import ManagedProcess, wait_for_listen
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-abci-"))
     addr = f"tcp://127.0.0.1:{free_port_block(1)}"
     app = ManagedProcess(
         [
             sys.executable,
-            "-m",
-            "tally.consensus.abci.kvstore",
+            str(Path(__file__).resolve().parent / "kvstore_app.py"),
             "--address",
             addr,
             "--db",

@@ -72,18 +72,16 @@ from tally import keys  # noqa: E402
 from tally import tx as txmod  # noqa: E402
 from tally.consensus.bundle import decode_bundle, is_bundle, pack  # noqa: E402
 from tally.keys import NamedKey  # noqa: E402
-from tally.net.cometbft import (  # noqa: E402
-    CometRPC,
+from tally.net.cometbft.binary import cometbft_version  # noqa: E402
+from tally.net.cometbft.config import update_config  # noqa: E402
+from tally.net.cometbft.localnet import (  # noqa: E402
     Localnet,
     NodeSpec,
-    cometbft_version,
     free_port_block,
     load_localnet,
     make_localnet,
-    update_config,
-    wait_for_height,
-    wait_for_rpc,
 )
+from tally.net.cometbft.rpc import CometRPC, wait_for_height, wait_for_rpc  # noqa: E402
 from tally.net.local import (  # noqa: E402
     TIMEOUT_PROPOSE_ONE_MACHINE,
     api_url,

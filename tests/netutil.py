@@ -36,7 +36,8 @@ from tally import tx as txmod
 from tally.audit import AuditReport, audit_ledger
 from tally.genesis import Genesis
 from tally.keys import NamedKey
-from tally.net.cometbft import CometBFTNotFound, CometRPC, RPCError, find_cometbft
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.rpc import CometRPC, RPCError
 from tally.sdk import TallyClient
 
 #: Expiry far beyond any height a test reaches (it is an absolute height; the genesis

@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tally.consensus.abci.kvstore import state_hash
-from tally.net.cometbft import (
-    CometBFTNotFound,
-    CometRPC,
-    Localnet,
-    find_cometbft,
-    free_port_block,
-    make_localnet,
-    wait_for_rpc,
-)
+from bench.kvstore_app import kvstore_argv, state_hash
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet
+from tally.net.cometbft.rpc import CometRPC, wait_for_rpc
 
 try:
     find_cometbft()
@@ -71,7 +65,7 @@ def assert_agree(net: Localnet, nodes: list[int], hi: int) -> dict[int, tuple[st
 
 def test_four_validators_agree_survive_one_halt_at_two_and_recover(tmp_path: Path) -> None:
     specs = make_localnet(tmp_path, 4, free_port_block(40), timeout_commit="200ms")
-    net = Localnet(specs)
+    net = Localnet(specs, app=kvstore_argv)
     try:
         net.start()
         for i in range(4):

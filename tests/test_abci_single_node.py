@@ -15,21 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.kvstore_app import kvstore_argv, state_hash
 from tally.consensus.abci import Application, ThreadedServer, abci
-from tally.consensus.abci.kvstore import state_hash
-from tally.net.cometbft import (
-    CometBFTNotFound,
-    CometProcess,
-    CometRPC,
-    Localnet,
-    ManagedProcess,
-    find_cometbft,
-    free_port_block,
-    make_localnet,
-    update_config,
-    wait_for_height,
-    wait_for_rpc,
-)
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.config import update_config
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet
+from tally.net.cometbft.process import CometProcess, ManagedProcess
+from tally.net.cometbft.rpc import CometRPC, wait_for_height, wait_for_rpc
 
 try:
     find_cometbft()
@@ -83,7 +75,7 @@ def test_kvstore_commit_query_restart_and_replay(tmp_path: Path) -> None:
     specs = make_localnet(tmp_path, 1, free_port_block(10), timeout_commit="100ms")
     spec = specs[0]
     db = Path(spec.app_dir) / "kv.sqlite"
-    net = Localnet(specs)
+    net = Localnet(specs, app=kvstore_argv)
     rpc = CometRPC(spec.rpc_url)
     try:
         net.start()
@@ -163,9 +155,9 @@ def test_detached_localnet_is_found_again_and_stopped(tmp_path: Path) -> None:
     )
     assert specs[0].proxy_app.startswith("unix://")
     home = Path(specs[0].home)
-    Localnet(specs, detached=True).start()  # app + node; this handle is dropped at once
+    Localnet(specs, app=kvstore_argv, detached=True).start()  # app + node; this handle is dropped at once
     try:
-        net = Localnet.attach(tmp_path)  # as a later `tally net status` would
+        net = Localnet.attach(tmp_path, app=kvstore_argv)  # as a later `tally net status` would
         with net.rpc(0) as rpc:
             wait_for_height(rpc, 2, timeout=30)
         (st,) = net.status()
@@ -176,7 +168,7 @@ def test_detached_localnet_is_found_again_and_stopped(tmp_path: Path) -> None:
         assert not (home / "cometbft.pid").exists() and not (home / "app.pid").exists()
         for pid in (st["cometbft_pid"], st["app_pid"]):
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
-        (st,) = Localnet.attach(tmp_path).status()
+        (st,) = Localnet.attach(tmp_path, app=kvstore_argv).status()
         assert not st["cometbft"] and not st["app"] and st["height"] is None
     finally:
         for name in ("cometbft.pid", "app.pid"):

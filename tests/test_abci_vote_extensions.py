@@ -29,15 +29,9 @@ from tally.consensus.abci import (
     vote_extension_sign_bytes,
 )
 from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
-from tally.net.cometbft import (
-    CometBFTNotFound,
-    Localnet,
-    find_cometbft,
-    free_port_block,
-    make_localnet,
-    read_genesis,
-    wait_for_rpc,
-)
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.localnet import Localnet, free_port_block, make_localnet, read_genesis
+from tally.net.cometbft.rpc import wait_for_rpc
 
 try:
     find_cometbft()

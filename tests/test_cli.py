@@ -98,7 +98,7 @@ def test_net_init_on_hosts_writes_a_network_across_machines(tmp_path: Path) -> N
     """What each host's CometBFT needs: peers by host address, p2p facing the network,
     RPC on loopback, the standard ports unless a host runs two nodes; and a directory that
     still works once copied elsewhere (paths in the manifest are relative)."""
-    from tally.net.cometbft import load_localnet
+    from tally.net.cometbft.localnet import load_localnet
 
     net = tmp_path / "net"
     hosts = ["10.1.0.1", "10.1.0.2", "10.1.0.2", "bank-d.example"]

@@ -56,7 +56,10 @@ from tally.genesis import Genesis
 from tally.home import Home
 from tally.keys import NamedKey
 from tally.log.checkpoint import NoteError, verify_quorum
-from tally.net.cometbft import CometRPC, Localnet, NodeSpec, find_cometbft, update_config
+from tally.net.cometbft.binary import find_cometbft
+from tally.net.cometbft.config import update_config
+from tally.net.cometbft.localnet import Localnet, NodeSpec
+from tally.net.cometbft.rpc import CometRPC
 from tally.net.local import api_url, net_init, tally_node_argv, wait_for_apis
 from tally.protocol.header import BlockHeader
 from tally.sdk import Receipt, TallyClient, TallyError, VerificationFailed

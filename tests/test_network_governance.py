@@ -20,7 +20,9 @@ from tally.consensus.bundle import decode_bundle, encode_bundle, is_bundle
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
 from tally.keys import generate, load
-from tally.net.cometbft import CometBFTNotFound, CometRPC, find_cometbft, load_localnet
+from tally.net.cometbft.binary import CometBFTNotFound, find_cometbft
+from tally.net.cometbft.localnet import load_localnet
+from tally.net.cometbft.rpc import CometRPC
 from tally.net.local import api_url, consensus_key, net_down, net_init, net_up
 from tally.sdk import Receipt, TallyClient
 

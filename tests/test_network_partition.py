@@ -56,7 +56,10 @@ from netutil import (
 
 from tally import tx as txmod
 from tally.home import Home
-from tally.net.cometbft import ManagedProcess, NodeSpec, find_cometbft, update_config
+from tally.net.cometbft.binary import find_cometbft
+from tally.net.cometbft.config import update_config
+from tally.net.cometbft.localnet import NodeSpec
+from tally.net.cometbft.process import ManagedProcess
 from tally.net.local import api_url, net_init, tally_node_argv
 from tally.sdk import Receipt, TallyClient
 

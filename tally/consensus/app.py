@@ -193,7 +193,7 @@ class TallyApplication(Application):
         #: Bundle bytes -> its transactions' bytes, decoded once per node.
         self._bundles: OrderedDict[bytes, list[bytes]] = OrderedDict()
         self._speculative: tuple[bytes, PendingBlock, list] | None = None
-        self._finalized: tuple[PendingBlock, list] | None = None
+        self._finalized: tuple[PendingBlock, list[bytes], bytes] | None = None
         #: height -> validator -> (the block its precommit was for, its signature line)
         self._votes: dict[int, dict[str, tuple[bytes, str]]] = {}
         stored = self.ledger.store.meta(DIVERGED_META)

@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import sys
 import threading
+from collections.abc import Callable
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_ulong, c_void_p
 
 
@@ -262,7 +263,9 @@ def sm2_pkey_from_private(scalar: bytes, point: bytes) -> EvpPkey:
 # --- signatures ------------------------------------------------------------------------
 
 
-def _digest_init(init: object, md_ctx: int, pkey: EvpPkey, digest: bytes, dist_id: bytes) -> None:
+def _digest_init(
+    init: Callable[..., int], md_ctx: int, pkey: EvpPkey, digest: bytes, dist_id: bytes
+) -> None:
     crypto = lib()
     pkey_ctx = c_void_p()  # owned by md_ctx
     if init(md_ctx, byref(pkey_ctx), digest, None, None, pkey.pointer, None) != 1:

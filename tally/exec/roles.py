@@ -13,7 +13,7 @@ from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
 from tally.exec.module import Module
 from tally.exec.operation import Operation
-from tally.exec.state import BlockState
+from tally.exec.state import BlockState, StateAccess
 from tally.genesis import ROLES, Genesis
 
 #: The governance committee: the sorted addresses of every ``admin`` (tally.exec.governance).
@@ -24,7 +24,7 @@ def role_key(account: str) -> bytes:
     return b"role/" + account.encode()
 
 
-def roles_of(state: BlockState, account: str) -> list[str]:
+def roles_of(state: StateAccess, account: str) -> list[str]:
     return state.get(role_key(account)) or []
 
 

@@ -35,11 +35,16 @@ class Raw:
         return f"Raw({self.data!r})"
 
 
-class StateAccess(Protocol):
+class StateReader(Protocol):
+    """Reads of state only (what a committed view, such as a node's reader, offers)."""
+
+    def get(self, key: bytes) -> Any | None: ...
+
+
+class StateAccess(StateReader, Protocol):
     """What a module's functions need of state: :class:`BlockState` for transactions,
     :class:`tally.exec.module.HostState` for contracts' host calls."""
 
-    def get(self, key: bytes) -> Any | None: ...
     def put(self, key: bytes, value: Any) -> None: ...
     def delete(self, key: bytes) -> None: ...
 

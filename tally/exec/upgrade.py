@@ -28,7 +28,7 @@ from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
 from tally.exec.module import Action, Module
-from tally.exec.state import StateAccess
+from tally.exec.state import StateAccess, StateReader
 from tally.genesis import PARAM_BOUNDS, Genesis, Params
 from tally.protocol.versions import KNOWN_VERSIONS
 
@@ -36,7 +36,7 @@ PROTOCOL_KEY = b"protocol"
 PARAMS_KEY = b"params"
 
 
-def current_version(state: StateAccess, genesis: Genesis) -> int:
+def current_version(state: StateReader, genesis: Genesis) -> int:
     """The version in force after the last executed block."""
     record = state.get(PROTOCOL_KEY)
     return genesis.protocol_version if record is None else record["version"]

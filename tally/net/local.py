@@ -33,7 +33,7 @@ from tally import keys
 from tally.crypto import get_suite
 from tally.genesis import Genesis, Validator
 from tally.home import DEV_ACCOUNTS
-from tally.net.cometbft import (
+from tally.net.cometbft.localnet import (
     Localnet,
     NodeSpec,
     free_port_block,

@@ -71,11 +71,13 @@ class Engine(Protocol):
     def admit(self, raw: bytes, *, wait: bool = False) -> Admitted:
         """Admit one transaction; raise the TallyError that refuses it. With ``wait``,
         the result carries the future of its outcome."""
+        ...
 
     def admit_many(self, raws: list[bytes], *, wait: bool = False
                    ) -> list[Admitted | TallyError]:
         """Admit a batch (signatures verified on every core): per transaction, what
         :meth:`admit` returns, or the error that refused it."""
+        ...
 
     def hand_over(self, raws: list[bytes]) -> None:
         """Hand admitted transactions over for ordering (a no-op where admission already
@@ -85,6 +87,7 @@ class Engine(Protocol):
         """Wait for an admitted transaction's outcome (it was admitted with ``wait``);
         raise a TallyError if it was refused later, the engine stopped, or ``timeout``
         seconds passed (``UNAVAILABLE``)."""
+        ...
 
     @property
     def mempool_depth(self) -> int | None:
@@ -122,8 +125,10 @@ class Solo:
                  clock_ms: Callable[[], int] | None = None) -> None:
         self.mempool = Mempool(ledger.executor, committed_nonce=committed_nonce,
                                next_height=lambda: ledger.height + 1)
-        kwargs = {"clock_ms": clock_ms} if clock_ms else {}
-        self.blocks = SoloEngine(ledger, self.mempool, on_commit, **kwargs)
+        if clock_ms:
+            self.blocks = SoloEngine(ledger, self.mempool, on_commit, clock_ms=clock_ms)
+        else:
+            self.blocks = SoloEngine(ledger, self.mempool, on_commit)
 
     def start(self) -> None:
         self.blocks.start()

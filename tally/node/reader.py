@@ -390,10 +390,10 @@ class ChainReader:
         from tally.exec.contracts import contract_source_key
 
         record = self.contract(name)
-        version = record["version"] if version is None else version
-        source = self.value(contract_source_key(name, version))
+        wanted: int = record["version"] if version is None else version
+        source = self.value(contract_source_key(name, wanted))
         if source is None:
-            raise NotFound(f"contract {name!r} has no version {version}")
+            raise NotFound(f"contract {name!r} has no version {wanted}")
         return source
 
     def contract_query(self, name: str, method: str, args: list[Any]) -> Any:

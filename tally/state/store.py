@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +225,7 @@ class Store:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
 
-    def write_state(self, *, kv: dict[bytes, bytes | None],
+    def write_state(self, *, kv: Mapping[bytes, bytes | None],
                     trie_nodes: list[tuple[bytes, bytes | None]], meta: dict[str, bytes]) -> None:
         """Write state outside any block (genesis), atomically."""
         db = self._db

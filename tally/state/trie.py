@@ -509,7 +509,12 @@ class _Batch:
                 return leaf_hash, record
             if record is None:  # delete of an absent key; the other leaf stays
                 return self.hash(existing), existing
-        leaves = [(p, record, leaf_hash) for p, _, record, leaf_hash in items[lo:hi] if record]
+        # A record and its leaf hash are None together (a delete), so these hashes are bytes.
+        leaves: list[tuple[bytes, bytes, bytes]] = [
+            (p, record, leaf_hash)  # pyright: ignore[reportAssignmentType]
+            for p, _, record, leaf_hash in items[lo:hi]
+            if record
+        ]
         if existing is not None:
             existing_path = _nibbles(existing[1 : 1 + HASH_SIZE])
             k = bisect_left(self.paths, existing_path, lo, hi)

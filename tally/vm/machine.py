@@ -437,7 +437,7 @@ class _Runtime:
         self.ctx_view = ContextView(self)
         self.namespaces: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
         self.libraries: dict[str, dict[str, Any]] = {}
-        self.instances: OrderedDict[tuple[str, bytes], ContractInstance] = OrderedDict()
+        self.instances: OrderedDict[tuple[str, bytes | None], ContractInstance] = OrderedDict()
 
         self.builtins = dict(builtins)
         import builtins as _py_builtins

@@ -1,9 +1,10 @@
 """Example ABCI application: a persistent key=value store, like CometBFT's kvstore.
 
-It exists to exercise the ABCI layer end to end (handshake, replay, proposals, queries)
-before Tally's real application is written, and to benchmark the Python path against
-CometBFT's built-in Go kvstore.  Transactions are ``key=value`` (exactly one ``=``,
-not first or last).
+A benchmark and test tool, not part of Tally's runtime: `bench/bench_kvstore.py`
+measures the Python ABCI path with it against CometBFT's built-in Go kvstore, and
+`tests/test_abci_single_node.py` and `tests/test_abci_localnet.py` use it to exercise
+the ABCI layer end to end (handshake, replay, proposals, queries) with an app simpler
+than Tally's.  Transactions are ``key=value`` (exactly one ``=``, not first or last).
 
 Persistence: SQLite, written once per block in `commit` inside one transaction, so the
 stored (height, app hash, pairs) is always a committed block's state.  After a crash
@@ -15,8 +16,9 @@ updates in O(writes) per block, so it stays cheap at any store size.  A sum of h
 is fine for an example and for detecting divergence between honest replicas; it is not
 a commitment against an adversary (that is what Tally's state trie is for).
 
-Run as a process:  ``python -m tally.consensus.abci.kvstore --address tcp://127.0.0.1:26658
---db /path/kv.sqlite``.
+Run as a process:  ``python bench/kvstore_app.py --address tcp://127.0.0.1:26658
+--db /path/kv.sqlite``; `kvstore_argv` is that command line for one node of a
+`Localnet`.
 """
 
 from __future__ import annotations
@@ -26,12 +28,21 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from tally.consensus.abci.application import ABCI_VERSION, CODE_OK, Application, take_txs_within
-from tally.consensus.abci.proto_gen.tendermint.abci import types_pb2 as abci
-from tally.consensus.abci.wire import encode_uvarint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tally.consensus.abci.application import (  # noqa: E402
+    ABCI_VERSION,
+    CODE_OK,
+    Application,
+    take_txs_within,
+)
+from tally.consensus.abci.proto_gen.tendermint.abci import types_pb2 as abci  # noqa: E402
+from tally.consensus.abci.wire import encode_uvarint  # noqa: E402
+from tally.net.cometbft.localnet import NodeSpec  # noqa: E402
 
 CODE_BAD_FORMAT = 1
 APP_VERSION = 1
@@ -227,6 +238,18 @@ def main(argv: list[str] | None = None) -> None:
         serve(app, args.address)
     finally:
         app.close()
+
+
+def kvstore_argv(spec: NodeSpec) -> list[str]:
+    """Command line of this app for `spec` (db in its app_dir), for ``Localnet(app=...)``."""
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--address",
+        spec.proxy_app,
+        "--db",
+        str(Path(spec.app_dir) / "kv.sqlite"),
+    ]
 
 
 if __name__ == "__main__":

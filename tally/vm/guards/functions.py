@@ -1,0 +1,200 @@
+"""The sandbox's builtin functions: the type constructors and the iterating ones.
+
+`constructors` builds ``int str bytes list dict`` (as `SafeType`, with their few
+class methods) and ``isinstance``; `iteration` builds the builtins that loop over an
+iterable (``sorted sum min max any all enumerate zip``), each charged per item
+before the loop runs in C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import Forbidden, MemoryLimitExceeded
+from ..limits import Limits
+from .budget import Budget
+from .formatting import check_codec
+from .runtime import _CONTAINERS, _SIZED, SafeType, size_of
+
+
+def constructors(
+    b: Budget, limits: Limits, fmt: Callable[[Any, int, str], str]
+) -> tuple[dict[str, Any], dict[Any, type]]:
+    """The type builtins and ``isinstance`` by name, and ``type_of`` (what each
+    contract-visible type stands for; the VM adds its own)."""
+    max_bits = limits.max_int_bits
+    step, alloc, check_int = b.step, b.alloc, b.check_int
+    sized, materialize = b.sized, b.materialize
+
+    def b_str(value: Any = "", encoding: Any = None, errors: Any = None) -> str:
+        if encoding is not None or errors is not None:
+            if type(value) is not bytes:
+                raise TypeError("decoding str() takes bytes")
+            check_codec(encoding or "utf-8", errors or "strict")
+            alloc(len(value) * 4)
+            return value.decode(encoding or "utf-8", errors or "strict")
+        if type(value) is str:
+            return value
+        return fmt(value, 115, "")
+
+    def b_int(value: Any = 0, base: Any = None) -> int:
+        t = type(value)
+        if t is str or t is bytes:
+            n = len(value)
+            step((n >> 6) + ((n * n) >> 12 if n > 300 else 0))  # decimal -> int is quadratic
+        r = int(value) if base is None else int(value, base)
+        return check_int(r)
+
+    def b_bytes(value: Any = b"", encoding: Any = None, errors: Any = None) -> bytes:
+        t = type(value)
+        if encoding is not None or errors is not None:
+            if t is not str:
+                raise TypeError("encoding bytes() takes a str")
+            check_codec(encoding or "utf-8", errors or "strict")
+            alloc(len(value) * 4)
+            return value.encode(encoding or "utf-8", errors or "strict")
+        if t is int or t is bool:
+            if value > 0:
+                alloc(value)
+            return bytes(value)
+        if t is bytes:
+            return value
+        if t is str:
+            raise TypeError("bytes() of a str needs an encoding")
+        return bytes(sized(value))
+
+    def b_list(value: Any = ()) -> list[Any]:
+        if type(value) in _SIZED:
+            return list(sized(value))
+        return materialize(value)
+
+    def b_dict(value: Any = None, **kwargs: Any) -> dict[Any, Any]:
+        alloc(48 * len(kwargs))
+        if value is None:
+            return dict(**kwargs)
+        if type(value) is dict:
+            alloc(size_of(value))
+            return dict(value, **kwargs)
+        items = sized(value)
+        alloc(48 * len(items))
+        return dict(items, **kwargs)
+    type_of: dict[Any, type] = {}
+
+    def b_isinstance(value: Any, types: Any) -> bool:
+        if type(types) in (list, tuple):
+            return any(b_isinstance(value, t) for t in types)
+        pytype = type_of.get(types)
+        if pytype is None:
+            raise TypeError(
+                "isinstance() takes int, str, bytes, bool, list, dict or a list of them"
+            )
+        if pytype is int and type(value) is bool:
+            return False  # storage keeps them apart, so contracts do too
+        return isinstance(value, pytype)
+
+    def from_bytes(data: Any, byteorder: Any = "big", *, signed: Any = False) -> int:
+        data = sized(data)
+        if len(data) * 8 > max_bits:
+            raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+        return int.from_bytes(data, byteorder, signed=bool(signed))
+
+    def fromhex(text: Any) -> bytes:
+        if type(text) is str:
+            alloc(len(text) // 2)
+        return bytes.fromhex(text)
+
+    def fromkeys(iterable: Any, value: Any = None) -> dict[Any, Any]:
+        items = sized(iterable)
+        alloc(48 * len(items))
+        return dict.fromkeys(items, value)
+
+    s_int = SafeType("int", int, b_int, {"from_bytes": from_bytes})
+    s_str = SafeType("str", str, b_str, {})
+    s_bytes = SafeType("bytes", bytes, b_bytes, {"fromhex": fromhex})
+    s_list = SafeType("list", list, b_list, {})
+    s_dict = SafeType("dict", dict, b_dict, {"fromkeys": fromkeys})
+    for s in (s_int, s_str, s_bytes, s_list, s_dict):
+        type_of[s] = s.pytype
+    type_of[bool] = bool
+    type_of[range] = range
+
+    return {
+        "bytes": s_bytes, "dict": s_dict, "int": s_int, "isinstance": b_isinstance,
+        "list": s_list, "str": s_str,
+    }, type_of  # fmt: skip
+
+
+def iteration(b: Budget) -> tuple[dict[str, Any], Callable[[list[Any]], None]]:
+    """The iterating builtins by name, and ``sort_cost`` (``list.sort`` pays as
+    ``sorted`` does)."""
+    step, deep, check_int = b.step, b.deep, b.check_int
+    sized, walkable = b.sized, b.walkable
+
+    def sort_cost(items: list[Any]) -> None:
+        n = len(items)
+        if n < 2:
+            return
+        step(n)  # pays for the scan below before it runs
+        per = deep(items) if any(type(x) in _CONTAINERS for x in items) else n
+        step(per * n.bit_length())
+
+    def b_sorted(iterable: Any, *, key: Any = None, reverse: Any = False) -> list[Any]:
+        items = list(sized(iterable))
+        sort_cost(items)
+        items.sort(key=key, reverse=bool(reverse))
+        return items
+
+    def b_sum(iterable: Any, start: Any = 0) -> int:
+        if type(start) is not int:
+            raise Forbidden("sum() adds integers; use str.join or + for sequences")
+        return check_int(sum(walkable(iterable), start))
+
+    _NO_DEFAULT = object()
+
+    def min_max(fn: Callable[..., Any], args: tuple[Any, ...], key: Any, default: Any) -> Any:
+        items = walkable(args[0]) if len(args) == 1 else args
+        if any(type(x) in _CONTAINERS for x in items):
+            step(deep(list(items)))
+        if default is _NO_DEFAULT:
+            return fn(items, key=key)
+        return fn(items, key=key, default=default)
+
+    def b_min(*args: Any, key: Any = None, default: Any = _NO_DEFAULT) -> Any:
+        return min_max(min, args, key, default)
+
+    def b_max(*args: Any, key: Any = None, default: Any = _NO_DEFAULT) -> Any:
+        return min_max(max, args, key, default)
+
+    def b_any(iterable: Any) -> bool:
+        if type(iterable) in _SIZED:
+            step(len(iterable))
+            return any(iterable)
+        for item in iterable:
+            step(1)
+            if item:
+                return True
+        return False
+
+    def b_all(iterable: Any) -> bool:
+        if type(iterable) in _SIZED:
+            step(len(iterable))
+            return all(iterable)
+        for item in iterable:
+            step(1)
+            if not item:
+                return False
+        return True
+
+    def b_enumerate(iterable: Any, start: Any = 0) -> Any:
+        if type(start) is not int:
+            raise TypeError("enumerate() start must be an int")
+        return map(list, enumerate(iterable, start))
+
+    def b_zip(*iterables: Any, strict: Any = False) -> Any:
+        return map(list, zip(*iterables, strict=bool(strict)))
+
+    return {
+        "all": b_all, "any": b_any, "enumerate": b_enumerate, "max": b_max, "min": b_min,
+        "sorted": b_sorted, "sum": b_sum, "zip": b_zip,
+    }, sort_cost  # fmt: skip

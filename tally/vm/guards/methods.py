@@ -1,0 +1,228 @@
+"""Method tables of the builtin types contract code may call methods on.
+
+A table maps a method name to its guard (called with the object first), or to
+`PLAIN` where the bound method needs no charge; a name not in the table is not
+available. `text_methods` serves str, bytes and int; `container_methods` list,
+dict, tuple and range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .budget import Budget
+from .formatting import check_codec
+from .runtime import PLAIN, size_of
+
+Table = dict[str, Any]
+
+
+def text_methods(b: Budget) -> tuple[Table, Table, Table]:
+    """The str, bytes and int tables: scans charged per 64 bytes, copies and
+    splits charged to the memory budget before they run."""
+    step, alloc, sized = b.step, b.alloc, b.sized
+
+    def scan(name: str) -> Callable[..., Any]:
+        def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            step((len(obj) >> 6) + sum(len(a) >> 6 for a in args if type(a) in (str, bytes)))
+            return getattr(obj, name)(*args, **kwargs)
+
+        return method
+
+    def copy(name: str, factor: int) -> Callable[..., Any]:
+        def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            alloc(len(obj) * factor)
+            return getattr(obj, name)(*args, **kwargs)
+
+        return method
+
+    def split(name: str) -> Callable[..., Any]:
+        def method(obj: Any, sep: Any = None, maxsplit: Any = -1) -> Any:
+            step(len(obj) >> 6)
+            pieces = obj.count(sep) + 1 if type(sep) is type(obj) and sep else len(obj) // 2 + 1
+            if type(maxsplit) is int and maxsplit >= 0:
+                pieces = min(pieces, maxsplit + 1)
+            alloc(len(obj) + 64 * pieces)
+            return getattr(obj, name)(sep, maxsplit)
+
+        return method
+
+    def splitlines(obj: Any, keepends: Any = False) -> Any:
+        alloc(len(obj) + 64 * (len(obj) + 1))
+        return obj.splitlines(keepends)
+
+    def replace(obj: Any, old: Any, new: Any, count: Any = -1) -> Any:
+        if type(old) is type(obj) and type(new) is type(obj):
+            n = obj.count(old) if old else len(obj) + 1
+            step(len(obj) >> 6)
+            if type(count) is int and count >= 0:
+                n = min(n, count)
+            alloc(max(len(obj) + n * (len(new) - len(old)), 0))
+        return obj.replace(old, new, count)
+
+    def join(obj: Any, iterable: Any) -> Any:
+        items = sized(iterable)
+        step(len(items))  # the length sum below is a Python-level loop
+        total = sum(len(x) for x in items if type(x) is type(obj)) + len(obj) * max(
+            len(items) - 1, 0
+        )
+        alloc(total)
+        return obj.join(items)
+
+    def pad(name: str) -> Callable[..., Any]:
+        def method(obj: Any, width: Any, *args: Any) -> Any:
+            if type(width) is int and width > len(obj):
+                alloc(width)
+            return getattr(obj, name)(width, *args)
+
+        return method
+
+    def expandtabs(obj: Any, tabsize: Any = 8) -> Any:
+        if type(tabsize) is int and tabsize > 0:
+            alloc(len(obj) + obj.count("\t" if type(obj) is str else b"\t") * tabsize)
+        return obj.expandtabs(tabsize)
+
+    def encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+        check_codec(encoding, errors)
+        alloc(len(obj) * 4)
+        return obj.encode(encoding, errors)
+
+    def decode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> str:
+        check_codec(encoding, errors)
+        alloc(len(obj) * 4)
+        return obj.decode(encoding, errors)
+
+    def hex_(obj: Any, *args: Any) -> str:
+        alloc(len(obj) * 3)
+        return obj.hex(*args)
+
+    def to_bytes(
+        obj: Any, length: Any = 1, byteorder: Any = "big", *, signed: Any = False
+    ) -> bytes:
+        if type(length) is int and length > 0:
+            alloc(length)
+        return obj.to_bytes(length, byteorder, signed=bool(signed))
+
+    def partition(name: str) -> Callable[..., Any]:
+        def method(obj: Any, sep: Any) -> Any:
+            alloc(len(obj) + 3 * 64)
+            return getattr(obj, name)(sep)
+
+        return method
+
+    text_methods: dict[str, Any] = {}
+    for name in (
+        "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdigit",
+        "islower", "isspace", "istitle", "isupper", "rfind", "rindex", "startswith",
+    ):  # fmt: skip
+        text_methods[name] = scan(name)
+    for name in ("strip", "lstrip", "rstrip", "removeprefix", "removesuffix"):
+        text_methods[name] = copy(name, 1)
+    for name in ("lower", "upper", "capitalize", "title", "swapcase"):
+        text_methods[name] = copy(name, 3)
+    for name in ("split", "rsplit"):
+        text_methods[name] = split(name)
+    for name in ("ljust", "rjust", "center", "zfill"):
+        text_methods[name] = pad(name)
+    for name in ("partition", "rpartition"):
+        text_methods[name] = partition(name)
+    text_methods.update(splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs)
+    str_methods = dict(text_methods, encode=encode, casefold=copy("casefold", 3))
+    for name in ("isdecimal", "isidentifier", "isnumeric", "isprintable"):
+        str_methods[name] = scan(name)
+    bytes_methods = dict(text_methods, decode=decode, hex=hex_)
+    int_methods = {"bit_length": PLAIN, "bit_count": PLAIN, "to_bytes": to_bytes}
+    return str_methods, bytes_methods, int_methods
+
+
+def container_methods(
+    b: Budget, contains: Callable[[Any, Any], bool], sort_cost: Callable[[list[Any]], None]
+) -> tuple[Table, Table, Table, Table]:
+    """The list, dict, tuple and range tables; searches charge as ``in`` would, and
+    sorting as ``sorted`` does."""
+    step, alloc, sized = b.step, b.alloc, b.sized
+
+    def seq_search(name: str) -> Callable[..., Any]:
+        def method(obj: Any, value: Any, *args: Any) -> Any:
+            contains(value, obj)  # charges as `in` would
+            return getattr(obj, name)(value, *args)
+
+        return method
+
+    def list_copy(obj: list[Any]) -> list[Any]:
+        alloc(size_of(obj))
+        return obj.copy()
+
+    def list_extend(obj: list[Any], iterable: Any) -> None:
+        items = sized(iterable)
+        alloc(8 * len(items))
+        obj.extend(items)
+
+    def memmove(name: str) -> Callable[..., Any]:
+        def method(obj: list[Any], *args: Any) -> Any:
+            step(len(obj) >> 4)
+            return getattr(obj, name)(*args)
+
+        return method
+
+    def list_sort(obj: list[Any], *, key: Any = None, reverse: Any = False) -> None:
+        sort_cost(obj)
+        obj.sort(key=key, reverse=bool(reverse))
+
+    list_methods = {
+        "append": PLAIN, "clear": PLAIN, "copy": list_copy, "count": seq_search("count"),
+        "extend": list_extend, "index": seq_search("index"), "insert": memmove("insert"),
+        "pop": memmove("pop"), "remove": seq_search("remove"), "reverse": memmove("reverse"),
+        "sort": list_sort,
+    }  # fmt: skip
+
+    def dict_copy(obj: dict[Any, Any]) -> dict[Any, Any]:
+        alloc(size_of(obj))
+        return obj.copy()
+
+    def dict_keys(obj: dict[Any, Any]) -> list[Any]:
+        alloc(8 * len(obj))
+        return list(obj)
+
+    def dict_values(obj: dict[Any, Any]) -> list[Any]:
+        alloc(8 * len(obj))
+        return list(obj.values())
+
+    def dict_items(obj: dict[Any, Any]) -> list[list[Any]]:
+        alloc(72 * len(obj))
+        step(len(obj))
+        return [[k, v] for k, v in obj.items()]
+
+    def dict_popitem(obj: dict[Any, Any]) -> list[Any]:
+        return list(obj.popitem())
+
+    def dict_update(obj: dict[Any, Any], other: Any = (), **kwargs: Any) -> None:
+        items = other if type(other) is dict else sized(other)
+        alloc(48 * (len(items) + len(kwargs)))
+        obj.update(items, **kwargs)
+
+    dict_methods = {
+        "clear": PLAIN, "get": PLAIN, "pop": PLAIN, "setdefault": PLAIN, "copy": dict_copy,
+        "items": dict_items, "keys": dict_keys, "values": dict_values,
+        "popitem": dict_popitem, "update": dict_update,
+    }  # fmt: skip
+    tuple_methods = {"count": seq_search("count"), "index": seq_search("index")}
+
+    def range_count(obj: range, value: Any) -> int:
+        return obj.count(value) if type(value) is int else 0
+
+    def range_index(obj: range, value: Any, *args: Any) -> int:
+        if type(value) is not int:
+            raise ValueError("value is not in range")
+        return obj.index(value, *args)
+
+    range_methods = {
+        "start": PLAIN,
+        "stop": PLAIN,
+        "step": PLAIN,
+        "count": range_count,
+        "index": range_index,
+    }
+
+    return list_methods, dict_methods, tuple_methods, range_methods
