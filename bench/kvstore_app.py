@@ -2,7 +2,7 @@
 
 A benchmark and test tool, not part of Tally's runtime: `bench/bench_kvstore.py`
 measures the Python ABCI path with it against CometBFT's built-in Go kvstore, and
-`tests/test_abci_single_node.py` and `tests/test_abci_localnet.py` use it to exercise
+`tests/network/test_abci_single_node.py` and `tests/network/test_abci_localnet.py` use it to exercise
 the ABCI layer end to end (handshake, replay, proposals, queries) with an app simpler
 than Tally's.  Transactions are ``key=value`` (exactly one ``=``, not first or last).
 

@@ -1,6 +1,6 @@
 """A long fuzz of the native canonical-CBOR fast path against the reference decoder.
 
-tests/test_cbor_fast.py runs a few thousand cases per `make test`; this runs for as long
+tests/unit/test_cbor_fast.py runs a few thousand cases per `make test`; this runs for as long
 as you give it, after a change to native/cbor (decision 0016):
 
     .venv/bin/python scripts/fuzz_cbor_fast.py SEED SECONDS

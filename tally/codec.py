@@ -124,7 +124,7 @@ def decode_canonical_reference(data: bytes, what: str = "value") -> Any:
     """:func:`decode_canonical` by cbor2 alone: decode, re-encode canonically, compare.
 
     The definition of what the chain accepts; the native fast path only ever agrees
-    with it (tests/test_cbor_fast.py)."""
+    with it (tests/unit/test_cbor_fast.py)."""
     try:
         value = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"

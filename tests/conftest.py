@@ -1,81 +1,15 @@
-"""Shared fixtures: a fresh embedded node per test, for each crypto suite."""
+"""Shared fixtures: a fresh embedded node per test, for each crypto suite, and the same
+node served over HTTP. The helpers themselves live in tests/support/."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tally import tx as txmod
-from tally.crypto import get_suite
-from tally.genesis import Params, make_genesis
-from tally.keys import NamedKey, generate
-from tally.node import Node
-from tally.protocol.versions import LATEST_VERSION
-
-CHAIN = "test-chain"
-GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-class Chain:
-    """A running solo node with named accounts, and helpers to sign and send."""
-
-    def __init__(self, tmp: Path, suite_name: str, params: Params | None = None,
-                 protocol_version: int = LATEST_VERSION) -> None:
-        self.suite_name = suite_name
-        self.suite = get_suite(suite_name)
-        self.validator = generate("validator-0", suite_name)
-        names = ["admin", "issuer", "custodian", "regulator", "alice", "bob", "carol", "lender"]
-        self.keys: dict[str, NamedKey] = {n: generate(n, suite_name) for n in names}
-        roles = {
-            self.keys["admin"].address: ["admin"],
-            self.keys["issuer"].address: ["issuer"],
-            self.keys["custodian"].address: ["custodian"],
-            self.keys["regulator"].address: ["regulator"],
-        }
-        self.genesis = make_genesis(CHAIN, self.suite, [(self.validator.name, self.validator.key)],
-                                    roles, GENESIS_TIME, params,
-                                    protocol_version=protocol_version)
-        self.data_dir = tmp / "node"
-        clock = itertools.count(GENESIS_TIME + 1000, 1000)
-        self.node = Node(self.data_dir, self.genesis, self.validator, clock_ms=lambda: next(clock))
-        self.node.start()
-        self._nonces: dict[str, int] = {}
-
-    def addr(self, name: str) -> str:
-        return self.keys[name].address
-
-    def sign(self, name: str, kind: str, payload: dict[str, Any], *, nonce: int | None = None,
-             expiry: int | None = None, chain: str = CHAIN, tier: int = 1) -> bytes:
-        if nonce is None:
-            nonce = self._nonces.get(name, 0)
-            self._nonces[name] = nonce + 1
-        return txmod.sign(self.keys[name].key, chain=chain, nonce=nonce,
-                          expiry=expiry if expiry is not None else self.node.ledger.height + 100,
-                          kind=kind, payload=payload, tier=tier)
-
-    def send(self, name: str, kind: str, payload: dict[str, Any], **kw: Any):
-        return self.node.submit_and_wait(self.sign(name, kind, payload, **kw), timeout=30)
-
-    def ok(self, name: str, kind: str, payload: dict[str, Any]):
-        receipt = self.send(name, kind, payload)
-        assert receipt.ok, receipt
-        return receipt
-
-    def holding(self, asset: str, name: str) -> dict[str, int]:
-        return self.node.reader.holding(asset, self.addr(name))
-
-    def issue(self, asset: str = "BOND", quantity: int = 1000, to: str = "issuer",
-              asset_class: str = "security"):
-        return self.ok("issuer", "asset.issue", {"asset": asset, "class": asset_class,
-                                                 "name": f"{asset} test asset",
-                                                 "quantity": quantity, "to": self.addr(to)})
-
-    def stop(self) -> None:
-        self.node.stop()
+from tests.support.api import serve
+from tests.support.chain import Chain
 
 
 @pytest.fixture(params=["intl", "gm"])
@@ -95,3 +29,10 @@ def intl_chain(tmp_path: Path) -> Iterator[Chain]:
     c = Chain(tmp_path, "intl")
     yield c
     c.stop()
+
+
+@pytest.fixture
+def api(chain: Chain) -> Iterator[tuple[Chain, str]]:
+    """The ``chain`` fixture's node, served by the real API on a loopback port."""
+    with serve(chain.node) as url:
+        yield chain, url

@@ -11,7 +11,7 @@
   a reader and the metrics, wired together.
 
 The API, the evidence exporter, the metrics and the CLI read through the reader; none of
-them reaches into the store (``tests/test_layering.py`` keeps the layers).
+them reaches into the store (``tests/unit/test_layering.py`` keeps the layers).
 """
 
 from tally.node.engine import CometSettings, Engine

@@ -15,7 +15,7 @@
 //! something outside the subset (a float, a tag, an integer key). The caller then runs
 //! the reference path (`tally.codec`, cbor2), which decides and names the error. So the
 //! rule of the chain stays the reference's: whatever this accepts, the reference accepts
-//! with the same value, and `tests/test_cbor_fast.py` holds it to that.
+//! with the same value, and `tests/unit/test_cbor_fast.py` holds it to that.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString};

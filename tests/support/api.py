@@ -1,0 +1,38 @@
+"""Serving a node's API on a loopback port, as a real client meets it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from tally.api.app import create_app
+from tally.node import Node
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(node: Node) -> Iterator[str]:
+    """The node's API on a free loopback port (uvicorn in a thread); yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
+                                           log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
