@@ -18,7 +18,7 @@ as a signature over some other protocol's bytes. The sender's address is derived
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
@@ -51,6 +51,10 @@ class Transaction:
     raw: bytes
     id: bytes
     sender: str
+    #: The payload as its operation parsed it, set once by the executor's stateless check
+    #: (tally.exec.executor) so that execution does not parse it again. It lives and dies
+    #: with this object: nothing outlives a transaction that was refused or dropped.
+    parsed: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def id_hex(self) -> str:

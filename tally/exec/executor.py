@@ -13,7 +13,6 @@ crosses a scheduled upgrade runs entirely by the new version.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +78,6 @@ class Executor:
         self.rules: Rules = rules_for(genesis.protocol_version)
         self.params = self.rules.params_of(_EMPTY, genesis)
         self._rules_by_version: dict[int, Rules] = {self.rules.version: self.rules}
-        self._parsed: dict[bytes, dict[str, Any]] = {}
 
     def rules_of(self, version: int) -> Rules:
         if version not in self._rules_by_version:
@@ -126,11 +124,9 @@ class Executor:
         parsed = op.parse(tx.payload)
         if verify_signature:
             txmod.check_signature(tx, self.suite)
-        # Kept for execution, so an admitted transaction's payload is parsed once.
-        self._parsed[tx.id] = parsed
-        if len(self._parsed) > 500_000:  # transactions that never reached a block
-            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                self._parsed.pop(next(iter(self._parsed)))
+        # Kept on the transaction itself (its only reference), so execution need not
+        # parse it again; a refused transaction takes it with it (issue 13).
+        object.__setattr__(tx, "parsed", parsed)
 
     def check_nonce_and_expiry(self, tx: Transaction, expected_nonce: int, height: int,
                                max_expiry_window: int | None = None) -> None:
@@ -199,10 +195,13 @@ class Executor:
         state.put(nonce_key(tx.sender), expected + 1)
         ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender,
                         rules, self.vm, self.genesis)
-        parsed = self._parsed.pop(tx.id, None)
         state.begin()
         try:
-            op.apply(ctx, parsed if parsed is not None else op.parse(tx.payload))
+            # Parsed at admission under the rules then in force; a block that crossed an
+            # upgrade parses again by its own rules.
+            parsed = tx.parsed if tx.parsed is not None and rules is self.rules \
+                else op.parse(tx.payload)
+            op.apply(ctx, parsed)
         except TallyError as exc:
             state.rollback()
             return TxOutcome(tx, str(exc.code), exc.message)
