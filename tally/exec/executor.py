@@ -91,10 +91,6 @@ class Executor:
         self.rules = self.rules_of(upgrade.current_version(state, self.genesis))
         self.params = self.rules.params_of(state, self.genesis)
 
-    @property
-    def operations(self) -> dict[str, Any]:
-        return self.rules.operations
-
     # --- admission: checks that need no state -------------------------------------------
 
     def decode(self, raw: bytes) -> Transaction:
