@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tally.api.routers import chain, contracts, custody, events, proofs, transactions
 from tally.errors import Code, TallyError
@@ -45,6 +46,14 @@ def create_app(node: Node) -> FastAPI:
     @app.exception_handler(TallyError)
     async def tally_error(_: Request, exc: TallyError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=STATUS_OF.get(exc.code, 400))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """FastAPI's own answers (no such route, method not allowed) in the shape of every
+        other error: ``{code, message}``."""
+        code = Code.NOT_FOUND if exc.status_code == 404 else Code.INVALID_REQUEST
+        return JSONResponse({"code": str(code), "message": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 
 from tally.node import Node
 from tally.protocol.http import ErrorModel
@@ -20,6 +20,14 @@ def node_of(request: Request) -> Node:
 
 
 NodeDep = Annotated[Node, Depends(node_of)]
+
+#: Heights, log indexes and sizes are stored as SQLite's signed 64-bit integers: a larger
+#: one in a path or query is a malformed request (422 with a code), never a server error.
+MAX_POSITION = 2**63 - 1
+#: A block height or log index in a path.
+Position = Annotated[int, Path(ge=0, le=MAX_POSITION)]
+#: ``?after=``: the last position a client has seen (-1: from the start).
+After = Annotated[int, Query(ge=-1, le=MAX_POSITION)]
 
 _WHAT = {
     400: "refused: a malformed or invalid request, or a refused transaction",

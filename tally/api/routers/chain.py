@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
-from tally.api.routers import COMMON, NodeDep, errors, text
+from tally.api.routers import COMMON, NodeDep, Position, errors, text
 from tally.metrics import CONTENT_TYPE
 from tally.protocol.http import Block, GenesisDocument, Status
 
@@ -45,7 +45,7 @@ def latest_block(node: NodeDep) -> Any:
 
 @router.get("/v1/blocks/{height}", summary="A block: header, checkpoint and transaction ids",
             response_model=Block, response_model_exclude_unset=True, responses=errors(404))
-def block(node: NodeDep, height: int) -> Any:
+def block(node: NodeDep, height: Position) -> Any:
     return node.reader.block(height)
 
 
@@ -53,5 +53,5 @@ def block(node: NodeDep, height: int) -> Any:
             summary="The signed checkpoint (C2SP signed note) of a block",
             responses=text("the signed note, every cosignature included",
                            error_statuses=(404,)))
-def checkpoint(node: NodeDep, height: int) -> str:
+def checkpoint(node: NodeDep, height: Position) -> str:
     return node.reader.checkpoint_note(height)

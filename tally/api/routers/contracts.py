@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from tally.api.routers import COMMON, NodeDep, errors, text
+from tally.api.routers import COMMON, MAX_POSITION, NodeDep, errors, text
 from tally.node import jsonable
 from tally.protocol.http import Contract, QueryRequest, QueryResult
 
@@ -23,7 +23,7 @@ def contract(node: NodeDep, name: str) -> Any:
 @router.get("/v1/contracts/{name}/source", response_class=PlainTextResponse,
             summary="The source of a contract version (the latest by default)",
             responses=text("the contract's Python source", error_statuses=(404,)))
-def contract_source(node: NodeDep, name: str, version: int | None = Query(None, ge=1)) -> str:
+def contract_source(node: NodeDep, name: str, version: int | None = Query(None, ge=1, le=MAX_POSITION)) -> str:
     return node.reader.contract_source(name, version)
 
 

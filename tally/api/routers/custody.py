@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from tally.api.routers import COMMON, NodeDep, errors
+from tally.api.routers import COMMON, After, NodeDep, errors
 from tally.protocol.http import AccountInfo, Asset, Event, StateProof
 
 router = APIRouter(tags=["custody"], responses=COMMON)
@@ -20,7 +20,7 @@ def asset(node: NodeDep, asset: str) -> Any:
 
 @router.get("/v1/assets/{asset}/history", summary="The asset's custody history, oldest first",
             response_model=list[Event])
-def history(node: NodeDep, asset: str, after: int = -1,
+def history(node: NodeDep, asset: str, after: After = -1,
             limit: int = Query(1000, ge=1, le=10_000)) -> Any:
     return node.reader.history(asset, after, limit)
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tally.api.routers import COMMON, NodeDep, text
+from tally.api.routers import COMMON, After, NodeDep, text
 from tally.protocol.http import CommercialEvent, Event
 
 router = APIRouter(tags=["events"], responses=COMMON)
@@ -18,13 +18,13 @@ router = APIRouter(tags=["events"], responses=COMMON)
 
 @router.get("/v1/events", summary="Committed events after a log index",
             response_model=list[Event])
-def events(node: NodeDep, after: int = -1, limit: int = Query(1000, ge=1, le=10_000)) -> Any:
+def events(node: NodeDep, after: After = -1, limit: int = Query(1000, ge=1, le=10_000)) -> Any:
     return node.reader.events(after, limit)
 
 
 @router.get("/v1/commercial/events", summary="Contract events (the commercial log)",
             response_model=list[CommercialEvent])
-def commercial_events(node: NodeDep, after: int = -1,
+def commercial_events(node: NodeDep, after: After = -1,
                       limit: int = Query(1000, ge=1, le=10_000),
                       contract: str | None = None) -> Any:
     return node.reader.commercial_events(after, limit, contract)
@@ -34,7 +34,7 @@ def commercial_events(node: NodeDep, after: int = -1,
             response_class=StreamingResponse,
             responses=text("one `event:` per committed event; `data:` is an Event as JSON, "
                            "`id:` its log index", "text/event-stream"))
-async def stream(node: NodeDep, request: Request, after: int = -1) -> StreamingResponse:
+async def stream(node: NodeDep, request: Request, after: After = -1) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
 

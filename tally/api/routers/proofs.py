@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from tally.api.routers import COMMON, NodeDep, errors
+from tally.api.routers import COMMON, MAX_POSITION, NodeDep, Position, errors
 from tally.evidence.export import export_bundle, export_commercial_bundle
 from tally.protocol.http import ConsistencyProof, EvidenceBundle, InclusionProof, StateProof
 
@@ -21,20 +21,22 @@ def state_proof(node: NodeDep, key: str) -> Any:
 
 @router.get("/v1/proofs/inclusion", summary="RFC 9162 inclusion proof of a log entry",
             response_model=InclusionProof)
-def inclusion(node: NodeDep, index: int = Query(ge=0), size: int = Query(ge=1)) -> Any:
+def inclusion(node: NodeDep, index: int = Query(ge=0, le=MAX_POSITION),
+              size: int = Query(ge=1, le=MAX_POSITION)) -> Any:
     return node.reader.inclusion_proof(index, size)
 
 
 @router.get("/v1/proofs/consistency", summary="RFC 9162 consistency proof between two sizes",
             response_model=ConsistencyProof)
-def consistency(node: NodeDep, first: int = Query(ge=0), second: int = Query(ge=1)) -> Any:
+def consistency(node: NodeDep, first: int = Query(ge=0, le=MAX_POSITION),
+                second: int = Query(ge=1, le=MAX_POSITION)) -> Any:
     return node.reader.consistency_proof(first, second)
 
 
 @router.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry",
             response_model=EvidenceBundle, response_model_exclude_unset=True,
             responses=errors(404))
-def evidence(node: NodeDep, event_index: int, consistency: bool = False) -> Any:
+def evidence(node: NodeDep, event_index: Position, consistency: bool = False) -> Any:
     return export_bundle(node.reader, event_index, consistency=consistency)
 
 
@@ -42,5 +44,5 @@ def evidence(node: NodeDep, event_index: int, consistency: bool = False) -> Any:
             summary="The evidence bundle of a contract event",
             response_model=EvidenceBundle, response_model_exclude_unset=True,
             responses=errors(404))
-def commercial_evidence(node: NodeDep, index: int, consistency: bool = False) -> Any:
+def commercial_evidence(node: NodeDep, index: Position, consistency: bool = False) -> Any:
     return export_commercial_bundle(node.reader, index, consistency=consistency)
