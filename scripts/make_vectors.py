@@ -77,8 +77,10 @@ def fixed_key(suite_name: str, name: str) -> PrivateKey:
     return get_suite(suite_name).load_private_key(raw)
 
 
-def build(suite_name: str, workdir: Path) -> dict[str, Any]:
-    """The vectors of one suite, from a solo node run in ``workdir``."""
+def build(suite_name: str, workdir: Path, protocol_version: int | None = None
+          ) -> dict[str, Any]:
+    """The vectors of one suite, from a solo node run in ``workdir`` (at the latest
+    protocol version unless another is named)."""
     suite = get_suite(suite_name)
     names = ("validator-0", "issuer", "alice")
     keys = {name: fixed_key(suite_name, name) for name in names}
@@ -86,7 +88,9 @@ def build(suite_name: str, workdir: Path) -> dict[str, Any]:
     issuer = suite.address(keys["issuer"].public_key)
     alice = suite.address(keys["alice"].public_key)
     genesis = make_genesis(CHAIN, suite, [(validator.name, validator.key)],
-                           {issuer: ["issuer"]}, GENESIS_TIME)
+                           {issuer: ["issuer"]}, GENESIS_TIME,
+                           **({} if protocol_version is None
+                              else {"protocol_version": protocol_version}))
 
     payload = {"asset": ASSET, "class": "security", "name": "Golden vector bond",
                "quantity": ISSUED, "to": alice}
