@@ -80,12 +80,26 @@ def port_is_free(port: int, host: str = LOCALHOST) -> bool:
     return True
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux's ``ip_local_port_range``;
+    the IANA range 49152-65535 elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port_block(count: int, *, low: int = 20000, high: int = 40000, step: int = 10) -> int:
     """A base port B with B..B+count-1 all free on 127.0.0.1 (for tests and localnets).
 
     Randomised so concurrent test runs rarely pick the same block; still check-then-use,
-    so a caller that loses the race sees a bind error, not silent sharing.
+    so a caller that loses the race sees a bind error, not silent sharing. The block stays
+    below the kernel's ephemeral range: a port there that is free now may become the
+    source port of any outgoing connection (a client's, CometBFT's own dials) before the
+    node binds it, which made network tests fail with "address already in use".
     """
+    high = min(high, ephemeral_port_range()[0])
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(low, high - count, step)
