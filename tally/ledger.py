@@ -15,7 +15,6 @@ FinalizeBlock and ``commit`` in Commit.
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import cbor2
 
 from tally import codec
+from tally.bounded import BoundedCache
 from tally.crypto import PrivateKey
 from tally.exec.context import Event
 from tally.exec.executor import Executor, TxOutcome, genesis_writes
@@ -37,7 +37,10 @@ from tally.state.store import BlockRow, BlockWrite, Store
 from tally.state.trie import StateTrie
 from tally.tx import Transaction
 
+#: Decoded state values the ledger keeps (LRU by insertion), and the bytes they may hold:
+#: an entry is charged three times its encoded size (a decoded value is larger).
 CACHE_ENTRIES = 500_000
+CACHE_BYTES = 256 * 1024 * 1024
 
 
 def log_origin(chain_id: str) -> str:
@@ -137,6 +140,13 @@ class CommittedBlock:
 LEAF_TABLES = {"log_nodes": "events", "log2_nodes": "events2"}
 
 
+_ABSENT: Any = object()
+
+
+def _entry_size(key: bytes, raw: bytes | None) -> int:
+    return 3 * (len(key) + (len(raw) if raw is not None else 0)) + 128
+
+
 class _LogNodes:
     """A log's node store: reads from SQLite, writes held until the block is written.
 
@@ -186,7 +196,7 @@ class Ledger:
         self.executor = Executor(genesis)
         self.origin = log_origin(genesis.chain_id)
         self._signers = [NoteSigner(signer_name, signer)] if signer and signer_name else []
-        self._cache: OrderedDict[bytes, Any] = OrderedDict()
+        self._cache: BoundedCache[bytes, Any] = BoundedCache(CACHE_ENTRIES, CACHE_BYTES)
         self._log_nodes = _LogNodes(store, genesis.suite.hash)
         stored = store.meta("genesis_hash")
         if stored is None:
@@ -224,13 +234,12 @@ class Ledger:
 
     def read(self, key: bytes) -> Any | None:
         cache = self._cache
-        if key in cache:
-            return cache[key]
+        value = cache.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return value
         raw = self.store.get(key)
         value = None if raw is None else codec.decode(raw)
-        cache[key] = value
-        if len(cache) > CACHE_ENTRIES:
-            cache.popitem(last=False)
+        cache.put(key, value, _entry_size(key, raw))
         return value
 
     @property
@@ -374,9 +383,9 @@ class Ledger:
         self.height = block.height
         self.last_hash = block.hash
         self.last_time_ms = block.time_ms
-        cache = self._cache
+        cache, changes = self._cache, block.changes
         for key, value in block.decoded.items():
-            cache[key] = value
+            cache.put(key, value, _entry_size(key, changes.get(key)))
         self.executor.sync(self.read)
         return CommittedBlock(block.height, block.hash, block.header, note, block.outcomes,
                               block.first_event)
