@@ -407,21 +407,22 @@ def evidence_verify(
         help="the chain's genesis hash, obtained out of band (strongly recommended)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
 ) -> None:
-    """Verify a bundle offline. Exit 0 if valid; 1 with the reason if not; 2 if unreadable."""
+    """Verify a bundle offline. Exit 0 if valid; 1 with the reason if it does not prove
+    what it claims; 2 if it is unreadable or malformed (reason ``format``)."""
     from tally.evidence.verify import EvidenceError, verify_bundle
 
     try:
-        text = bundle.read_text()
+        data = bundle.read_bytes()
     except OSError as exc:
         fail(f"cannot read {bundle}: {exc}", 2)
     try:
-        verdict = verify_bundle(text, genesis_hash=genesis_hash)
+        verdict = verify_bundle(data, genesis_hash=genesis_hash)
     except EvidenceError as exc:
         if as_json:
             print(json.dumps({"valid": False, "reason": exc.reason, "message": exc.message}))
         else:
             err.print(f"[red]INVALID[/] ({exc.reason}): {exc.message}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if exc.reason == "format" else 1) from None
     if as_json:
         print(json.dumps({"valid": True, "facts": verdict.facts, "event": verdict.event,
                           "signers": verdict.signers, "genesis_pinned": verdict.genesis_pinned}))

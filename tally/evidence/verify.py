@@ -23,6 +23,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,14 +72,73 @@ class Verdict:
     genesis_pinned: bool = False
 
 
+#: The deepest nesting of arrays and objects a bundle has is 4 (a validator update's
+#: inclusion proof); anything deeper is refused before it is parsed.
+MAX_DEPTH = 8
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def parse_bundle(data: str | bytes) -> dict[str, Any]:
+    """A bundle's JSON, in the one form the spec accepts (docs/evidence.md, "Parsing").
+
+    Bytes must be UTF-8 without a byte-order mark; duplicate object keys, numbers that
+    are not integers (``58.0``, ``1e3``, ``NaN``), nesting deeper than ``MAX_DEPTH`` and
+    integers of more than 4,300 digits are refused, each with reason ``format``. JSON's
+    whitespace and the order of keys are not part of a bundle's meaning."""
+    if isinstance(data, bytes):
+        if data[:3] == b"\xef\xbb\xbf" or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise EvidenceError("format", "the bundle starts with a byte-order mark")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EvidenceError("format", "the bundle is not UTF-8") from None
+    if data[:1] == "\ufeff":
+        raise EvidenceError("format", "the bundle starts with a byte-order mark")
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", data)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise EvidenceError("format", f"the bundle nests deeper than {MAX_DEPTH} levels")
+    try:
+        value = json.loads(data, object_pairs_hook=_object, parse_float=_no_float,
+                           parse_constant=_no_float)
+    except EvidenceError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise EvidenceError("format", "the bundle is not a JSON object")
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise EvidenceError("format", f"the key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_float(text: str) -> Any:
+    raise EvidenceError("format", f"{text} is not an integer: a bundle's numbers are integers")
+
+
+def _int(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise EvidenceError("format", f"{what} must be a whole number")
+    return value
+
+
 def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None
                   ) -> Verdict:
-    """Check a bundle completely. Returns a :class:`Verdict` or raises EvidenceError."""
+    """Check a bundle completely. Returns a :class:`Verdict` or raises EvidenceError.
+
+    Text and bytes are parsed strictly (:func:`parse_bundle`); a dict is held to the same
+    types (integers are ``int``, never ``float`` or ``bool``)."""
     if isinstance(bundle, (str, bytes)):
-        try:
-            bundle = json.loads(bundle)
-        except ValueError as exc:
-            raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
+        bundle = parse_bundle(bundle)
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise EvidenceError("format", f"not a {FORMAT} bundle")
     # Every field is accounted for: a bundle carries nothing the verifier did not check.
@@ -123,10 +183,10 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     tree = _commercial_tree(checkpoint) if commercial else (checkpoint.size, checkpoint.root)
     event = bundle["event"]
     _exact_fields(event, {"index", "leaf", "details"}, "event")
-    index, leaf = event["index"], _b64(event["leaf"], "event leaf")
+    index, leaf = _int(event["index"], "event index"), _b64(event["leaf"], "event leaf")
     inclusion = bundle["inclusion"]
     _exact_fields(inclusion, {"tree_size", "proof"}, "inclusion")
-    if inclusion["tree_size"] != tree[0]:
+    if _int(inclusion["tree_size"], "inclusion tree_size") != tree[0]:
         raise EvidenceError("inclusion", "the proof is for another tree size than the checkpoint")
     proof = [_b64(h, "proof hash") for h in inclusion["proof"]]
     try:
@@ -153,7 +213,7 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     elif event["details"] is not None:
         raise EvidenceError("details", "the bundle carries details the leaf does not name")
     signer_address = None
-    if bundle.get("transaction") is not None:
+    if bundle["transaction"] is not None:
         signer_address = _check_transaction(_b64(bundle["transaction"], "transaction"),
                                             fields["tx"], chain_id, suite)
 
@@ -170,6 +230,9 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
             f"size {checkpoint.size} signed by {', '.join(signers)}."
         )
 
+    if signer_address is None:
+        facts.append(f"The bundle does not carry transaction {fields['tx'].hex()}, so it "
+                     "does not show who requested the event.")
     if history.updates:
         facts.append(f"The validator set changed {len(history.updates)} time(s) since genesis; "
                      "each change was checked against the set before it.")
@@ -306,7 +369,7 @@ def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain
         parsed.append((index, leaf, item))
     for index, leaf, item in parsed:
         checkpoint, _ = history.check(item["checkpoint"])
-        if item["inclusion"]["tree_size"] != checkpoint.size:
+        if _int(item["inclusion"]["tree_size"], "update tree_size") != checkpoint.size:
             raise EvidenceError("validators", "update proof and checkpoint sizes differ")
         try:
             verify_inclusion(suite.hash, index, checkpoint.size, leaf_hash(suite.hash, leaf),
