@@ -32,7 +32,8 @@ from tally.genesis import Genesis
 from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
 from tally.log.merkle import empty_root, leaf_hash, node_hash
 from tally.log.tree import MerkleLog
-from tally.protocol.header import BlockHeader
+from tally.protocol.header import BlockHeader, receipt_leaf
+from tally.protocol.versions import BOUND_TO_GENESIS
 from tally.state.store import BlockRow, BlockWrite, Store
 from tally.state.trie import StateTrie
 from tally.tx import Transaction
@@ -141,6 +142,26 @@ LEAF_TABLES = {"log_nodes": "events", "log2_nodes": "events2"}
 
 
 _ABSENT: Any = object()
+
+
+def receipt_rows(outcomes: list[TxOutcome], first_event: int
+                 ) -> list[tuple[bytes, str, str, int | None, int, bytes | None]]:
+    """Each transaction's receipt as the ``txs`` table stores it: (id, code, message,
+    first event index or None, event count, result as canonical CBOR or None)."""
+    rows = []
+    event_index = first_event
+    for outcome in outcomes:
+        n = len(outcome.events)
+        rows.append((outcome.tx.id, str(outcome.code), outcome.message,
+                     event_index if n else None, n,
+                     None if outcome.result is None else codec.encode_trusted(outcome.result)))
+        event_index += n
+    return rows
+
+
+def receipt_leaves(outcomes: list[TxOutcome], first_event: int) -> list[bytes]:
+    """The leaves of a version-3 header's ``receipts`` root."""
+    return [receipt_leaf(*row) for row in receipt_rows(outcomes, first_event)]
 
 
 def _entry_size(key: bytes, raw: bytes | None) -> int:
@@ -285,6 +306,8 @@ class Ledger:
         changes = state.changes()
         self.trie.update(changes)
         state_root = self.trie.root()
+        bound = executed.version >= BOUND_TO_GENESIS
+        receipts = merkle_root(hash_fn, receipt_leaves(outcomes, first_event)) if bound else None
         header = BlockHeader(
             chain=self.genesis.chain_id,
             height=height,
@@ -298,6 +321,7 @@ class Ledger:
             commercial_size=self.log2.size,
             commercial_root=self.log2.root(),
             version=executed.version,
+            receipts=receipts,
         )
         block_hash = header.hash(hash_fn)
         validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
@@ -313,6 +337,7 @@ class Ledger:
                 f"validators {base64.b64encode(validators_hash).decode()}",
                 f"commercial {self.log2.size} "
                 f"{base64.b64encode(header.commercial_root).decode()}",
+                *((f"genesis {base64.b64encode(self.genesis.hash).decode()}",) if bound else ()),
             ),
         )
         updates = [ev.details for o in outcomes if o.ok for ev in o.events
@@ -345,16 +370,13 @@ class Ledger:
         SQLite transaction."""
         note = sign_note(block.checkpoint.body(), self._signers) if self._signers else \
             block.checkpoint.body()
-        tx_rows, event_rows = [], []
-        event_index = block.first_event
         height = block.height
-        for position, outcome in enumerate(block.outcomes):
-            n = len(outcome.events)
-            tx_rows.append((outcome.tx.id, height, position, outcome.tx.raw, outcome.code,
-                            outcome.message, event_index if n else None, n,
-                            None if outcome.result is None
-                            else codec.encode_trusted(outcome.result)))
-            event_index += n
+        tx_rows = [(tx_id, height, position, outcome.tx.raw, code, message, first, n, result)
+                   for position, (outcome, (tx_id, code, message, first, n, result))
+                   in enumerate(zip(block.outcomes, receipt_rows(block.outcomes,
+                                                                 block.first_event),
+                                    strict=True))]
+        event_rows = []
         first = block.first_event
         for offset, leaf in enumerate(block.leaves):
             event_rows.append((first + offset, height, block.event_txs[offset],

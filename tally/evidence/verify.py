@@ -46,6 +46,9 @@ FORMAT = "tally-evidence/v1"
 #: Must equal tally.tx.SIGNING_DOMAIN (a test checks it); copied, not imported, to keep
 #: this verifier's dependencies to the log and crypto code.
 TX_SIGNING_DOMAIN = b"tally/tx/v1\x00"
+#: Must equal tally.protocol.versions.BOUND_TO_GENESIS (a test checks it), copied for the
+#: same reason: from this protocol version on, every checkpoint names its genesis.
+BOUND_TO_GENESIS = 3
 BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_hash", "event",
                            "inclusion", "checkpoint", "transaction", "validator_updates"})
 #: CometBFT applies a validator update made in block h from block h + 2 on: the set that
@@ -172,7 +175,8 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
 
     # 2. The validator sets from genesis on, each change proven by the sets before it;
     #    then the event's checkpoint, signed by a quorum of the set of its height.
-    history = validator_history(bundle["validator_updates"], genesis, suite, chain_id)
+    history = validator_history(bundle["validator_updates"], genesis, suite, chain_id,
+                                bytes.fromhex(actual_hash))
     checkpoint, signers = history.check(bundle["checkpoint"])
 
     # 3. The event is in its log at that checkpoint: the custody log itself, or the
@@ -230,6 +234,10 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
             f"size {checkpoint.size} signed by {', '.join(signers)}."
         )
 
+    if history.unbound:
+        facts.append("The checkpoint does not name its genesis (protocol version 1 or 2): it "
+                     "proves the event on a chain of this genesis's validators, not that no "
+                     "copy of the chain reusing a validator's key made it.")
     if signer_address is None:
         facts.append(f"The bundle does not carry transaction {fields['tx'].hex()}, so it "
                      "does not show who requested the event.")
@@ -289,11 +297,18 @@ class ValidatorHistory:
     block, and consistent with every update up to it (none may be left out).
     """
 
-    def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str) -> None:
+    def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str,
+                 genesis_hash: bytes | None = None, bound: bool = False) -> None:
         self.genesis_docs = sorted(genesis_docs, key=lambda v: v["name"])
         self.suite = suite
         self.origin = f"tally/{chain_id}/custody"
         self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
+        #: The genesis every checkpoint must name, and whether it must name it (a chain
+        #: born at protocol version 3 or later) or may not (an older chain's checkpoints).
+        self.genesis_hash = genesis_hash
+        self.bound = bound
+        #: Set when a checkpoint was accepted without naming its genesis.
+        self.unbound = False
 
     def set_after(self, height: int) -> list[dict[str, Any]]:
         docs = {v["name"]: v for v in self.genesis_docs}
@@ -318,11 +333,35 @@ class ValidatorHistory:
         if result.checkpoint.origin != self.origin:
             raise EvidenceError("checkpoint", f"origin {result.checkpoint.origin!r} is not "
                                               f"{self.origin!r}")
+        self.check_genesis(result.checkpoint)
         expected = self.suite.hash(cbor2.dumps(self.set_after(height), canonical=True))
         if _extension_bytes(result.checkpoint, "validators") != expected:
             raise EvidenceError("validators", f"the validator set at height {height} differs "
                                               "from the one the bundle's updates give")
         return result.checkpoint, result.signers
+
+
+    def check_genesis(self, checkpoint: Any) -> None:
+        """A checkpoint names the genesis of its chain (protocol version 3 on), so that
+        a copy of the chain (same chain id, a validator key reused) cannot pass its
+        checkpoints off as this chain's."""
+        named = any(e.startswith("genesis ") for e in checkpoint.extensions)
+        if not named and not self.bound:
+            self.unbound = True
+            return
+        if not named:
+            raise EvidenceError("genesis", "the checkpoint does not name its genesis, which "
+                                           "every checkpoint of this chain does")
+        if self.genesis_hash is None or \
+                _extension_bytes(checkpoint, "genesis") != self.genesis_hash:
+            raise EvidenceError("genesis", "the checkpoint was made on a chain with another "
+                                           "genesis")
+
+
+def binds_genesis(genesis: dict[str, Any]) -> bool:
+    """Whether every checkpoint of a chain with this genesis document names its genesis."""
+    version = genesis.get("protocol_version", 1)
+    return type(version) is int and version >= BOUND_TO_GENESIS
 
 
 def apply_validator_update(docs: dict[str, dict[str, Any]], details: dict[str, Any]) -> None:
@@ -341,9 +380,10 @@ def genesis_validator_docs(genesis: dict[str, Any]) -> list[dict[str, Any]]:
             for v in genesis["validators"]]
 
 
-def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str
-                       ) -> ValidatorHistory:
-    history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id)
+def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str,
+                      genesis_hash: bytes) -> ValidatorHistory:
+    history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id,
+                               genesis_hash, binds_genesis(genesis))
     if not isinstance(updates, list):
         raise EvidenceError("format", "validator_updates must be a list")
     # First learn every update, then check each one's proof: a checkpoint's signing set
@@ -487,6 +527,16 @@ def find_misbehaviour(genesis_bytes: bytes, note_a: str, note_b: str) -> Misbeha
     Returns that proof, naming the signers, or None when the notes do not conflict."""
     genesis = _cbor(genesis_bytes, "genesis")
     suite = _suite(genesis.get("suite"))
+    # Two notes of two chains do not conflict: a note made on a copy of the chain (same
+    # chain id, a reused key) must not make an honest validator look like an equivocator.
+    history = ValidatorHistory([], suite, genesis.get("chain_id", ""), suite.hash(genesis_bytes),
+                               binds_genesis(genesis))
+    for note in (note_a, note_b):
+        try:
+            history.check_genesis(parse_checkpoint(note.split("\n\n", 1)[0] + "\n",
+                                                    suite.hash_size))
+        except (NoteError, ValueError) as exc:
+            raise EvidenceError("checkpoint", str(exc)) from None
     verifiers: list[Any] = []
     for v in genesis_validator_docs(genesis):
         key = bytes.fromhex(v["public_key"])

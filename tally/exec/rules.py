@@ -110,7 +110,14 @@ def _v2() -> Rules:
                                       upgrade.MODULE_V2)), upgrade.state_params)
 
 
-_BUILDERS: dict[int, Callable[[], Rules]] = {1: _v1, 2: _v2}
+def _v3() -> Rules:
+    """Version 2's modules; what version 3 changes is in the block's commitments (the
+    ledger writes a receipts root and a genesis line when ``version >= BOUND_TO_GENESIS``)."""
+    return Rules(3, _with_governance((roles.MODULE, custody.MODULE, contracts.MODULE,
+                                      upgrade.MODULE_V2)), upgrade.state_params)
+
+
+_BUILDERS: dict[int, Callable[[], Rules]] = {1: _v1, 2: _v2, 3: _v3}
 assert tuple(_BUILDERS) == KNOWN_VERSIONS, "every known version needs its rules"
 
 

@@ -35,6 +35,7 @@ from tally.errors import Code, NotFound, TallyError
 from tally.evidence.verify import (
     EvidenceError,
     ValidatorHistory,
+    binds_genesis,
     genesis_validator_docs,
     jsonable,
 )
@@ -435,8 +436,10 @@ class ValidatorProofs:
         self.latest = latest
         self.log: MerkleLog = reader.log_view(latest.log_size)
         self.update_rows = reader.validator_update_rows(latest.height)
-        self.history = ValidatorHistory(genesis_validator_docs(reader.genesis.to_doc()),
-                                        reader.suite, reader.genesis.chain_id)
+        genesis = reader.genesis
+        self.history = ValidatorHistory(genesis_validator_docs(genesis.to_doc()), reader.suite,
+                                        genesis.chain_id, genesis.hash,
+                                        binds_genesis(genesis.to_doc()))
         self.history.updates = [(row.height, codec.decode(row.details))
                                 for row in self.update_rows]
 
