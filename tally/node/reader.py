@@ -264,6 +264,12 @@ class ChainReader:
         """The cosignature lines stored for block ``height``'s checkpoint, by signer."""
         return self._store.cosignatures(height)
 
+    def witnessed_note(self, height: int, note: str) -> str:
+        """``note`` (block ``height``'s checkpoint) with the witnesses' cosignatures this
+        node collected for it (tally.witness); verifiers ignore them unless asked."""
+        lines = list(self._store.witness_cosignatures(height).values())
+        return with_cosignatures(note, lines) if lines else note
+
     def checkpoint_note(self, height: int) -> str:
         """The signed checkpoint of block ``height``, with every cosignature collected
         (one line per signer, in name order)."""

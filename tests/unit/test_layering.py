@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("node", ("tally.node",)),
     ("API", ("tally.api",)),
     ("clients and tools", ("tally.sdk", "tally.cli", "tally.demo", "tally.home", "tally.net",
-                           "tally.apps", "tally.__main__")),
+                           "tally.apps", "tally.witness", "tally.__main__")),
 ]
 
 #: What the standalone evidence verifier may import (besides its own package's __init__).
