@@ -133,8 +133,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     if witness:
         from tally.node.witnessing import WitnessFeeder
 
-        feeder = WitnessFeeder(node.reader, node.store, witness).start()
-        node.add_listener(feeder.on_commit)
+        feeder = WitnessFeeder.attach(node, witness)
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
                   f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
     server = uvicorn.Server(uvicorn.Config(create_app(node), host=host, port=port,

@@ -15,12 +15,16 @@ import base64
 import logging
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tally.ledger import CommittedBlock
 from tally.node.reader import ChainReader
 from tally.state.store import Store
+
+if TYPE_CHECKING:
+    from tally.node.node import Node
 
 log = logging.getLogger("tally.witnessing")
 
@@ -40,6 +44,13 @@ class WitnessFeeder:
         self._thread = threading.Thread(target=self._run, name="tally-witnessing", daemon=True)
         #: Heights whose checkpoint every witness has cosigned (for tests and metrics).
         self.fed: set[int] = set()
+
+    @classmethod
+    def attach(cls, node: Node, urls: Sequence[str]) -> WitnessFeeder:
+        """A started feeder that wakes on each of ``node``'s commits."""
+        feeder = cls(node.reader, node.store, urls).start()
+        node.add_listener(feeder.on_commit)
+        return feeder
 
     def start(self) -> WitnessFeeder:
         self._thread.start()
