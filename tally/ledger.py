@@ -89,18 +89,22 @@ def encode_contract_leaf(ev: Any, *, height: int, tx_id: bytes, index: int, time
 
 
 def merkle_root(hash_fn: Any, leaves: list[bytes]) -> bytes:
-    """RFC 9162 root of a small list (a block's transaction ids)."""
+    """RFC 9162 root (MTH, §2.1.1) of a list (a block's transaction ids or receipts).
+
+    Computed level by level, pairing neighbours and carrying an odd last node up
+    unchanged: for RFC 9162's left-balanced tree that is the same root as splitting at
+    the largest power of two below n (tests/unit/test_ledger_merkle_root.py checks it
+    against the naive recursive definition), without copying sublists at every level."""
     if not leaves:
         return empty_root(hash_fn)
     level = [leaf_hash(hash_fn, leaf) for leaf in leaves]
-    return _fold(hash_fn, level)
-
-
-def _fold(hash_fn: Any, nodes: list[bytes]) -> bytes:
-    if len(nodes) == 1:
-        return nodes[0]
-    split = 1 << ((len(nodes) - 1).bit_length() - 1)
-    return node_hash(hash_fn, _fold(hash_fn, nodes[:split]), _fold(hash_fn, nodes[split:]))
+    while len(level) > 1:
+        paired = [node_hash(hash_fn, level[i], level[i + 1])
+                  for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 @dataclass(slots=True)
