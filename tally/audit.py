@@ -257,10 +257,11 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
             report.problems.append(f"{what} exist beyond the last block's log")
     for table, log in (("log_nodes", custody), ("log2_nodes", commercial)):
         differing = log.differing_nodes(db, table)
-        for level, idx in differing[:10]:
-            if level == 1 and table == "log_nodes":  # a pair of leaves, named
-                report.problems.append(f"events {2 * idx}-{2 * idx + 1}: leaf bytes differ "
-                                       "from the logged hashes")
+        # A pair of events whose hashes no longer make the node stored for them is named
+        # first: it says where to look.
+        report.problems[:0] = [
+            f"events {2 * idx}-{2 * idx + 1}: leaf bytes differ from the logged hashes"
+            for level, idx in differing[:10] if level == 1 and table == "log_nodes"]
         if differing:
             level, idx = differing[0]
             report.problems.append(f"{table}: {len(differing)} stored node(s) differ from the "

@@ -335,11 +335,13 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
         assert pair in out, out
         served_audit = audit_copy(c.db(1), c.genesis(), work / "audit1")
         # The altered leaf, then every block from its own on: the log root recomputed
-        # from the stored events no longer matches any later header.
+        # from the stored events no longer matches any later header; and the stored
+        # interior nodes above it differ from the recomputed ones.
         assert served_audit.problems[0] == pair
         assert served_audit.problems[1:] and all(
             re.fullmatch(r"block \d+: log root recomputed from events differs", p)
-            for p in served_audit.problems[1:]), served_audit.problems
+            or p.startswith("log_nodes: ") for p in served_audit.problems[1:]
+        ), served_audit.problems
         c.net.start([1])
         wait_tally_heights([c.api_urls[1]], comet_height(c.rpc_urls[0]) or 0, 60)
         load.set_targets([0, 1, 2, 3])
@@ -366,9 +368,14 @@ def test_damaged_nodes_are_refused_or_detected(tmp_path: Path) -> None:
             value["q"] += 500
             con.execute("UPDATE kv SET value=? WHERE key=?", (codec.encode(value), key))
         state_audit = audit_copy(c.db(2), c.genesis(), work / "audit2")
-        assert state_audit.problems == [
+        # The root no longer recomputes, and the stored trie nodes on the value's path
+        # are not those of the recomputed trie.
+        assert state_audit.problems[0] == (
             "state: the root recomputed from stored values differs from the latest block's "
-            "state root"], state_audit.problems
+            "state root"), state_audit.problems
+        assert len(state_audit.problems) == 2 and re.fullmatch(
+            r"state: \d+ stored trie node\(s\) differ from the trie recomputed from stored "
+            r"values", state_audit.problems[1]), state_audit.problems
         c.net.start([2])
         wait_tally_heights([c.api_urls[2]], comet_height(c.rpc_urls[0]) or 0, 60)
         with TallyClient(c.api_urls[2]) as client:
