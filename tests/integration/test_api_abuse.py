@@ -1,0 +1,252 @@
+"""The API abuse suite (issue 13): what a hostile client sends, against a real server
+built as ``tally node run`` builds it (tally.api.server), and what it must get back.
+
+Each test states the limit it checks (tally/api/limits.py, docs/api.md "Limits") and
+would fail without it: a body read whole before the 413, a half-open connection held
+for ever, a connection cap that does not count, an untyped parser error.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tally.api.limits import ApiLimits
+from tests.support.api import serve
+from tests.support.chain import Chain
+
+MiB = 1024 * 1024
+
+
+@contextmanager
+def served(chain: Chain, **limits: float) -> Iterator[tuple[str, tuple[str, int]]]:
+    """The chain's node served with these limits; yields its URL and (host, port)."""
+    with serve(chain.node, ApiLimits(**limits)) as url:  # type: ignore[arg-type]
+        parts = urlsplit(url)
+        assert parts.hostname and parts.port
+        yield url, (parts.hostname, parts.port)
+
+
+def connect(address: tuple[str, int], timeout: float = 10) -> socket.socket:
+    return socket.create_connection(address, timeout=timeout)
+
+
+def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, dict, bool]:
+    """Status, JSON body and whether the server closed the connection after it."""
+    sock.settimeout(timeout)
+    data = b""
+    closed = False
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            closed = True
+            break
+        except TimeoutError:
+            break
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), None)
+            if length is not None and len(body) >= length:
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if head else 0
+    if not closed:
+        sock.settimeout(2)
+        try:
+            closed = sock.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+        except TimeoutError:
+            closed = False
+    return status, (json.loads(body) if body else {}), closed
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(intl_chain: Chain) -> None:
+    """200 MiB sent in chunks (no Content-Length) to /v1/txs: the server answers 413 after
+    its limit (about 130 KiB) and stops reading; it never takes in the 200 MiB."""
+    with served(intl_chain) as (_, address):
+        sock = connect(address)
+        sock.sendall(b"POST /v1/txs HTTP/1.1\r\nHost: node\r\nContent-Type: application/json"
+                     b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        answers: list[tuple[int, dict, bool]] = []
+        reader = threading.Thread(target=lambda: answers.append(read_response(sock, 30)))
+        reader.start()
+        chunk = b"%x\r\n" % MiB + b"[" * MiB + b"\r\n"
+        sent = 0
+        try:
+            while sent < 200 * MiB:
+                sock.sendall(chunk)
+                sent += MiB
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        reader.join(30)
+        sock.close()
+    assert sent < 32 * MiB, f"the server read {sent // MiB} MiB of a refused body"
+    if answers and answers[0][0]:  # the answer may be lost to the reset; its absence
+        status, body, _ = answers[0]  # is not the failure this test looks for
+        assert status == 413 and body["code"] == "TX_OVERSIZE", answers
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(
+        intl_chain: Chain) -> None:
+    with served(intl_chain) as (_, address), connect(address) as sock:
+        sock.sendall(b"POST /v1/contracts/x/query HTTP/1.1\r\nHost: node\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 500000000\r\n\r\n")
+        status, body, closed = read_response(sock)
+    assert status == 413 and body["code"] == "TX_OVERSIZE" and closed
+
+
+def test_a_trickled_body_times_out(intl_chain: Chain) -> None:
+    """A body that does not arrive within body_timeout_s: 408 in the error shape, and the
+    connection is closed (before, it held a worker for as long as the client liked)."""
+    with served(intl_chain, body_timeout_s=1) as (_, address), connect(address) as sock:
+        sock.sendall(b"POST /v1/contracts/x/query HTTP/1.1\r\nHost: node\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"meth")
+        started = time.monotonic()
+        status, body, closed = read_response(sock)
+        waited = time.monotonic() - started
+    assert status == 408 and body["code"] == "INVALID_REQUEST" and closed
+    assert waited < 5
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+def test_a_half_open_request_head_is_closed_after_the_header_timeout(
+        intl_chain: Chain) -> None:
+    """Slowloris: a head trickled a header at a time, and a connection that sends nothing,
+    are both closed after header_timeout_s."""
+    with served(intl_chain, header_timeout_s=1) as (_, address):
+        silent = connect(address)
+        slow = connect(address)
+        slow.sendall(b"GET /v1/status HTTP/1.1\r\nHost: node\r\n")
+        started = time.monotonic()
+        for i in range(6):
+            try:
+                slow.sendall(b"X-Slow-%d: still here\r\n" % i)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.3)
+        status, body, closed = read_response(slow)
+        assert status == 408 and body["code"] == "INVALID_REQUEST" and closed
+        assert time.monotonic() - started < 4
+        status, _, closed = read_response(silent)
+        assert status == 408 and closed
+        silent.close()
+        slow.close()
+
+
+def test_a_keep_alive_connection_is_timed_out_between_requests_not_during_one(
+        intl_chain: Chain) -> None:
+    """The head deadline restarts after each response, and a request in progress (here a
+    long-poll stream) is not cut by it."""
+    with served(intl_chain, header_timeout_s=3, keep_alive_s=30) as (url, address):
+        with connect(address) as sock:
+            for _ in range(2):  # each answer then 2 s of waiting for a close: within 3 s
+                sock.sendall(b"GET /v1/status HTTP/1.1\r\nHost: node\r\n\r\n")
+                status, _, closed = read_response(sock, 5)
+                assert status == 200 and not closed
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 408")
+        with httpx.stream("GET", f"{url}/v1/events/stream", timeout=10) as stream:
+            time.sleep(3.5)
+            assert stream.status_code == 200
+            intl_chain.issue("BOND", quantity=10)
+            lines = stream.iter_lines()
+            assert any(line.startswith("event:") for line in (next(lines) for _ in range(3)))
+
+
+def test_a_request_head_over_the_limit_is_refused(intl_chain: Chain) -> None:
+    with served(intl_chain, max_head_bytes=16 * 1024) as (_, address), \
+            connect(address) as sock:
+        sock.sendall(b"GET /v1/status HTTP/1.1\r\nHost: node\r\n")
+        try:
+            for i in range(64):
+                sock.sendall(b"X-Big-%d: %s\r\n" % (i, b"a" * 1000))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, body, closed = read_response(sock)
+    assert status == 431 and body["code"] == "INVALID_REQUEST" and closed
+
+
+def test_connections_per_client_are_capped(intl_chain: Chain) -> None:
+    """The sixth open connection from one address is answered 429 and closed; once one
+    of the five closes, a new connection is served again."""
+    with served(intl_chain, connections_per_client=5) as (url, address):
+        held = [connect(address) for _ in range(5)]
+        time.sleep(0.2)
+        with connect(address) as extra:
+            status, body, closed = read_response(extra)
+        assert status == 429 and body["code"] == "RATE_LIMITED" and closed
+        held.pop().close()
+        time.sleep(0.2)
+        assert httpx.get(f"{url}/v1/status", timeout=10).status_code == 200
+        for sock in held:
+            sock.close()
+
+
+def test_the_total_of_connections_is_capped(intl_chain: Chain) -> None:
+    with served(intl_chain, max_connections=3) as (_, address):
+        held = [connect(address) for _ in range(3)]
+        time.sleep(0.2)
+        with connect(address) as extra:
+            status, body, closed = read_response(extra)
+        for sock in held:
+            sock.close()
+    assert status == 503 and body["code"] == "UNAVAILABLE" and closed
+
+
+# --- every error in the {code, message} shape -----------------------------------------
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ('{"method": "m", "args": ' + deep(5000) + "}", "nests deeper"),
+    ('{"method": "m", "args": ' + deep(40) + "}", "nests deeper"),
+    ('{"method": "m", "args": [' + "9" * 5000 + "]}", "too many digits"),
+    (b'{"method": "\xff\xfe"}', "not UTF-8"),
+])
+def test_bodies_python_cannot_parse_are_a_typed_400(intl_chain: Chain, body: str | bytes,
+                                                    says: str) -> None:
+    with served(intl_chain) as (url, _):
+        response = httpx.post(f"{url}/v1/contracts/token/query", content=body,
+                              headers={"content-type": "application/json"}, timeout=10)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "INVALID_REQUEST" and says in response.json()["message"]
+
+
+def test_a_body_within_the_limits_reaches_the_route(intl_chain: Chain) -> None:
+    with served(intl_chain) as (url, _):
+        response = httpx.post(f"{url}/v1/contracts/token/query", timeout=10,
+                              json={"method": "m", "args": [[[1]], "9" * 4000]})
+        malformed = httpx.post(f"{url}/v1/contracts/token/query", content=b"{not json",
+                               headers={"content-type": "application/json"}, timeout=10)
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
+    assert malformed.status_code == 422 and malformed.json()["code"] == "INVALID_REQUEST"
+
+
+def test_a_request_http_cannot_parse_answers_in_the_error_shape(intl_chain: Chain) -> None:
+    with served(intl_chain) as (_, address), connect(address) as sock:
+        sock.sendall(b"NOT-HTTP \x00\x01 garbage\r\n\r\n")
+        status, body, closed = read_response(sock)
+    assert status == 400 and body["code"] == "INVALID_REQUEST" and closed
