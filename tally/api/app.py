@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tally.api.guard import BodyGuard
 from tally.api.limits import ApiLimits
+from tally.api.queries import QueryGate
 from tally.api.routers import chain, contracts, custody, events, proofs, transactions
 from tally.errors import Code, TallyError
 from tally.node import Node
@@ -51,6 +52,7 @@ def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
     )
     app.state.node = node
     app.state.limits = limits
+    app.state.queries = QueryGate(limits)
     for router in ROUTERS:
         app.include_router(router)
 
@@ -110,12 +112,15 @@ def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
 
 
 #: What Python puts in an exception's text that says how this node is built, not what
-#: went wrong: qualified names of nested functions, object addresses, source paths.
+#: went wrong: the qualified names of the VM's nested and private functions (a contract
+#: calling ``sorted(1, 2)`` reads "sorted() takes 1 positional argument", not
+#: "iteration.<locals>.b_sorted() ..."), object addresses, source paths.
 _INTERNAL_NAMES = [
-    (re.compile(r"[\w.]*<locals>[\w.<>]*"), "a function"),
-    (re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>"), r"a \1"),
+    (re.compile(r"[\w.]*<locals>\.(?:b_)?"), ""),
+    (re.compile(r"\b_[A-Z]\w*\."), ""),
+    (re.compile(r"<(?:\w+\.)*(\w+) object at 0x[0-9a-fA-F]+>"), r"a \1"),
     (re.compile(r" at 0x[0-9a-fA-F]+"), ""),
-    (re.compile(r"(?:[A-Za-z]:)?[\w./\\-]*[/\\][\w.-]+\.py\b(?:, line \d+)?"), "the node"),
+    (re.compile(r"(?:[A-Za-z]:)?[\w./\\-]*[/\\][\w.-]+\.py\b"), "a source file"),
 ]
 MAX_MESSAGE = 500
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tally.api.app import public_message
 from tally.api.limits import ApiLimits
 from tests.support.api import serve
 from tests.support.chain import Chain
@@ -250,3 +251,155 @@ def test_a_request_http_cannot_parse_answers_in_the_error_shape(intl_chain: Chai
         sock.sendall(b"NOT-HTTP \x00\x01 garbage\r\n\r\n")
         status, body, closed = read_response(sock)
     assert status == 400 and body["code"] == "INVALID_REQUEST" and closed
+
+
+def test_messages_name_no_internal_functions() -> None:
+    """A contract's TypeError quotes the VM's nested functions by their qualified names;
+    the API answers with the names a contract author wrote."""
+    assert public_message("TypeError: iteration.<locals>.b_sorted() takes 1 positional "
+                          "argument but 3 were given (line 23)") == \
+        "TypeError: sorted() takes 1 positional argument but 3 were given (line 23)"
+    assert public_message("_Runtime.__init__.<locals>.require() missing 1 required "
+                          "positional argument") == "require() missing 1 required positional argument"
+    assert public_message("<tally.vm.machine.Meter object at 0x7f3e3c80b050>") == "a Meter"
+    assert public_message("x" * 2000).endswith("…") and len(public_message("x" * 2000)) == 500
+    assert public_message("contract 'token' has no version 3") == \
+        "contract 'token' has no version 3"
+
+
+# --- @view queries ---------------------------------------------------------------------
+
+PROBE = '''
+class Probe(Contract):
+    def init(self):
+        pass
+
+    @view
+    def spin(self) -> int:
+        n = 0
+        while True:
+            n += 1
+
+    @view
+    def count(self, rounds: int) -> int:
+        n = 0
+        for i in range(rounds):
+            n += i
+        return n
+
+    @view
+    def cheap(self) -> int:
+        return 1
+
+    @view
+    def wrong(self) -> list:
+        return sorted(1, 2, 3)
+'''
+#: Steps the spinning query runs before it fails: about 10^7 steps a second here, so
+#: 2 to 3 s on a loaded test machine, long enough to overlap the requests under test.
+SLOW_STEPS = 30_000_000
+
+
+@pytest.fixture
+def probe_chain(intl_chain: Chain) -> Chain:
+    deployed = intl_chain.send("admin", "gov.propose", {
+        "action": "contract.deploy", "name": "probe", "source": PROBE})
+    assert deployed.ok, deployed
+    return intl_chain
+
+
+def query(url: str, method: str, *args: object, timeout: float = 30) -> httpx.Response:
+    return httpx.post(f"{url}/v1/contracts/probe/query", json={"method": method,
+                                                                "args": list(args)},
+                      timeout=timeout)
+
+
+@contextmanager
+def spinning(url: str) -> Iterator[list[httpx.Response]]:
+    """A query spinning through SLOW_STEPS on the node while the block runs; yields the
+    list its answer lands in, once the block is left."""
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(query(url, "spin")))
+    thread.start()
+    time.sleep(0.3)  # it has reached a query worker
+    try:
+        yield answers
+    finally:
+        thread.join(60)
+
+
+def test_a_query_runs_within_the_query_step_budget(probe_chain: Chain) -> None:
+    """The query budget, not the VM's million steps: 2,000 rounds fit a transaction's
+    budget and not a query budget of 1,000 steps."""
+    with served(probe_chain, query_steps=1000) as (url, _):
+        small = query(url, "count", 10)
+        large = query(url, "count", 2000)
+        spin = query(url, "spin")
+    assert small.status_code == 200 and small.json() == {"result": 45}
+    assert large.status_code == 400 and large.json()["code"] == "VM_OUT_OF_STEPS"
+    assert "1000" in large.json()["message"]
+    assert spin.json()["code"] == "VM_OUT_OF_STEPS"
+    assert probe_chain.node.reader.contract_query("probe", "count", [2000]) == 1999000
+
+
+def test_a_query_error_names_no_internal_function(probe_chain: Chain) -> None:
+    with served(probe_chain) as (url, _):
+        answer = query(url, "wrong")
+    assert answer.json()["code"] == "VM_RUNTIME_ERROR"
+    assert "sorted()" in answer.json()["message"]
+    assert "<locals>" not in answer.text and "b_sorted" not in answer.text
+
+
+def test_a_query_past_its_timeout_answers_503(probe_chain: Chain) -> None:
+    with served(probe_chain, query_steps=SLOW_STEPS, query_timeout_s=0.5) as (url, _):
+        started = time.monotonic()
+        answer = query(url, "spin")
+        waited = time.monotonic() - started
+        time.sleep(3)  # let the spinning worker finish before the node stops
+    assert answer.status_code == 503 and answer.json()["code"] == "UNAVAILABLE", answer.text
+    assert waited < 2
+
+
+def test_a_slow_query_delays_no_other_read(probe_chain: Chain) -> None:
+    """While a query spins, a cheap query and ordinary reads answer at once (queries
+    used to run one at a time: a cheap one waited for the slow one)."""
+    with served(probe_chain, query_steps=SLOW_STEPS, queries_per_client=2) as (url, _), \
+            spinning(url) as slow:
+        timings = {}
+        for name, call in [("cheap query", lambda: query(url, "cheap")),
+                           ("status", lambda: httpx.get(f"{url}/v1/status", timeout=30)),
+                           ("latest block", lambda: httpx.get(f"{url}/v1/blocks/latest",
+                                                              timeout=30))]:
+            started = time.monotonic()
+            answer = call()
+            timings[name] = time.monotonic() - started
+            assert answer.status_code == 200, (name, answer.text)
+        assert not slow, "the slow query ended before the reads were timed"
+    assert slow and slow[0].json()["code"] == "VM_OUT_OF_STEPS"
+    assert max(timings.values()) < 0.5, timings
+
+
+def test_one_client_cannot_hold_every_query_worker(probe_chain: Chain) -> None:
+    with served(probe_chain, query_steps=SLOW_STEPS) as (url, _), spinning(url):
+        second = query(url, "cheap")
+    assert second.status_code == 429 and second.json()["code"] == "RATE_LIMITED"
+    assert second.headers["retry-after"]
+
+
+def test_queries_over_the_backlog_are_refused_at_once(probe_chain: Chain) -> None:
+    with served(probe_chain, query_steps=SLOW_STEPS, query_backlog=1,
+                queries_per_client=5) as (url, _), spinning(url):
+        started = time.monotonic()
+        refused = query(url, "cheap")
+        waited = time.monotonic() - started
+    assert refused.status_code == 503 and refused.json()["code"] == "UNAVAILABLE"
+    assert waited < 0.5
+
+
+def test_queries_are_rate_limited_per_client(probe_chain: Chain) -> None:
+    with served(probe_chain, query_rate=2, query_burst=3) as (url, _):
+        answers = [query(url, "cheap").status_code for _ in range(4)]
+        time.sleep(0.6)  # a token back
+        again = query(url, "cheap")
+    assert answers == [200, 200, 200, 429]
+    assert again.status_code == 200

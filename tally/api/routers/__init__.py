@@ -36,7 +36,8 @@ _WHAT = {
     409: "a duplicate",
     413: "the request body is too large",
     422: "the request does not match its schema",
-    503: "the node cannot answer now (engine stopped, diverged, mempool full)",
+    429: "too many requests from this address: retry after the Retry-After seconds",
+    503: "the node cannot answer now (engine stopped, diverged, mempool full, busy)",
 }
 
 
