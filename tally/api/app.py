@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tally.api.guard import BodyGuard
+from tally.api.guard import BodyGuard, send_error
 from tally.api.limits import ApiLimits
 from tally.api.queries import QueryGate
 from tally.api.routers import chain, contracts, custody, events, proofs, transactions
@@ -86,19 +86,6 @@ def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
         return JSONResponse({"code": str(Code.INTERNAL), "message": "internal error"},
                             status_code=500)
 
-    @app.middleware("http")
-    async def refuse_when_diverged(request: Request, call_next: Any) -> Any:
-        """A node whose state diverged from the network's must not answer as if it were
-        right: everything under /v1 but the status is refused until it is rebuilt."""
-        divergence = node.diverged
-        if divergence is not None and request.url.path.startswith("/v1/") and \
-                request.url.path != "/v1/status":
-            return JSONResponse({"code": str(Code.UNAVAILABLE), "message": (
-                f"this node diverged from the network at height {divergence.height}: "
-                f"validators {', '.join(divergence.dissenters)} signed another checkpoint; "
-                "ask another node, and rebuild this one's data directory")}, status_code=503)
-        return await call_next(request)
-
     def body_limit(path: str) -> int:
         if path == "/v1/txs":
             # One transaction as JSON with base64: the size limit in force (the committee
@@ -108,7 +95,30 @@ def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
 
     app.add_middleware(BodyGuard, limit_of=body_limit, timeout=limits.body_timeout_s,
                        json_depth=limits.json_depth)
+    app.add_middleware(DivergenceGuard, node=node)
     return app
+
+
+class DivergenceGuard:
+    """A node whose state diverged from the network's must not answer as if it were
+    right: everything under /v1 but the status is refused until it is rebuilt. (A pure
+    ASGI middleware: FastAPI's ``@app.middleware`` costs two tasks a request.)"""
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        divergence = self.node.diverged
+        path = scope.get("path", "")
+        if divergence is not None and scope["type"] == "http" and path.startswith("/v1/") \
+                and path != "/v1/status":
+            await send_error(send, 503, Code.UNAVAILABLE, (
+                f"this node diverged from the network at height {divergence.height}: "
+                f"validators {', '.join(divergence.dissenters)} signed another checkpoint; "
+                "ask another node, and rebuild this one's data directory"))
+            return
+        await self.app(scope, receive, send)
 
 
 #: What Python puts in an exception's text that says how this node is built, not what

@@ -8,18 +8,23 @@ for ever, a connection cap that does not count, an untyped parser error.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import socket
+import statistics
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tally.api.app import public_message
+from tally.api.app import create_app, public_message
 from tally.api.limits import ApiLimits
 from tests.support.api import serve
 from tests.support.chain import Chain
@@ -403,3 +408,117 @@ def test_queries_are_rate_limited_per_client(probe_chain: Chain) -> None:
         again = query(url, "cheap")
     assert answers == [200, 200, 200, 429]
     assert again.status_code == 200
+
+
+# --- the event stream -----------------------------------------------------------------
+
+
+async def _open_and_close_streams(address: tuple[str, int], count: int, at_once: int) -> int:
+    """Open ``count`` event streams, ``at_once`` at a time; each reads its first event,
+    then closes. Returns how many saw an event."""
+    seen = 0
+    gate = asyncio.Semaphore(at_once)
+
+    async def one() -> None:
+        nonlocal seen
+        async with gate:
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(b"GET /v1/events/stream HTTP/1.1\r\nHost: node\r\n\r\n")
+            data = b""
+            while b"\nevent:" not in data:
+                chunk = await asyncio.wait_for(reader.read(65536), 10)
+                if not chunk:
+                    break
+                data += chunk
+            seen += b"\nevent:" in data
+            writer.close()
+            await writer.wait_closed()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return seen
+
+
+def _commit_latency(chain: Chain, n: int = 5) -> float:
+    times = []
+    for i in range(n):
+        started = time.monotonic()
+        chain.ok("issuer", "custody.transfer",
+                 {"asset": "BOND", "to": chain.addr("alice"), "quantity": 1 + i})
+        times.append(time.monotonic() - started)
+    return statistics.median(times)
+
+
+async def _stream_in_process(app: Any, path: str = "/v1/events/stream") -> bool:
+    """One event stream through the app's ASGI interface, as uvicorn drives it: the
+    client reads the first event, then disconnects. Whether it saw an event."""
+    seen = asyncio.Event()
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await seen.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and b"event:" in message.get("body", b""):
+            seen.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"node")], "client": ("127.0.0.1", 50000),
+             "server": ("127.0.0.1", 26680)}
+    await app(scope, receive, send)
+    return seen.is_set()
+
+
+async def _streams_in_process(app: Any, count: int, at_once: int) -> int:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one() -> bool:
+        async with gate:
+            return await _stream_in_process(app)
+
+    return sum(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def test_closed_event_streams_leave_no_listener(intl_chain: Chain) -> None:
+    """10,000 streams opened and closed: the node's listeners, the memory blocks Python
+    holds and the commit latency come back to what they were. (Every closed stream used
+    to leave its listener on the node, held in memory and called by every later
+    commit.) In process, through the app's ASGI interface, to fit the time of a test;
+    the next test takes the disconnect path through a real server."""
+    intl_chain.issue("BOND", quantity=1_000_000)
+    node = intl_chain.node
+    app = create_app(node)
+    asyncio.run(_streams_in_process(app, 300, 32))  # warm: imports, caches, the pool
+    listeners = node.listener_count
+    latency = _commit_latency(intl_chain)
+    gc.collect()
+    blocks = sys.getallocatedblocks()
+    seen = asyncio.run(_streams_in_process(app, 10_000, 64))
+    gc.collect()
+    grown = sys.getallocatedblocks() - blocks
+    after = _commit_latency(intl_chain)
+    assert seen == 10_000
+    assert node.listener_count == listeners, node.listener_count - listeners
+    assert grown < 10_000, f"{grown} more memory blocks held after the streams closed"
+    assert after < 1.5 * latency + 0.05, (latency, after)
+
+
+def test_a_stream_its_client_closes_unregisters_at_once(intl_chain: Chain) -> None:
+    """Through a real server: a client that closes its connection mid-stream takes the
+    stream's listener with it within a second, not at the next keep-alive or commit."""
+    intl_chain.issue("BOND", quantity=1000)
+    node = intl_chain.node
+    listeners = node.listener_count
+    with served(intl_chain) as (_, address):
+        seen = asyncio.run(_open_and_close_streams(address, 300, 32))
+        deadline = time.monotonic() + 1
+        while node.listener_count > listeners and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == 300
+        assert node.listener_count == listeners, node.listener_count - listeners

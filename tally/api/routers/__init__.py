@@ -15,7 +15,9 @@ from tally.node import Node
 from tally.protocol.http import ErrorModel
 
 
-def node_of(request: Request) -> Node:
+async def node_of(request: Request) -> Node:
+    """The app's node (``async``: FastAPI runs a plain function dependency on a worker
+    thread, one thread hop per request for an attribute read)."""
     return request.app.state.node
 
 
