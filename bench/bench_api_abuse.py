@@ -79,6 +79,12 @@ async def _hostile(port: int, rate: float, seconds: float, out: dict) -> None:
     gate = asyncio.Semaphore(48)  # requests in flight, not counting half-open heads
 
     async def one(i: int) -> None:
+        try:
+            await asyncio.wait_for(attempt(i), 15)
+        except TimeoutError:
+            counts["client timeout"] += 1
+
+    async def attempt(i: int) -> None:
         async with gate:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -208,8 +214,8 @@ def main() -> None:
         hostile = commit_latencies(node, issuer, other.address, nonce, args.commits)
         sampling = False
         sampler.join()
-        load.join(seconds + 60)
-        report = results.get(timeout=10)
+        report = results.get(timeout=seconds + 60)
+        load.join(10)
     finally:
         server.should_exit = True
         thread.join(10)
