@@ -37,7 +37,9 @@ class ApiLimits:
     #: An idle keep-alive connection is closed after this many seconds.
     keep_alive_s: int = 5
     #: Open connections from one IP address; the next one is answered 429 and closed.
-    connections_per_client: int = 64
+    #: Below the 40 worker threads the API's plain (synchronous) routes share, so one
+    #: address cannot hold them all with slow requests.
+    connections_per_client: int = 32
     #: Open connections in all; the next one is answered 503 and closed.
     max_connections: int = 2048
     #: Largest request head (h11 only: httptools bounds its own).

@@ -37,7 +37,7 @@ from tally.errors import Code, TallyError
 T = TypeVar("T")
 
 #: Buckets kept before idle ones are dropped (a full bucket carries no information).
-_MAX_BUCKETS = 10_000
+MAX_BUCKETS = 10_000
 
 
 class QueryGate:
@@ -64,16 +64,22 @@ class QueryGate:
             self._buckets[client] = (tokens, now)
             return False
         self._buckets[client] = (tokens - 1, now)
-        if len(self._buckets) > _MAX_BUCKETS:
+        if len(self._buckets) > MAX_BUCKETS:
             self._forget_full_buckets(now)
         return True
 
     def _forget_full_buckets(self, now: float) -> None:
+        """Bound the buckets kept: drop those full again by now (they carry nothing);
+        if too many remain (many addresses at once), drop the older half, which only
+        gives those clients a full bucket back."""
         limits = self.limits
         full_after = limits.query_burst / limits.query_rate
         for client, (_, at) in list(self._buckets.items()):
             if now - at >= full_after:
                 del self._buckets[client]
+        if len(self._buckets) > MAX_BUCKETS // 2:
+            by_age = sorted(self._buckets.items(), key=lambda item: item[1][1])
+            self._buckets = dict(by_age[len(by_age) // 2:])
 
     async def run(self, client: str, query: Callable[[], T]) -> T:
         """Run ``query`` on a query worker for ``client``, or raise the TallyError that

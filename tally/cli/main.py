@@ -104,7 +104,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
              "http://127.0.0.1:26657",
              log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
              connections_per_client: Annotated[int, typer.Option(
-                 help="open API connections one IP address may hold")] = 64,
+                 help="open API connections one IP address may hold")] = 32,
              query_steps: Annotated[int, typer.Option(
                  help="VM steps one @view query may run")] = 200_000,
              query_rate: Annotated[float, typer.Option(

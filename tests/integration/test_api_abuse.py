@@ -26,6 +26,7 @@ import pytest
 
 from tally.api.app import create_app, public_message
 from tally.api.limits import ApiLimits
+from tally.api.queries import MAX_BUCKETS, QueryGate
 from tally.errors import TallyError
 from tests.support.api import serve
 from tests.support.chain import Chain
@@ -417,6 +418,17 @@ def test_queries_over_the_backlog_are_refused_at_once(probe_chain: Chain,
     assert waited < 0.5
 
 
+def test_the_rate_limiter_keeps_a_bounded_number_of_clients() -> None:
+    """Many addresses at once (an IPv6 range) cannot grow the buckets without bound."""
+    gate = QueryGate(ApiLimits())
+    try:
+        for i in range(25_000):
+            assert gate._take_token(f"2001:db8::{i:x}", 1000.0 + i * 1e-6)
+        assert len(gate._buckets) <= MAX_BUCKETS
+    finally:
+        gate.close()
+
+
 def test_queries_are_rate_limited_per_client(probe_chain: Chain) -> None:
     with served(probe_chain, query_rate=0.5, query_burst=3) as (url, _):
         answers = [query(url, "cheap").status_code for _ in range(4)]  # well within 2 s
@@ -532,7 +544,7 @@ def test_a_stream_its_client_closes_unregisters_at_once(intl_chain: Chain) -> No
     node = intl_chain.node
     listeners = node.listener_count
     with served(intl_chain) as (_, address):
-        seen = asyncio.run(_open_and_close_streams(address, 300, 32))
+        seen = asyncio.run(_open_and_close_streams(address, 300, 16))
         deadline = time.monotonic() + 1
         while node.listener_count > listeners and time.monotonic() < deadline:
             time.sleep(0.05)
