@@ -37,6 +37,9 @@ class Code(StrEnum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     INSUFFICIENT_UNITS = "INSUFFICIENT_UNITS"
     ASSET_RETIRED = "ASSET_RETIRED"
+    #: The block's shared step budget for contract code was spent before this call could
+    #: run it (tally.exec.context.BlockSteps): submit it again, it fits a later block.
+    BLOCK_STEPS_SPENT = "BLOCK_STEPS_SPENT"
     # Contracts (tier 2): the VM's typed errors, as tally.vm raises them.
     CONTRACT_ERROR = "CONTRACT_ERROR"
     CONTRACT_REJECTED = "CONTRACT_REJECTED"
@@ -165,6 +168,7 @@ ABCI_CODES: dict[str, int] = {
     Code.VM_FORBIDDEN: 35, Code.VM_RUNTIME_ERROR: 36, Code.VM_INVALID_VALUE: 37,
     Code.VM_VIEW_WRITE: 38, Code.VM_NO_CONTRACT: 39, Code.VM_NO_METHOD: 40, Code.VM_BAD_ARGS: 41,
     Code.VM_ALREADY_DEPLOYED: 42, Code.VM_HOST_ERROR: 43, Code.VM_NO_HOST: 44, Code.VM_BUSY: 45,
-    Code.VERIFICATION_FAILED: 46, Code.RATE_LIMITED: 47, Code.INTERNAL: 99, Code.OK: 0,
+    Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.RATE_LIMITED: 48,
+    Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

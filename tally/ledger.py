@@ -15,7 +15,6 @@ FinalizeBlock and ``commit`` in Commit.
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import cbor2
 
 from tally import codec
+from tally.bounded import BoundedCache
 from tally.crypto import PrivateKey
 from tally.exec.context import Event
 from tally.exec.executor import Executor, TxOutcome, genesis_writes
@@ -32,12 +32,16 @@ from tally.genesis import Genesis
 from tally.log.checkpoint import Checkpoint, NoteSigner, sign_note
 from tally.log.merkle import empty_root, leaf_hash, node_hash
 from tally.log.tree import MerkleLog
-from tally.protocol.header import BlockHeader
+from tally.protocol.header import BlockHeader, receipt_leaf
+from tally.protocol.versions import BOUND_TO_GENESIS
 from tally.state.store import BlockRow, BlockWrite, Store
 from tally.state.trie import StateTrie
 from tally.tx import Transaction
 
+#: Decoded state values the ledger keeps (LRU by insertion), and the bytes they may hold:
+#: an entry is charged three times its encoded size (a decoded value is larger).
 CACHE_ENTRIES = 500_000
+CACHE_BYTES = 256 * 1024 * 1024
 
 
 def log_origin(chain_id: str) -> str:
@@ -85,18 +89,22 @@ def encode_contract_leaf(ev: Any, *, height: int, tx_id: bytes, index: int, time
 
 
 def merkle_root(hash_fn: Any, leaves: list[bytes]) -> bytes:
-    """RFC 9162 root of a small list (a block's transaction ids)."""
+    """RFC 9162 root (MTH, §2.1.1) of a list (a block's transaction ids or receipts).
+
+    Computed level by level, pairing neighbours and carrying an odd last node up
+    unchanged: for RFC 9162's left-balanced tree that is the same root as splitting at
+    the largest power of two below n (tests/unit/test_ledger_merkle_root.py checks it
+    against the naive recursive definition), without copying sublists at every level."""
     if not leaves:
         return empty_root(hash_fn)
     level = [leaf_hash(hash_fn, leaf) for leaf in leaves]
-    return _fold(hash_fn, level)
-
-
-def _fold(hash_fn: Any, nodes: list[bytes]) -> bytes:
-    if len(nodes) == 1:
-        return nodes[0]
-    split = 1 << ((len(nodes) - 1).bit_length() - 1)
-    return node_hash(hash_fn, _fold(hash_fn, nodes[:split]), _fold(hash_fn, nodes[split:]))
+    while len(level) > 1:
+        paired = [node_hash(hash_fn, level[i], level[i + 1])
+                  for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 @dataclass(slots=True)
@@ -135,6 +143,33 @@ class CommittedBlock:
 
 
 LEAF_TABLES = {"log_nodes": "events", "log2_nodes": "events2"}
+
+
+_ABSENT: Any = object()
+
+
+def receipt_rows(outcomes: list[TxOutcome], first_event: int
+                 ) -> list[tuple[bytes, str, str, int | None, int, bytes | None]]:
+    """Each transaction's receipt as the ``txs`` table stores it: (id, code, message,
+    first event index or None, event count, result as canonical CBOR or None)."""
+    rows = []
+    event_index = first_event
+    for outcome in outcomes:
+        n = len(outcome.events)
+        rows.append((outcome.tx.id, str(outcome.code), outcome.message,
+                     event_index if n else None, n,
+                     None if outcome.result is None else codec.encode_trusted(outcome.result)))
+        event_index += n
+    return rows
+
+
+def receipt_leaves(outcomes: list[TxOutcome], first_event: int) -> list[bytes]:
+    """The leaves of a version-3 header's ``receipts`` root."""
+    return [receipt_leaf(*row) for row in receipt_rows(outcomes, first_event)]
+
+
+def _entry_size(key: bytes, raw: bytes | None) -> int:
+    return 3 * (len(key) + (len(raw) if raw is not None else 0)) + 128
 
 
 class _LogNodes:
@@ -186,7 +221,7 @@ class Ledger:
         self.executor = Executor(genesis)
         self.origin = log_origin(genesis.chain_id)
         self._signers = [NoteSigner(signer_name, signer)] if signer and signer_name else []
-        self._cache: OrderedDict[bytes, Any] = OrderedDict()
+        self._cache: BoundedCache[bytes, Any] = BoundedCache(CACHE_ENTRIES, CACHE_BYTES)
         self._log_nodes = _LogNodes(store, genesis.suite.hash)
         stored = store.meta("genesis_hash")
         if stored is None:
@@ -224,13 +259,12 @@ class Ledger:
 
     def read(self, key: bytes) -> Any | None:
         cache = self._cache
-        if key in cache:
-            return cache[key]
+        value = cache.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return value
         raw = self.store.get(key)
         value = None if raw is None else codec.decode(raw)
-        cache[key] = value
-        if len(cache) > CACHE_ENTRIES:
-            cache.popitem(last=False)
+        cache.put(key, value, _entry_size(key, raw))
         return value
 
     @property
@@ -276,6 +310,8 @@ class Ledger:
         changes = state.changes()
         self.trie.update(changes)
         state_root = self.trie.root()
+        bound = executed.version >= BOUND_TO_GENESIS
+        receipts = merkle_root(hash_fn, receipt_leaves(outcomes, first_event)) if bound else None
         header = BlockHeader(
             chain=self.genesis.chain_id,
             height=height,
@@ -289,6 +325,7 @@ class Ledger:
             commercial_size=self.log2.size,
             commercial_root=self.log2.root(),
             version=executed.version,
+            receipts=receipts,
         )
         block_hash = header.hash(hash_fn)
         validators_hash = hash_fn(codec.encode_trusted(state.get(VALIDATORS_KEY) or []))
@@ -304,6 +341,7 @@ class Ledger:
                 f"validators {base64.b64encode(validators_hash).decode()}",
                 f"commercial {self.log2.size} "
                 f"{base64.b64encode(header.commercial_root).decode()}",
+                *((f"genesis {base64.b64encode(self.genesis.hash).decode()}",) if bound else ()),
             ),
         )
         updates = [ev.details for o in outcomes if o.ok for ev in o.events
@@ -336,16 +374,13 @@ class Ledger:
         SQLite transaction."""
         note = sign_note(block.checkpoint.body(), self._signers) if self._signers else \
             block.checkpoint.body()
-        tx_rows, event_rows = [], []
-        event_index = block.first_event
         height = block.height
-        for position, outcome in enumerate(block.outcomes):
-            n = len(outcome.events)
-            tx_rows.append((outcome.tx.id, height, position, outcome.tx.raw, outcome.code,
-                            outcome.message, event_index if n else None, n,
-                            None if outcome.result is None
-                            else codec.encode_trusted(outcome.result)))
-            event_index += n
+        tx_rows = [(tx_id, height, position, outcome.tx.raw, code, message, first, n, result)
+                   for position, (outcome, (tx_id, code, message, first, n, result))
+                   in enumerate(zip(block.outcomes, receipt_rows(block.outcomes,
+                                                                 block.first_event),
+                                    strict=True))]
+        event_rows = []
         first = block.first_event
         for offset, leaf in enumerate(block.leaves):
             event_rows.append((first + offset, height, block.event_txs[offset],
@@ -374,9 +409,9 @@ class Ledger:
         self.height = block.height
         self.last_hash = block.hash
         self.last_time_ms = block.time_ms
-        cache = self._cache
+        cache, changes = self._cache, block.changes
         for key, value in block.decoded.items():
-            cache[key] = value
+            cache.put(key, value, _entry_size(key, changes.get(key)))
         self.executor.sync(self.read)
         return CommittedBlock(block.height, block.hash, block.header, note, block.outcomes,
                               block.first_event)

@@ -26,11 +26,16 @@ class Mempool:
         committed_nonce: Callable[[str], int],
         next_height: Callable[[], int],
         capacity: int = 200_000,
+        capacity_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.executor = executor
         self._committed_nonce = committed_nonce
         self._next_height = next_height
+        #: Bounds in transactions and in wire bytes: a transaction can be 1,000 times the
+        #: size of another, so a count alone does not bound the node's memory.
         self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
+        self._bytes = 0
         self._lock = threading.Condition()
         self._queue: deque[Transaction] = deque()
         self._ids: set[bytes] = set()
@@ -52,7 +57,8 @@ class Mempool:
         with self._lock:
             if tx.id in self._ids:
                 raise TxRejected(f"transaction {tx.id_hex} is already waiting", Code.DUPLICATE)
-            if len(self._queue) >= self.capacity:
+            if len(self._queue) >= self.capacity or \
+                    self._bytes + len(tx.raw) > self.capacity_bytes:
                 raise TxRejected("the mempool is full; retry later", Code.MEMPOOL_FULL)
             expected = self._next_nonce.get(tx.sender)
             if expected is None:
@@ -61,6 +67,7 @@ class Mempool:
             self._next_nonce[tx.sender] = expected + 1
             self._outstanding[tx.sender] = self._outstanding.get(tx.sender, 0) + 1
             self._queue.append(tx)
+            self._bytes += len(tx.raw)
             self._ids.add(tx.id)
             future: Future | None = None
             if want_receipt:
@@ -82,7 +89,9 @@ class Mempool:
                 self._lock.wait(timeout)
             batch = []
             while self._queue and len(batch) < limit:
-                batch.append(self._queue.popleft())
+                tx = self._queue.popleft()
+                self._bytes -= len(tx.raw)
+                batch.append(tx)
             return batch
 
     def committed(self, outcomes: list[TxOutcome]) -> None:
@@ -121,6 +130,7 @@ class Mempool:
             else:
                 kept.append(tx)
         self._queue = kept
+        self._bytes = sum(len(tx.raw) for tx in kept)
         for sender in senders:
             self._next_nonce.pop(sender, None)
             self._outstanding.pop(sender, None)

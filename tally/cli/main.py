@@ -32,6 +32,9 @@ app.add_typer(net_app, name="net")
 app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(evidence_app, name="evidence")
+witness_app = typer.Typer(help="Witness a chain: cosign its checkpoints (C2SP tlog-witness).",
+                          no_args_is_help=True)
+app.add_typer(witness_app, name="witness")
 
 console = Console()
 err = Console(stderr=True)
@@ -103,6 +106,8 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
              rpc: Annotated[str, typer.Option(help="cometbft: its RPC URL")] =
              "http://127.0.0.1:26657",
              log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
+             witness: Annotated[list[str] | None, typer.Option(
+                 help="URL of a witness to send each checkpoint to (repeatable)")] = None,
              connections_per_client: Annotated[int, typer.Option(
                  help="open API connections one IP address may hold")] = 32,
              query_steps: Annotated[int, typer.Option(
@@ -130,6 +135,11 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         fail(str(exc))
     node.start()
+    feeder = None
+    if witness:
+        from tally.node.witnessing import WitnessFeeder
+
+        feeder = WitnessFeeder.attach(node, witness)
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
                   f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
     server = make_server(node, host=host, port=port, log_level=log_level, limits=ApiLimits(
@@ -151,6 +161,8 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     try:
         server.run()
     finally:
+        if feeder is not None:
+            feeder.stop()
         node.stop()
     if failure:
         fail(f"the node's engine stopped: {failure[0]!r}")
@@ -414,22 +426,42 @@ def evidence_verify(
     genesis_hash: Annotated[str | None, typer.Option(
         help="the chain's genesis hash, obtained out of band (strongly recommended)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+    witness: Annotated[list[str] | None, typer.Option(
+        help="NAME=HEXKEY of a witness whose cosignature counts (repeatable)")] = None,
+    witnesses_required: Annotated[int | None, typer.Option(
+        help="how many of the --witness keys must have cosigned (default: all)")] = None,
 ) -> None:
-    """Verify a bundle offline. Exit 0 if valid; 1 with the reason if not; 2 if unreadable."""
-    from tally.evidence.verify import EvidenceError, verify_bundle
+    """Verify a bundle offline. Exit 0 if valid; 1 with the reason if it does not prove
+    what it claims (or lacks the witness cosignatures asked for); 2 if it is unreadable
+    or malformed (reason ``format``)."""
+    from tally.evidence.verify import EvidenceError, parse_bundle, verify_bundle
+    from tally.evidence.witnessed import require_witnesses
 
+    keys: dict[str, bytes] = {}
+    for item in witness or []:
+        name, _, key = item.partition("=")
+        try:
+            keys[name] = bytes.fromhex(key)
+        except ValueError:
+            fail(f"--witness takes NAME=HEXKEY, not {item!r}", 2)
     try:
-        text = bundle.read_text()
+        data = bundle.read_bytes()
     except OSError as exc:
         fail(f"cannot read {bundle}: {exc}", 2)
     try:
-        verdict = verify_bundle(text, genesis_hash=genesis_hash)
+        doc = parse_bundle(data)
+        verdict = verify_bundle(doc, genesis_hash=genesis_hash)
+        if keys:
+            required = len(keys) if witnesses_required is None else witnesses_required
+            cosigned = require_witnesses(doc, keys, required)
+            verdict.facts.append(f"Cosigned by witness(es) {', '.join(cosigned)}, who checked "
+                                 "that the log's history was not rewritten.")
     except EvidenceError as exc:
         if as_json:
             print(json.dumps({"valid": False, "reason": exc.reason, "message": exc.message}))
         else:
             err.print(f"[red]INVALID[/] ({exc.reason}): {exc.message}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if exc.reason == "format" else 1) from None
     if as_json:
         print(json.dumps({"valid": True, "facts": verdict.facts, "event": verdict.event,
                           "signers": verdict.signers, "genesis_pinned": verdict.genesis_pinned}))
@@ -467,6 +499,38 @@ def evidence_conflict(
         raise typer.Exit(1)
     console.print(f"[red]MISBEHAVIOUR[/] in log {proof.origin}: {proof.reason}")
     console.print(f"signed both: {', '.join(proof.signers)}")
+
+
+# --- witness ---------------------------------------------------------------------------
+
+@witness_app.command("run")
+def witness_run(
+    key: Annotated[Path, typer.Option(help="the witness's key file (tally keys new)")],
+    genesis: Annotated[Path, typer.Option(help="the chain's genesis.json")],
+    state: Annotated[Path, typer.Option(help="file holding the latest cosigned checkpoint")],
+    genesis_hash: Annotated[str | None, typer.Option(help="pin the genesis hash")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 26690,
+) -> None:
+    """Run a C2SP tlog-witness for a chain: cosign each checkpoint a quorum of its
+    validators signed, only once it is consistent with the last one cosigned."""
+    import uvicorn
+
+    from tally.genesis import Genesis
+    from tally.keys import load
+    from tally.witness import Witness, make_app
+
+    try:
+        g = Genesis.read(genesis)
+        named = load(key)
+        if genesis_hash is not None and genesis_hash.lower() != g.hash.hex():
+            fail(f"genesis hash {g.hash.hex()} is not the pinned {genesis_hash}", 2)
+        w = Witness(named, g, state)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot start the witness: {exc}", 2)
+    console.print(f"Witness {w.name} ({w.suite.name} key {w.public_key.hex()}) of "
+                  f"{w.origin}, at size {w.size}, on http://{host}:{port}/add-checkpoint")
+    uvicorn.run(make_app(w), host=host, port=port, log_level="warning")
 
 
 # --- reads and transactions against a node ---------------------------------------------

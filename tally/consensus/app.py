@@ -19,7 +19,6 @@ engine; CometBFT only decides the order of transactions. What this module adds:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 import cbor2
 
 from tally.admission import admit_batch
+from tally.bounded import BoundedCache
 from tally.consensus.abci import Application, abci, take_txs_within
 from tally.consensus.abci.proto_gen.tendermint.crypto import keys_pb2
 from tally.consensus.abci.proto_gen.tendermint.types import validator_pb2
@@ -51,10 +51,18 @@ ACCEPT = abci.ResponseProcessProposal.ACCEPT
 REJECT = abci.ResponseProcessProposal.REJECT
 CODESPACE = "tally"
 #: Decoded transactions kept between admission and their block (CometBFT's mempool holds
-#: at most `mempool.size` of them; the rest were evicted or never proposed).
+#: at most `mempool.size` of them; the rest were evicted or never proposed), and the
+#: bytes they may hold: a decoded transaction is charged three times its wire size.
 ADMITTED_CACHE = 50_000
-#: Decoded bundles kept between their CheckTx and their block.
+ADMITTED_BYTES = 192 * 1024 * 1024
+#: Decoded bundles kept between their CheckTx and their block: only bundles of which a
+#: transaction was admitted (signature, chain and nonce window checked), never one that
+#: was refused whole; charged twice their wire size.
 BUNDLE_CACHE = 5_000
+BUNDLE_BYTES = 64 * 1024 * 1024
+#: Wire bytes this node's API admitted and CometBFT has not yet passed to CheckTx.
+PRE_ADMITTED = 50_000
+PRE_ADMITTED_BYTES = 64 * 1024 * 1024
 #: Senders whose committed nonce CheckState keeps in memory.
 COMMITTED_NONCES = 200_000
 _SYSTEM_KEY = "cosign"
@@ -187,11 +195,14 @@ class TallyApplication(Application):
         self._verified: OrderedDict[bytes, None] = OrderedDict()  # tx ids with valid signatures
         #: Wire bytes -> the transaction admission decoded and checked, so a transaction
         #: is decoded once per node, not again for its block and for rechecks.
-        self._admitted: OrderedDict[bytes, Transaction] = OrderedDict()
+        self._admitted: BoundedCache[bytes, Transaction] = BoundedCache(
+            ADMITTED_CACHE, ADMITTED_BYTES)
         #: Wire bytes this node's API admitted: their CheckTx must not count them again.
-        self._pre_admitted: set[bytes] = set()
+        self._pre_admitted: BoundedCache[bytes, bool] = BoundedCache(
+            PRE_ADMITTED, PRE_ADMITTED_BYTES)
         #: Bundle bytes -> its transactions' bytes, decoded once per node.
-        self._bundles: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._bundles: BoundedCache[bytes, list[bytes]] = BoundedCache(
+            BUNDLE_CACHE, BUNDLE_BYTES)
         self._speculative: tuple[bytes, PendingBlock, list] | None = None
         self._finalized: tuple[PendingBlock, list[bytes], bytes] | None = None
         #: height -> validator -> (the block its precommit was for, its signature line)
@@ -203,7 +214,6 @@ class TallyApplication(Application):
             self.diverged = Divergence(doc["height"], tuple(doc["dissenters"]))
         self._known: dict[bytes, KnownValidator] = {}
         self._learn_validators(self.ledger.read(VALIDATORS_KEY) or [])
-        self._lock = threading.Lock()
 
     # --- validators -----------------------------------------------------------------
 
@@ -253,13 +263,9 @@ class TallyApplication(Application):
         next_height = self.ledger.height + 1
         self.check_state.admit(
             tx, lambda expected: self.executor.check_nonce_and_expiry(tx, expected, next_height))
-        self._admitted[tx.raw] = tx
-        if len(self._admitted) > ADMITTED_CACHE:  # transactions that never reached a block
-            with contextlib.suppress(KeyError):
-                self._admitted.popitem(last=False)
+        self._admitted.put(tx.raw, tx, 3 * len(tx.raw) + 256)
         if local:
-            with self._lock:
-                self._pre_admitted.add(tx.raw)
+            self._pre_admitted.put(tx.raw, True, len(tx.raw) + 64)
         return tx
 
     def _decoded(self, raw: bytes) -> Transaction:
@@ -275,11 +281,7 @@ class TallyApplication(Application):
             elif req.type == abci.RECHECK:
                 self._recheck(req.tx)
             else:
-                with self._lock:
-                    pre = req.tx in self._pre_admitted
-                    if pre:
-                        self._pre_admitted.discard(req.tx)
-                if not pre:
+                if self._pre_admitted.pop(req.tx) is None:
                     self.admit(req.tx, local=False)
         except TallyError as exc:
             return abci.ResponseCheckTx(code=ABCI_CODES[exc.code], log=exc.message,
@@ -290,15 +292,14 @@ class TallyApplication(Application):
         return abci.ResponseCheckTx(code=0, log=log_text)
 
     def _bundle(self, raw: bytes) -> list[bytes]:
-        """The transactions of a bundle (decoded once per node). Raises TxRejected."""
+        """The transactions of a bundle: as admission kept them, or decoded now (and not
+        kept: only a bundle with an admitted transaction is, see `_check_bundle`).
+        Raises TxRejected."""
         inner = self._bundles.get(raw)
-        if inner is None:
-            inner = decode_bundle(raw)
-            self._bundles[raw] = inner
-            if len(self._bundles) > BUNDLE_CACHE:
-                with contextlib.suppress(KeyError):
-                    self._bundles.popitem(last=False)
-        return inner
+        return inner if inner is not None else decode_bundle(raw)
+
+    def _keep_bundle(self, raw: bytes, inner: list[bytes]) -> None:
+        self._bundles.put(raw, inner, 2 * len(raw) + 64 * len(inner))
 
     def _check_bundle(self, raw: bytes, *, recheck: bool) -> str:
         """Admit each transaction of a bundle as if it had come alone.
@@ -318,17 +319,15 @@ class TallyApplication(Application):
             if len(errors) == len(inner):
                 raise errors[0]
             return ""
-        with self._lock:  # transactions this node's API admitted are not counted twice
-            fresh = [t for t in inner if t not in self._pre_admitted]
-            self._pre_admitted.difference_update(inner)
-        if not fresh:
-            return ""
+        # Transactions this node's API admitted are not counted twice.
+        fresh = [t for t in inner if self._pre_admitted.pop(t) is None]
         refused = [r for r in admit_batch(fresh, self.ledger.suite, self._precheck,
                                           lambda tx: self._accept(tx, False),
                                           is_verified=lambda tx: tx.id in self._verified)
-                   if isinstance(r, TallyError)]
+                   if isinstance(r, TallyError)] if fresh else []
         if len(refused) == len(inner):
             raise refused[0]
+        self._keep_bundle(raw, inner)
         return f"{len(refused)} of {len(inner)} refused: {refused[0].message}" if refused else ""
 
     def _recheck(self, raw: bytes) -> None:
@@ -553,9 +552,9 @@ class TallyApplication(Application):
             sender: pending.decoded[key] for sender in senders
             if (key := nonce_key(sender)) in pending.decoded})
         for raw in raws:
-            self._bundles.pop(raw, None)
+            self._bundles.pop(raw)
         for outcome in block.outcomes:
-            self._admitted.pop(outcome.tx.raw, None)
+            self._admitted.pop(outcome.tx.raw)
             if not outcome.ran:  # it consumed no nonce: count this sender afresh
                 self.check_state.reset(outcome.tx.sender)
         self.on_commit(block)

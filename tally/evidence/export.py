@@ -57,13 +57,13 @@ def export_bundle(reader: ChainReader, event_index: int, *, consistency: bool = 
                 "details": b64(event.details) if event.details else None,
             },
             "inclusion": ex.inclusion(event.index, block.log_size),
-            "checkpoint": note,
+            "checkpoint": reader.witnessed_note(block.height, note),
             "transaction": b64(tx.raw) if tx is not None else None,
             "validator_updates": ex.validator_updates(newest),
         }
         if later is not None:
             bundle["consistency"] = {
-                "checkpoint": later[1],
+                "checkpoint": reader.witnessed_note(later[0].height, later[1]),
                 "proof": [b64(h) for h in ex.log.consistency_proof(block.log_size,
                                                                    later[0].log_size)],
             }
@@ -98,14 +98,14 @@ def export_commercial_bundle(reader: ChainReader, index: int, *, consistency: bo
             "genesis_hash": genesis.hash.hex(),
             "event": {"index": index, "leaf": b64(leaf), "details": None},
             "inclusion": ex.inclusion(index, size, log2),
-            "checkpoint": note,
+            "checkpoint": reader.witnessed_note(block.height, note),
             "transaction": b64(tx.raw) if tx is not None else None,
             "validator_updates": ex.validator_updates(later[0].height if later else
                                                       block.height),
         }
         if later is not None:
             bundle["consistency"] = {
-                "checkpoint": later[1],
+                "checkpoint": reader.witnessed_note(later[0].height, later[1]),
                 "proof": [b64(h) for h in log2.consistency_proof(size, later_size)],
             }
     return bundle

@@ -23,6 +23,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ FORMAT = "tally-evidence/v1"
 #: Must equal tally.tx.SIGNING_DOMAIN (a test checks it); copied, not imported, to keep
 #: this verifier's dependencies to the log and crypto code.
 TX_SIGNING_DOMAIN = b"tally/tx/v1\x00"
+#: Must equal tally.protocol.versions.BOUND_TO_GENESIS (a test checks it), copied for the
+#: same reason: from this protocol version on, every checkpoint names its genesis.
+BOUND_TO_GENESIS = 3
 BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_hash", "event",
                            "inclusion", "checkpoint", "transaction", "validator_updates"})
 #: CometBFT applies a validator update made in block h from block h + 2 on: the set that
@@ -71,14 +75,73 @@ class Verdict:
     genesis_pinned: bool = False
 
 
+#: The deepest nesting of arrays and objects a bundle has is 4 (a validator update's
+#: inclusion proof); anything deeper is refused before it is parsed.
+MAX_DEPTH = 8
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def parse_bundle(data: str | bytes) -> dict[str, Any]:
+    """A bundle's JSON, in the one form the spec accepts (docs/evidence.md, "Parsing").
+
+    Bytes must be UTF-8 without a byte-order mark; duplicate object keys, numbers that
+    are not integers (``58.0``, ``1e3``, ``NaN``), nesting deeper than ``MAX_DEPTH`` and
+    integers of more than 4,300 digits are refused, each with reason ``format``. JSON's
+    whitespace and the order of keys are not part of a bundle's meaning."""
+    if isinstance(data, bytes):
+        if data[:3] == b"\xef\xbb\xbf" or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise EvidenceError("format", "the bundle starts with a byte-order mark")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EvidenceError("format", "the bundle is not UTF-8") from None
+    if data[:1] == "\ufeff":
+        raise EvidenceError("format", "the bundle starts with a byte-order mark")
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", data)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise EvidenceError("format", f"the bundle nests deeper than {MAX_DEPTH} levels")
+    try:
+        value = json.loads(data, object_pairs_hook=_object, parse_float=_no_float,
+                           parse_constant=_no_float)
+    except EvidenceError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise EvidenceError("format", "the bundle is not a JSON object")
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise EvidenceError("format", f"the key {key!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_float(text: str) -> Any:
+    raise EvidenceError("format", f"{text} is not an integer: a bundle's numbers are integers")
+
+
+def _int(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise EvidenceError("format", f"{what} must be a whole number")
+    return value
+
+
 def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None
                   ) -> Verdict:
-    """Check a bundle completely. Returns a :class:`Verdict` or raises EvidenceError."""
+    """Check a bundle completely. Returns a :class:`Verdict` or raises EvidenceError.
+
+    Text and bytes are parsed strictly (:func:`parse_bundle`); a dict is held to the same
+    types (integers are ``int``, never ``float`` or ``bool``)."""
     if isinstance(bundle, (str, bytes)):
-        try:
-            bundle = json.loads(bundle)
-        except ValueError as exc:
-            raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
+        bundle = parse_bundle(bundle)
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise EvidenceError("format", f"not a {FORMAT} bundle")
     # Every field is accounted for: a bundle carries nothing the verifier did not check.
@@ -112,7 +175,8 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
 
     # 2. The validator sets from genesis on, each change proven by the sets before it;
     #    then the event's checkpoint, signed by a quorum of the set of its height.
-    history = validator_history(bundle["validator_updates"], genesis, suite, chain_id)
+    history = validator_history(bundle["validator_updates"], genesis, suite, chain_id,
+                                bytes.fromhex(actual_hash))
     checkpoint, signers = history.check(bundle["checkpoint"])
 
     # 3. The event is in its log at that checkpoint: the custody log itself, or the
@@ -123,10 +187,10 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     tree = _commercial_tree(checkpoint) if commercial else (checkpoint.size, checkpoint.root)
     event = bundle["event"]
     _exact_fields(event, {"index", "leaf", "details"}, "event")
-    index, leaf = event["index"], _b64(event["leaf"], "event leaf")
+    index, leaf = _int(event["index"], "event index"), _b64(event["leaf"], "event leaf")
     inclusion = bundle["inclusion"]
     _exact_fields(inclusion, {"tree_size", "proof"}, "inclusion")
-    if inclusion["tree_size"] != tree[0]:
+    if _int(inclusion["tree_size"], "inclusion tree_size") != tree[0]:
         raise EvidenceError("inclusion", "the proof is for another tree size than the checkpoint")
     proof = [_b64(h, "proof hash") for h in inclusion["proof"]]
     try:
@@ -153,7 +217,7 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     elif event["details"] is not None:
         raise EvidenceError("details", "the bundle carries details the leaf does not name")
     signer_address = None
-    if bundle.get("transaction") is not None:
+    if bundle["transaction"] is not None:
         signer_address = _check_transaction(_b64(bundle["transaction"], "transaction"),
                                             fields["tx"], chain_id, suite)
 
@@ -170,6 +234,13 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
             f"size {checkpoint.size} signed by {', '.join(signers)}."
         )
 
+    if history.unbound:
+        facts.append("The checkpoint does not name its genesis (protocol version 1 or 2): it "
+                     "proves the event on a chain of this genesis's validators, not that no "
+                     "copy of the chain reusing a validator's key made it.")
+    if signer_address is None:
+        facts.append(f"The bundle does not carry transaction {fields['tx'].hex()}, so it "
+                     "does not show who requested the event.")
     if history.updates:
         facts.append(f"The validator set changed {len(history.updates)} time(s) since genesis; "
                      "each change was checked against the set before it.")
@@ -226,11 +297,18 @@ class ValidatorHistory:
     block, and consistent with every update up to it (none may be left out).
     """
 
-    def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str) -> None:
+    def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str,
+                 genesis_hash: bytes | None = None, bound: bool = False) -> None:
         self.genesis_docs = sorted(genesis_docs, key=lambda v: v["name"])
         self.suite = suite
         self.origin = f"tally/{chain_id}/custody"
         self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
+        #: The genesis every checkpoint must name, and whether it must name it (a chain
+        #: born at protocol version 3 or later) or may not (an older chain's checkpoints).
+        self.genesis_hash = genesis_hash
+        self.bound = bound
+        #: Set when a checkpoint was accepted without naming its genesis.
+        self.unbound = False
 
     def set_after(self, height: int) -> list[dict[str, Any]]:
         docs = {v["name"]: v for v in self.genesis_docs}
@@ -255,11 +333,35 @@ class ValidatorHistory:
         if result.checkpoint.origin != self.origin:
             raise EvidenceError("checkpoint", f"origin {result.checkpoint.origin!r} is not "
                                               f"{self.origin!r}")
+        self.check_genesis(result.checkpoint)
         expected = self.suite.hash(cbor2.dumps(self.set_after(height), canonical=True))
         if _extension_bytes(result.checkpoint, "validators") != expected:
             raise EvidenceError("validators", f"the validator set at height {height} differs "
                                               "from the one the bundle's updates give")
         return result.checkpoint, result.signers
+
+
+    def check_genesis(self, checkpoint: Any) -> None:
+        """A checkpoint names the genesis of its chain (protocol version 3 on), so that
+        a copy of the chain (same chain id, a validator key reused) cannot pass its
+        checkpoints off as this chain's."""
+        named = any(e.startswith("genesis ") for e in checkpoint.extensions)
+        if not named and not self.bound:
+            self.unbound = True
+            return
+        if not named:
+            raise EvidenceError("genesis", "the checkpoint does not name its genesis, which "
+                                           "every checkpoint of this chain does")
+        if self.genesis_hash is None or \
+                _extension_bytes(checkpoint, "genesis") != self.genesis_hash:
+            raise EvidenceError("genesis", "the checkpoint was made on a chain with another "
+                                           "genesis")
+
+
+def binds_genesis(genesis: dict[str, Any]) -> bool:
+    """Whether every checkpoint of a chain with this genesis document names its genesis."""
+    version = genesis.get("protocol_version", 1)
+    return type(version) is int and version >= BOUND_TO_GENESIS
 
 
 def apply_validator_update(docs: dict[str, dict[str, Any]], details: dict[str, Any]) -> None:
@@ -278,9 +380,10 @@ def genesis_validator_docs(genesis: dict[str, Any]) -> list[dict[str, Any]]:
             for v in genesis["validators"]]
 
 
-def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str
-                       ) -> ValidatorHistory:
-    history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id)
+def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain_id: str,
+                      genesis_hash: bytes) -> ValidatorHistory:
+    history = ValidatorHistory(genesis_validator_docs(genesis), suite, chain_id,
+                               genesis_hash, binds_genesis(genesis))
     if not isinstance(updates, list):
         raise EvidenceError("format", "validator_updates must be a list")
     # First learn every update, then check each one's proof: a checkpoint's signing set
@@ -306,7 +409,7 @@ def validator_history(updates: Any, genesis: dict[str, Any], suite: Suite, chain
         parsed.append((index, leaf, item))
     for index, leaf, item in parsed:
         checkpoint, _ = history.check(item["checkpoint"])
-        if item["inclusion"]["tree_size"] != checkpoint.size:
+        if _int(item["inclusion"]["tree_size"], "update tree_size") != checkpoint.size:
             raise EvidenceError("validators", "update proof and checkpoint sizes differ")
         try:
             verify_inclusion(suite.hash, index, checkpoint.size, leaf_hash(suite.hash, leaf),
@@ -424,6 +527,16 @@ def find_misbehaviour(genesis_bytes: bytes, note_a: str, note_b: str) -> Misbeha
     Returns that proof, naming the signers, or None when the notes do not conflict."""
     genesis = _cbor(genesis_bytes, "genesis")
     suite = _suite(genesis.get("suite"))
+    # Two notes of two chains do not conflict: a note made on a copy of the chain (same
+    # chain id, a reused key) must not make an honest validator look like an equivocator.
+    history = ValidatorHistory([], suite, genesis.get("chain_id", ""), suite.hash(genesis_bytes),
+                               binds_genesis(genesis))
+    for note in (note_a, note_b):
+        try:
+            history.check_genesis(parse_checkpoint(note.split("\n\n", 1)[0] + "\n",
+                                                    suite.hash_size))
+        except (NoteError, ValueError) as exc:
+            raise EvidenceError("checkpoint", str(exc)) from None
     verifiers: list[Any] = []
     for v in genesis_validator_docs(genesis):
         key = bytes.fromhex(v["public_key"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tally.crypto import Suite
+from tally.errors import Code, ExecutionFailed
 from tally.exec.state import BlockState
 
 if TYPE_CHECKING:
@@ -22,6 +23,36 @@ class BlockRules(Protocol):
 
     @property
     def host(self) -> Host: ...
+
+
+class BlockSteps:
+    """The step budget that all contract code of one block shares.
+
+    Each call's own budget bounds one call; this bounds the block, so that no block takes
+    longer to execute than its budget costs whatever its contracts do (decision 0022). A
+    call is granted the smaller of what it asks for and what the block has left, and the
+    block is charged what the call used (all it was granted, if it ran out). Once nothing
+    is left, a call fails with ``BLOCK_STEPS_SPENT`` without running: its sender submits
+    it again and a later block runs it. It depends only on the block's transactions, in
+    order, so every node spends the same steps on the same calls.
+    """
+
+    __slots__ = ("limit", "left")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def grant(self, wanted: int) -> int:
+        """Steps a call asking for ``wanted`` may use; raises if the block has none left."""
+        if self.left <= 0:
+            raise ExecutionFailed(
+                f"this block's {self.limit:,} steps for contract code are spent; "
+                "the call did not run (submit it again)", Code.BLOCK_STEPS_SPENT)
+        return min(wanted, self.left)
+
+    def spend(self, used: int) -> None:
+        self.left -= used
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +96,8 @@ class TxContext:
     rules: BlockRules
     vm: VM
     genesis: Genesis
+    #: The block's shared step budget for contract code.
+    block_steps: BlockSteps
     events: list[Event] = field(default_factory=list)
     contract_events: list[ContractEvent] = field(default_factory=list)
     #: What the transaction returns to its sender (a contract call's return value).

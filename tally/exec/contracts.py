@@ -23,7 +23,7 @@ under ``c/<name>/``, and ``contract_src/<name>/<version>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tally import codec
@@ -34,7 +34,15 @@ from tally.exec.custody import CUSTODY_SOURCE, contract_address
 from tally.exec.module import Action, HostFunction, HostState, Module
 from tally.exec.operation import Operation
 from tally.exec.state import Raw
-from tally.vm import DEFAULT_LIMITS, Context, Host, HostError, HostRequest, VMError
+from tally.vm import (
+    DEFAULT_LIMITS,
+    Context,
+    ExecutionResult,
+    Host,
+    HostError,
+    HostRequest,
+    VMError,
+)
 from tally.vm import encode_value as vm_encode
 from tally.vm.compiler import is_valid_contract_name
 from tally.vm.storage import code_id_key, source_key
@@ -148,16 +156,32 @@ def _parse_call(payload: dict[str, Any]) -> dict[str, Any]:
                    {"args": _args_list, "steps": _steps})
 
 
+def _metered(ctx: TxContext, wanted: int | None, run: Callable[[int], ExecutionResult]
+             ) -> ExecutionResult:
+    """Run contract code under the smaller of its own step budget and what the block has
+    left, and charge the block what it used (tally.exec.context.BlockSteps)."""
+    wanted = wanted or ctx.vm.limits.max_steps
+    granted = ctx.block_steps.grant(wanted)
+    try:
+        result = run(granted)
+    except VMError as exc:
+        ctx.block_steps.spend(granted if exc.steps_used is None else exc.steps_used)
+        if exc.code == Code.VM_OUT_OF_STEPS and granted < wanted:
+            raise ExecutionFailed(
+                f"this block's steps for contract code ran out during the call "
+                f"({granted:,} of the {wanted:,} it asked for were left); submit it again",
+                Code.BLOCK_STEPS_SPENT) from None
+        raise vm_error_to_tally(exc) from None
+    ctx.block_steps.spend(result.steps_used)
+    return result
+
+
 def _call(ctx: TxContext, args: dict[str, Any]) -> None:
     if ctx.state.get(contract_key(args["contract"])) is None:
         raise ExecutionFailed(f"no contract {args['contract']!r}", Code.VM_NO_CONTRACT)
-    try:
-        result = ctx.vm.call(args["contract"], args["method"], args.get("args", []),
-                             storage=StateStorage(ctx.state),
-                             ctx=_vm_context(ctx, ctx.sender), host=ctx.rules.host,
-                             steps=args.get("steps"))
-    except VMError as exc:
-        raise vm_error_to_tally(exc) from None
+    result = _metered(ctx, args.get("steps"), lambda steps: ctx.vm.call(
+        args["contract"], args["method"], args.get("args", []), storage=StateStorage(ctx.state),
+        ctx=_vm_context(ctx, ctx.sender), host=ctx.rules.host, steps=steps))
     apply_result(ctx, result.write_set, result.events)
     ctx.result = result.return_value
 
@@ -221,12 +245,9 @@ def _record_version(ctx: TxContext, name: str, source: str, proposal_id: str,
 def _apply_deploy(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any],
                   proposal_id: str) -> None:
     proposer = proposal["proposer"]
-    try:
-        result = ctx.vm.deploy(args["name"], args["source"], args.get("args", []),
-                               storage=StateStorage(ctx.state),
-                               ctx=_vm_context(ctx, proposer), host=ctx.rules.host)
-    except VMError as exc:
-        raise vm_error_to_tally(exc) from None
+    result = _metered(ctx, None, lambda steps: ctx.vm.deploy(
+        args["name"], args["source"], args.get("args", []), storage=StateStorage(ctx.state),
+        ctx=_vm_context(ctx, proposer), host=ctx.rules.host, steps=steps))
     apply_result(ctx, result.write_set, result.events)
     _record_version(ctx, args["name"], args["source"], proposal_id, None)
 

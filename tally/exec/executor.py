@@ -20,7 +20,7 @@ from typing import Any
 from tally import tx as txmod
 from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
 from tally.exec import upgrade
-from tally.exec.context import ContractEvent, Event, TxContext
+from tally.exec.context import BlockSteps, ContractEvent, Event, TxContext
 from tally.exec.rules import Rules, rules_for
 from tally.exec.state import BlockState
 from tally.genesis import Genesis
@@ -165,13 +165,15 @@ class Executor:
         is_verified: Callable[[bytes], bool] = lambda tx_id: False,
     ) -> BlockOutcome:
         rules = self.rules_of(upgrade.begin_block(state, self.genesis, height))
+        steps = BlockSteps(rules.block_steps)
         return BlockOutcome(rules.version, [
-            self._execute(rules, state, tx, height, time_ms, is_verified) for tx in txs])
+            self._execute(rules, state, steps, tx, height, time_ms, is_verified) for tx in txs])
 
     def _execute(
         self,
         rules: Rules,
         state: BlockState,
+        steps: BlockSteps,
         tx: Transaction,
         height: int,
         time_ms: int,
@@ -190,7 +192,7 @@ class Executor:
             return TxOutcome(tx, str(exc.code), exc.message, ran=False)
         state.put(nonce_key(tx.sender), expected + 1)
         ctx = TxContext(state, self.suite, self.chain, height, time_ms, tx.id, tx.sender,
-                        rules, self.vm, self.genesis)
+                        rules, self.vm, self.genesis, steps)
         state.begin()
         try:
             # Parsed at admission under the rules then in force; a block that crossed an

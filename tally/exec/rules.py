@@ -28,6 +28,13 @@ from tally.genesis import Genesis, Params
 from tally.protocol.versions import KNOWN_VERSIONS
 from tally.vm import Host
 
+#: Steps that all contract code of one block may use together (tally.exec.context.
+#: BlockSteps): at the meter's worst case of about 230 ns a step on the reference
+#: machine (docs/performance.md), about 1.8 s of execution. The template calls take 300
+#: to 3,000 steps (median 288), so a block still holds thousands of them. Every version
+#: has it (decision 0022).
+BLOCK_STEPS = 8_000_000
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -37,6 +44,8 @@ class Rules:
     modules: tuple[Module, ...]
     #: Where the chain parameters come from: genesis (version 1) or state (version 2 on).
     params_of: Callable[[StateAccess, Genesis], Params]
+    #: The step budget all contract code of a block shares.
+    block_steps: int = BLOCK_STEPS
     operations: dict[str, Operation] = field(init=False)
     actions: dict[str, Action] = field(init=False)
     host_functions: dict[str, HostFunction] = field(init=False)
@@ -101,7 +110,14 @@ def _v2() -> Rules:
                                       upgrade.MODULE_V2)), upgrade.state_params)
 
 
-_BUILDERS: dict[int, Callable[[], Rules]] = {1: _v1, 2: _v2}
+def _v3() -> Rules:
+    """Version 2's modules; what version 3 changes is in the block's commitments (the
+    ledger writes a receipts root and a genesis line when ``version >= BOUND_TO_GENESIS``)."""
+    return Rules(3, _with_governance((roles.MODULE, custody.MODULE, contracts.MODULE,
+                                      upgrade.MODULE_V2)), upgrade.state_params)
+
+
+_BUILDERS: dict[int, Callable[[], Rules]] = {1: _v1, 2: _v2, 3: _v3}
 assert tuple(_BUILDERS) == KNOWN_VERSIONS, "every known version needs its rules"
 
 

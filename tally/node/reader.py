@@ -35,6 +35,7 @@ from tally.errors import Code, NotFound, TallyError
 from tally.evidence.verify import (
     EvidenceError,
     ValidatorHistory,
+    binds_genesis,
     genesis_validator_docs,
     jsonable,
 )
@@ -265,6 +266,12 @@ class ChainReader:
         """The cosignature lines stored for block ``height``'s checkpoint, by signer."""
         return self._store.cosignatures(height)
 
+    def witnessed_note(self, height: int, note: str) -> str:
+        """``note`` (block ``height``'s checkpoint) with the witnesses' cosignatures this
+        node collected for it (tally.witness); verifiers ignore them unless asked."""
+        lines = list(self._store.witness_cosignatures(height).values())
+        return with_cosignatures(note, lines) if lines else note
+
     def checkpoint_note(self, height: int) -> str:
         """The signed checkpoint of block ``height``, with every cosignature collected
         (one line per signer, in name order)."""
@@ -442,8 +449,10 @@ class ValidatorProofs:
         self.latest = latest
         self.log: MerkleLog = reader.log_view(latest.log_size)
         self.update_rows = reader.validator_update_rows(latest.height)
-        self.history = ValidatorHistory(genesis_validator_docs(reader.genesis.to_doc()),
-                                        reader.suite, reader.genesis.chain_id)
+        genesis = reader.genesis
+        self.history = ValidatorHistory(genesis_validator_docs(genesis.to_doc()), reader.suite,
+                                        genesis.chain_id, genesis.hash,
+                                        binds_genesis(genesis.to_doc()))
         self.history.updates = [(row.height, codec.decode(row.details))
                                 for row in self.update_rows]
 

@@ -14,6 +14,10 @@ hash of those bytes (docs/formats.md). Its fields::
     state            the state trie root after the block
     commercial_size  size of the commercial log (tier 2) after the block
     commercial_root  its root
+    receipts         (version 3 on) RFC 9162 root of the block's receipt leaves, one per
+                     transaction in block order: canonical CBOR of
+                     ``[tx id, code, message, first event or null, event count, result]``
+                     (:func:`receipt_leaf`), so a stored receipt cannot be edited unseen
 
 Version 1 headers have no ``version`` key: they are exactly the headers chains wrote
 before the protocol was versioned, so their hashes, and every checkpoint and bundle that
@@ -31,6 +35,7 @@ from typing import Any
 
 from tally import codec
 from tally.errors import Code, TallyError
+from tally.protocol.versions import BOUND_TO_GENESIS
 
 #: The fields every version has, and their types.
 _FIELDS: dict[str, type] = {
@@ -38,6 +43,18 @@ _FIELDS: dict[str, type] = {
     "log_size": int, "log_root": bytes, "state": bytes, "commercial_size": int,
     "commercial_root": bytes,
 }
+
+
+#: The field version 3 adds.
+_RECEIPTS: dict[str, type] = {"receipts": bytes}
+RECEIPTS_FROM = BOUND_TO_GENESIS
+
+
+def receipt_leaf(tx_id: bytes, code: str, message: str, first_event: int | None,
+                 event_count: int, result: bytes | None) -> bytes:
+    """One transaction's receipt as the header's ``receipts`` root commits to it: what the
+    ``txs`` table stores of it (``result`` is the canonical CBOR of the return value)."""
+    return codec.encode_trusted([tx_id, code, message, first_event, event_count, result])
 
 
 class HeaderError(TallyError):
@@ -60,12 +77,16 @@ class BlockHeader:
     commercial_size: int
     commercial_root: bytes
     version: int = 1
+    receipts: bytes | None = None
 
     def to_doc(self) -> dict[str, Any]:
-        """The map that is encoded: version 1 without the ``version`` key."""
+        """The map that is encoded: version 1 without the ``version`` key, versions before
+        3 without ``receipts``."""
         doc = asdict(self)
         if self.version == 1:
             del doc["version"]
+        if self.receipts is None:
+            del doc["receipts"]
         return doc
 
     def encode(self) -> bytes:
@@ -82,11 +103,12 @@ class BlockHeader:
         version = doc.get("version", 1)
         if type(version) is not int or version < 1 or ("version" in doc and version == 1):
             raise HeaderError(f"bad header version {version!r}")
-        expected = set(_FIELDS) | ({"version"} if "version" in doc else set())
+        fields = _FIELDS | (_RECEIPTS if version >= RECEIPTS_FROM else {})
+        expected = set(fields) | ({"version"} if "version" in doc else set())
         if set(doc) != expected:
             raise HeaderError(f"header fields {sorted(doc)} are not those of version "
                               f"{version}: {sorted(expected)}")
-        for name, kind in _FIELDS.items():
+        for name, kind in fields.items():
             if type(doc[name]) is not kind:
                 raise HeaderError(f"header field {name!r} must be {kind.__name__}")
         return cls(**doc)

@@ -179,13 +179,16 @@ class Header(Model):
     state: str
     commercial_size: int
     commercial_root: str
+    receipts: str | None = Field(None, description="root of the block's receipts (version "
+                                                   "3 on); absent before")
 
     def to_header(self) -> BlockHeader:
         """The protocol header, whose ``hash(suite.hash)`` is the block hash."""
-        doc = self.model_dump(exclude={"version"})
+        doc = self.model_dump(exclude={"version", "receipts"})
         for name in ("prev", "txs", "log_root", "state", "commercial_root"):
             doc[name] = bytes.fromhex(doc[name])
-        return BlockHeader(**doc, version=self.version or 1)
+        receipts = None if self.receipts is None else bytes.fromhex(self.receipts)
+        return BlockHeader(**doc, version=self.version or 1, receipts=receipts)
 
 
 class Block(Model):

@@ -15,12 +15,18 @@ version  what it is
 2        the header names its version; chain parameters live in state (``params``) and the
          committee changes them (``params.set``); contracts may import the frozen standard
          library (``from std.<module> import ...``, decision 0904)
+3        evidence bound to its chain: every checkpoint names the genesis hash (a ``genesis``
+         line that every validator signature covers), and the header commits to every
+         transaction's receipt (``receipts``, an RFC 9162 root), decision 0023
 =======  ====================================================================================
 """
 
 from __future__ import annotations
 
 #: Every version this build can execute, oldest first.
-KNOWN_VERSIONS: tuple[int, ...] = (1, 2)
+KNOWN_VERSIONS: tuple[int, ...] = (1, 2, 3)
 #: The version a new chain starts at.
 LATEST_VERSION = KNOWN_VERSIONS[-1]
+#: The first version whose checkpoints name their genesis and whose headers commit to
+#: receipts.
+BOUND_TO_GENESIS = 3

@@ -291,7 +291,7 @@ def verify_state(answer: StateProof, genesis: GenesisDocument, key: str) -> Veri
     suite = get_suite(genesis.suite)
     try:
         history = validator_history([u.to_dict() for u in answer.validator_updates], doc,
-                                    suite, genesis.chain_id)
+                                    suite, genesis.chain_id, bytes.fromhex(genesis.hash))
         checkpoint, signers = history.check(answer.checkpoint)
     except EvidenceError as exc:
         raise VerificationFailed(exc.reason, f"the node's checkpoint does not verify: {exc}"

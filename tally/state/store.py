@@ -56,6 +56,9 @@ CREATE INDEX IF NOT EXISTS events2_by_contract ON events2 (contract, idx);
 CREATE TABLE IF NOT EXISTS cosignatures (
     height INTEGER NOT NULL, signer TEXT NOT NULL, line TEXT NOT NULL,
     PRIMARY KEY (height, signer)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS witness_cosignatures (
+    height INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (height, witness)) WITHOUT ROWID;
 """
 
 
@@ -357,6 +360,26 @@ class Store:
     def cosignatures(self, height: int) -> dict[str, str]:
         rows = self.reader().execute(
             "SELECT signer, line FROM cosignatures WHERE height=?", (height,)
+        ).fetchall()
+        return dict(rows)
+
+    # --- witness cosignatures: this node's own record, not part of any block -------------
+
+    def add_witness_cosignature(self, height: int, witness: str, line: str) -> None:
+        """Keep a witness's cosignature of block ``height``'s checkpoint. Written on a
+        connection of its own (the witness feeder's thread), never the engine's."""
+        conn = getattr(self._readers, "witness_writer", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._readers.witness_writer = conn
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO witness_cosignatures VALUES (?,?,?)",
+                         (height, witness, line))
+
+    def witness_cosignatures(self, height: int) -> dict[str, str]:
+        rows = self.reader().execute(
+            "SELECT witness, line FROM witness_cosignatures WHERE height=?", (height,)
         ).fetchall()
         return dict(rows)
 

@@ -68,3 +68,49 @@ def test_nonce_gaps_from_throwaway_keys_leave_no_memory_behind(intl_chain: Chain
                 raise AssertionError("a nonce gap was admitted")
 
     assert _retained(chain, burst) < 2 * 1024 * 1024
+
+
+def test_a_bundle_refused_whole_is_not_kept(tmp_path) -> None:
+    """A peer's bundle whose every transaction is refused (here: forged signatures) costs
+    the node nothing after its CheckTx; one with an admitted transaction is kept for its
+    block."""
+    from tally.consensus.bundle import encode_bundle
+    from tests.support.abci import Harness
+
+    h = Harness(tmp_path)
+    forged = []
+    for nonce in range(50):
+        raw = bytearray(h.sign(h.issuer, nonce))
+        raw[-1] ^= 1
+        forged.append(bytes(raw))
+    bundle = encode_bundle(forged)
+    assert h.check(bundle).code != 0
+    assert len(h.app._bundles) == 0 and len(h.app._admitted) == 0
+
+    good = encode_bundle([h.sign(h.issuer, 0), forged[1]])
+    assert h.check(good).code == 0
+    assert len(h.app._bundles) == 1 and len(h.app._admitted) == 1
+
+
+def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(intl_chain: Chain
+                                                                    ) -> None:
+    """Valid transactions from throwaway keys (each the first of its key) can fill a
+    mempool; its byte bound, not only its count, limits what they hold."""
+    from tally.mempool import Mempool
+
+    chain = intl_chain
+    pool = Mempool(chain.node.ledger.executor, lambda sender: 0, lambda: 1, capacity=1000,
+                   capacity_bytes=64 * 1024)
+    payload = {"contract": "nobody", "method": "m", "args": ["x" * 8000]}
+    admitted = 0
+    for _ in range(20):
+        chain.keys["throwaway"] = generate("throwaway", "intl")
+        try:
+            pool.admit(chain.sign("throwaway", "contract.call", payload, nonce=0, tier=2))
+            admitted += 1
+        except TallyError as exc:
+            assert exc.code == Code.MEMPOOL_FULL
+    assert 5 <= admitted <= 8  # about 8 KB each against 64 KB, far below the count bound
+    assert pool._bytes <= 64 * 1024
+    taken = pool.take(100, timeout=0)
+    assert len(taken) == admitted and pool._bytes == 0

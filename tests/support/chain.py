@@ -22,12 +22,19 @@ class Chain:
     """A running solo node with named accounts, and helpers to sign and send."""
 
     def __init__(self, tmp: Path, suite_name: str, params: Params | None = None,
-                 protocol_version: int = LATEST_VERSION) -> None:
+                 protocol_version: int = LATEST_VERSION, *,
+                 keys_from: Chain | None = None, genesis_time: int = GENESIS_TIME) -> None:
+        """``keys_from``: reuse another chain's validator and account keys (a copy of a
+        chain, as a staging network or a reset would make one)."""
         self.suite_name = suite_name
         self.suite = get_suite(suite_name)
-        self.validator = generate("validator-0", suite_name)
         names = ["admin", "issuer", "custodian", "regulator", "alice", "bob", "carol", "lender"]
-        self.keys: dict[str, NamedKey] = {n: generate(n, suite_name) for n in names}
+        if keys_from is not None:
+            self.validator = keys_from.validator
+            self.keys: dict[str, NamedKey] = dict(keys_from.keys)
+        else:
+            self.validator = generate("validator-0", suite_name)
+            self.keys = {n: generate(n, suite_name) for n in names}
         roles = {
             self.keys["admin"].address: ["admin"],
             self.keys["issuer"].address: ["issuer"],
@@ -35,10 +42,10 @@ class Chain:
             self.keys["regulator"].address: ["regulator"],
         }
         self.genesis = make_genesis(CHAIN, self.suite, [(self.validator.name, self.validator.key)],
-                                    roles, GENESIS_TIME, params,
+                                    roles, genesis_time, params,
                                     protocol_version=protocol_version)
         self.data_dir = tmp / "node"
-        clock = itertools.count(GENESIS_TIME + 1000, 1000)
+        clock = itertools.count(genesis_time + 1000, 1000)
         self.node = Node(self.data_dir, self.genesis, self.validator, clock_ms=lambda: next(clock))
         self.node.start()
         self._nonces: dict[str, int] = {}

@@ -32,7 +32,7 @@ import pytest
 #: The layers, lowest first: (name, module prefixes). The root package ``tally`` itself
 #: (its ``__init__``) is matched exactly, not as a prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("tally", "tally.errors", "tally.codec", "tally.crypto")),
+    ("foundations", ("tally", "tally.errors", "tally.codec", "tally.crypto", "tally.bounded")),
     ("formats", ("tally.log", "tally.state", "tally.protocol", "tally.tx", "tally.keys",
                  "tally.genesis", "tally.evidence", "tally.evidence.verify")),
     ("contract VM", ("tally.vm",)),
@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("node", ("tally.node",)),
     ("API", ("tally.api",)),
     ("clients and tools", ("tally.sdk", "tally.cli", "tally.demo", "tally.home", "tally.net",
-                           "tally.apps", "tally.__main__")),
+                           "tally.apps", "tally.witness", "tally.__main__")),
 ]
 
 #: What the standalone evidence verifier may import (besides its own package's __init__).
