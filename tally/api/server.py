@@ -48,8 +48,9 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 429: "Too Many Requests"
 def raw_error(status: int, code: Code, message: str) -> bytes:
     """A whole HTTP/1.1 error response in the API's shape, closing the connection."""
     body = json.dumps({"code": str(code), "message": message}).encode()
+    retry = "retry-after: 1\r\n" if status in (429, 503) else ""
     return (f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+            f"content-length: {len(body)}\r\n{retry}connection: close\r\n\r\n").encode() + body
 
 
 def guarded_protocol(limits: ApiLimits) -> type[asyncio.Protocol]:
