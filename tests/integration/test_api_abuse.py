@@ -13,11 +13,13 @@ import gc
 import json
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +30,8 @@ from tally.api.app import create_app, public_message
 from tally.api.limits import ApiLimits
 from tally.api.queries import MAX_BUCKETS, QueryGate
 from tally.errors import TallyError
-from tests.support.api import serve
+from tally.home import init_home
+from tests.support.api import free_port, serve
 from tests.support.chain import Chain
 
 MiB = 1024 * 1024
@@ -555,3 +558,38 @@ def test_a_stream_its_client_closes_unregisters_at_once(intl_chain: Chain) -> No
             time.sleep(0.05)
         assert seen == 300
         assert node.listener_count == listeners, node.listener_count - listeners
+
+
+# --- the server a user runs -----------------------------------------------------------
+
+
+def test_tally_node_run_serves_with_the_limits(tmp_path: Path) -> None:
+    """``tally node run`` (hence ``tally dev``, the demo and every localnet node) builds
+    the guarded server: its options reach the limits, and a connection over the cap is
+    refused in the error shape."""
+    init_home(tmp_path / "home")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally", "node", "run", "--home", str(tmp_path / "home"),
+         "--port", str(port), "--connections-per-client", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the node did not serve within 30 s"
+            time.sleep(0.2)
+        held = [connect(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.2)
+        with connect(("127.0.0.1", port)) as extra:
+            status, body, closed = read_response(extra)
+        for sock in held:
+            sock.close()
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert status == 429 and body["code"] == "RATE_LIMITED" and closed
