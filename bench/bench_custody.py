@@ -81,12 +81,11 @@ def run_inprocess(node: Node, raws: list[bytes], chunk: int = 2000) -> float:
 
 def run_http(node: Node, raws: list[bytes], chunk: int = 1000, clients: int = 2) -> float:
     import httpx
-    import uvicorn
 
-    from tally.api.app import create_app
+    from tally.api.server import make_server
 
     port = 26000 + os.getpid() % 1000
-    server = uvicorn.Server(uvicorn.Config(create_app(node), port=port, log_level="error"))
+    server = make_server(node, host="127.0.0.1", port=port, log_level="error")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -60,6 +60,8 @@ class Code(StrEnum):
     # Reads and node operation.
     UNAVAILABLE = "UNAVAILABLE"
     INVALID_REQUEST = "INVALID_REQUEST"
+    #: A client sent more requests than a node allows it (HTTP 429): retry later.
+    RATE_LIMITED = "RATE_LIMITED"
     #: A proof, signed note, state proof or evidence bundle does not show what it claims
     #: (the answer was received, and it is wrong): never confuse it with UNAVAILABLE.
     VERIFICATION_FAILED = "VERIFICATION_FAILED"
@@ -148,7 +150,7 @@ def error_for(code: str, message: str) -> TallyError:
         return NotFound(message)
     if known is Code.UNAVAILABLE:
         return Unavailable(message)
-    if known in (Code.INVALID_REQUEST, Code.VERIFICATION_FAILED):
+    if known in (Code.INVALID_REQUEST, Code.VERIFICATION_FAILED, Code.RATE_LIMITED):
         return TallyError(message, known)
     return ExecutionFailed(message, known)
 
@@ -166,6 +168,7 @@ ABCI_CODES: dict[str, int] = {
     Code.VM_FORBIDDEN: 35, Code.VM_RUNTIME_ERROR: 36, Code.VM_INVALID_VALUE: 37,
     Code.VM_VIEW_WRITE: 38, Code.VM_NO_CONTRACT: 39, Code.VM_NO_METHOD: 40, Code.VM_BAD_ARGS: 41,
     Code.VM_ALREADY_DEPLOYED: 42, Code.VM_HOST_ERROR: 43, Code.VM_NO_HOST: 44, Code.VM_BUSY: 45,
-    Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.INTERNAL: 99, Code.OK: 0,
+    Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.RATE_LIMITED: 48,
+    Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

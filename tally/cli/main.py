@@ -108,14 +108,20 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
              log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
              witness: Annotated[list[str] | None, typer.Option(
                  help="URL of a witness to send each checkpoint to (repeatable)")] = None,
-             ) -> None:
+             connections_per_client: Annotated[int, typer.Option(
+                 help="open API connections one IP address may hold")] = 32,
+             query_steps: Annotated[int, typer.Option(
+                 help="VM steps one @view query may run")] = 200_000,
+             query_rate: Annotated[float, typer.Option(
+                 help="@view queries per second one IP address may send")] = 10.0) -> None:
     """Run a node and its HTTP API until interrupted: the embedded solo engine, or the
-    ABCI application of a CometBFT process (``--engine cometbft``)."""
+    ABCI application of a CometBFT process (``--engine cometbft``). The API's limits
+    are docs/api.md's "Limits"; the options tune the ones an operator most often needs
+    to (a node behind a proxy sees one address for every client)."""
     import logging
 
-    import uvicorn
-
-    from tally.api.app import create_app
+    from tally.api.limits import ApiLimits
+    from tally.api.server import make_server
     from tally.home import Home
     from tally.node import CometSettings, Node
 
@@ -136,8 +142,9 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
         feeder = WitnessFeeder.attach(node, witness)
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
                   f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host=host, port=port,
-                                           log_level=log_level))
+    server = make_server(node, host=host, port=port, log_level=log_level, limits=ApiLimits(
+        connections_per_client=connections_per_client, query_steps=query_steps,
+        query_rate=query_rate))
     failure: list[BaseException] = []
 
     def watch() -> None:

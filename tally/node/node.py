@@ -9,6 +9,7 @@ and the checkpoint it is checked against always come from the same block.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,7 +76,19 @@ class Node:
         self.stop()
 
     def add_listener(self, listener: Callable[[CommittedBlock], None]) -> None:
+        """Call ``listener`` with every committed block, on the engine's thread, until
+        :meth:`remove_listener`: a listener is called by every commit while it is
+        registered, so whoever adds one for a limited time (an event stream) removes it."""
         self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[CommittedBlock], None]) -> None:
+        """Stop calling ``listener`` (one registration of it; none is fine)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
 
     def _on_commit(self, block: CommittedBlock) -> None:
         with self._height_changed:

@@ -24,7 +24,7 @@ What it offers, by family:
 from __future__ import annotations
 
 import base64
-import threading
+import queue
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -135,8 +135,10 @@ class ChainReader:
         self._decode_tx = decode_tx or (
             lambda raw: txmod.decode(raw, max_size=genesis.params.max_tx_bytes))
         self._query_host = query_host or self._committed_rules_host
-        self._query_vm: Any = None
-        self._query_lock = threading.Lock()
+        #: Idle VMs for @view queries. A VM runs one execution at a time, so each query
+        #: takes one (a new one if none is idle) and gives it back: queries run side by
+        #: side, as many as their callers allow (the API bounds them: tally.api.queries).
+        self._query_vms: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def _committed_rules_host(self) -> Any:
         from tally.exec.rules import rules_for
@@ -403,8 +405,10 @@ class ChainReader:
             raise NotFound(f"contract {name!r} has no version {wanted}")
         return source
 
-    def contract_query(self, name: str, method: str, args: list[Any]) -> Any:
-        """Run a @view method against the last committed block (no transaction)."""
+    def contract_query(self, name: str, method: str, args: list[Any], *,
+                       steps: int | None = None) -> Any:
+        """Run a @view method against the last committed block (no transaction), within
+        ``steps`` VM steps (None: the VM's full budget, as a transaction gets)."""
         from tally.exec.contracts import StateStorage, vm_error_to_tally
         from tally.vm import VM, Context, VMError
 
@@ -412,16 +416,19 @@ class ChainReader:
         latest = self._store.latest_block()
         height, time_ms = (0, 0) if latest is None else (latest.height,
                                                          BlockHeader.decode(latest.header).time)
-        with self._query_lock:
-            if self._query_vm is None:
-                self._query_vm = VM()
-            try:
-                result = self._query_vm.query(
-                    name, method, args, storage=StateStorage(_CommittedState(self._store)),
-                    ctx=Context("query", height, time_ms, b"\0" * 32),
-                    host=self._query_host())
-            except VMError as exc:
-                raise vm_error_to_tally(exc) from None
+        try:
+            vm = self._query_vms.get_nowait()
+        except queue.Empty:
+            vm = VM()
+        try:
+            result = vm.query(
+                name, method, args, storage=StateStorage(_CommittedState(self._store)),
+                ctx=Context("query", height, time_ms, b"\0" * 32),
+                host=self._query_host(), steps=steps)
+        except VMError as exc:
+            raise vm_error_to_tally(exc) from None
+        finally:
+            self._query_vms.put(vm)
         return result.return_value
 
 

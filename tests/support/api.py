@@ -8,9 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
-from tally.api.app import create_app
+from tally.api.limits import ApiLimits
+from tally.api.server import make_server
 from tally.node import Node
 
 
@@ -21,11 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(node: Node) -> Iterator[str]:
-    """The node's API on a free loopback port (uvicorn in a thread); yields its URL."""
+def serve(node: Node, limits: ApiLimits | None = None) -> Iterator[str]:
+    """The node's API on a free loopback port, served as ``tally node run`` serves it
+    (uvicorn in a thread, with the same connection limits); yields its URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
-                                           log_level="error"))
+    server = make_server(node, host="127.0.0.1", port=port, limits=limits, log_level="error")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

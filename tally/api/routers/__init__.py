@@ -15,7 +15,9 @@ from tally.node import Node
 from tally.protocol.http import ErrorModel
 
 
-def node_of(request: Request) -> Node:
+async def node_of(request: Request) -> Node:
+    """The app's node (``async``: FastAPI runs a plain function dependency on a worker
+    thread, one thread hop per request for an attribute read)."""
     return request.app.state.node
 
 
@@ -36,7 +38,8 @@ _WHAT = {
     409: "a duplicate",
     413: "the request body is too large",
     422: "the request does not match its schema",
-    503: "the node cannot answer now (engine stopped, diverged, mempool full)",
+    429: "too many requests from this address: retry after the Retry-After seconds",
+    503: "the node cannot answer now (engine stopped, diverged, mempool full, busy)",
 }
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from tally.api.queries import QueryGate
 from tally.api.routers import COMMON, MAX_POSITION, NodeDep, errors, text
 from tally.node import jsonable
 from tally.protocol.http import Contract, QueryRequest, QueryResult
@@ -28,6 +29,17 @@ def contract_source(node: NodeDep, name: str, version: int | None = Query(None, 
 
 
 @router.post("/v1/contracts/{name}/query", summary="Run a @view method; no transaction",
-             response_model=QueryResult, responses=errors(404))
-def contract_query(node: NodeDep, name: str, body: QueryRequest) -> Any:
-    return {"result": jsonable(node.reader.contract_query(name, body.method, body.args))}
+             response_model=QueryResult, responses=errors(404, 429),
+             description="The query runs on the node's query workers, within the node's "
+                         "query step budget and timeout, and counts against the client's "
+                         "query rate (docs/api.md, Limits).")
+async def contract_query(node: NodeDep, request: Request, name: str, body: QueryRequest
+                         ) -> Any:
+    gate: QueryGate = request.app.state.queries
+    steps: int = request.app.state.limits.query_steps
+    client = request.client.host if request.client else "unknown"
+
+    def run() -> Any:
+        return jsonable(node.reader.contract_query(name, body.method, body.args, steps=steps))
+
+    return {"result": await gate.run(client, run)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,26 +36,34 @@ def commercial_events(node: NodeDep, after: After = -1,
             responses=text("one `event:` per committed event; `data:` is an Event as JSON, "
                            "`id:` its log index", "text/event-stream"))
 async def stream(node: NodeDep, request: Request, after: After = -1) -> StreamingResponse:
+    """The stream's commit listener lives exactly as long as its generator: registered
+    when the response starts streaming, removed in ``finally`` however the stream ends
+    (client gone, server stopping, error). It used to be registered for the life of the
+    node, so every closed stream left one behind, and every commit called them all."""
     loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def wake_up(_block: object) -> None:
-        loop.call_soon_threadsafe(wake.set)
-
-    node.add_listener(wake_up)
 
     async def generate() -> AsyncIterator[str]:
-        cursor = after
-        while not await request.is_disconnected():
-            batch = await asyncio.to_thread(node.reader.events, cursor, 1000)
-            for ev in batch:
-                cursor = ev["log_index"]
-                yield f"id: {cursor}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
-            if not batch:
-                wake.clear()
-                try:
-                    await asyncio.wait_for(wake.wait(), timeout=15)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
+        wake = asyncio.Event()
+
+        def wake_up(_block: object) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody to wake
+                loop.call_soon_threadsafe(wake.set)
+
+        node.add_listener(wake_up)
+        try:
+            cursor = after
+            while not await request.is_disconnected():
+                batch = await asyncio.to_thread(node.reader.events, cursor, 1000)
+                for ev in batch:
+                    cursor = ev["log_index"]
+                    yield f"id: {cursor}\nevent: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
+                if not batch:
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), timeout=15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+        finally:
+            node.remove_listener(wake_up)
 
     return StreamingResponse(generate(), media_type="text/event-stream")
