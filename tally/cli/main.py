@@ -516,6 +516,8 @@ def witness_run(
     validators signed, only once it is consistent with the last one cosigned."""
     import uvicorn
 
+    from tally.api.limits import ApiLimits
+    from tally.api.server import server_config
     from tally.genesis import Genesis
     from tally.keys import load
     from tally.witness import Witness, make_app
@@ -530,7 +532,9 @@ def witness_run(
         fail(f"cannot start the witness: {exc}", 2)
     console.print(f"Witness {w.name} ({w.suite.name} key {w.public_key.hex()}) of "
                   f"{w.origin}, at size {w.size}, on http://{host}:{port}/add-checkpoint")
-    uvicorn.run(make_app(w), host=host, port=port, log_level="warning")
+    # The API's connection limits (per-client caps, head and body deadlines) apply here too.
+    uvicorn.Server(server_config(make_app(w), host=host, port=port, limits=ApiLimits(),
+                                 log_level="warning")).run()
 
 
 # --- reads and transactions against a node ---------------------------------------------
