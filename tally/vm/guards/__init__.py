@@ -35,6 +35,7 @@ its guards by name, and `make_guards` composing them:
 
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any
 
 from ..limits import Limits
@@ -108,6 +109,8 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "sum": iters["sum"], "zip": iters["zip"],
     }  # fmt: skip
 
+    _name_for_contracts(tables, builtins)
+
     guards: dict[str, Any] = {
         "_m": m, "_entered": b.entered, "_lamenter": b.lambda_enter, "_lamexit": b.lambda_exit,
         "_s": b.step, "_tick": b.tick,
@@ -126,3 +129,20 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "setattr_handlers": attrs["setattr_handlers"], "check_int": b.check_int,
     }  # fmt: skip
     return guards, builtins, attr_handlers
+
+
+def _name_for_contracts(tables: dict[type, dict[str, Any]], builtins: dict[str, Any]) -> None:
+    """Give each guard the name contract code calls it by: a Python error about its
+    arguments (``TypeError: join() missing 1 required positional argument``) then
+    names what the contract called, not the VM's internals (``b_str``,
+    ``copy.<locals>.method``)."""
+    named: list[tuple[str, Any]] = [(n, f) for t in tables.values() for n, f in t.items()]
+    for name, fn in builtins.items():
+        if isinstance(fn, SafeType):
+            named.append((name, fn.impl))
+            named.extend(fn.attrs.items())
+        else:
+            named.append((name, fn))
+    for name, fn in named:
+        if isinstance(fn, FunctionType):
+            fn.__name__ = fn.__qualname__ = name

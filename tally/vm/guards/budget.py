@@ -25,7 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..errors import Forbidden, MemoryLimitExceeded, OutOfSteps, RecursionLimitExceeded
+from ..errors import (
+    Forbidden,
+    InvalidValue,
+    MemoryLimitExceeded,
+    OutOfSteps,
+    RecursionLimitExceeded,
+)
 from ..limits import Limits
 from .runtime import _CONTAINERS, _SIZED, Meter, size_of, text_bytes
 
@@ -49,7 +55,7 @@ class Budget(NamedTuple):
     #: ``value`` makes (see `make_budget`).
     text: Callable[[Any, int, int], None]
     #: ``footprint(value)``: charge for a copy of ``value`` (see `make_budget`).
-    footprint: Callable[[Any], None]
+    footprint: Callable[..., None]
 
 
 #: Bytes charged per object a copy or a decoded value makes, modelled on CPython
@@ -70,6 +76,16 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
     int_lim = 1 << max_bits
     max_frames = limits.max_frames
     max_nesting = limits.max_nesting
+
+    def scalar_bytes(v: Any) -> int:
+        t = type(v)
+        if t is str:
+            return STR_BYTES + text_bytes(v)
+        if t is bytes:
+            return BYTES_BYTES + len(v)
+        if t is int and not -6 < v < 257:
+            return INT_BYTES + (v.bit_length() >> 3)
+        return 0
 
     def too_deep() -> RecursionLimitExceeded:
         return RecursionLimitExceeded(f"value nested deeper than {max_nesting} lists or dicts")
@@ -151,133 +167,162 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                     return count
             if nxt:
                 depth += 1
-                if depth >= max_nesting:
+                if depth >= max_nesting:  # nxt is the (depth + 1)th level of containers
                     raise too_deep()
             level = nxt
         return count
 
+    def scalar_text(v: Any, escape_all: bool) -> tuple[int, int, bool]:
+        """``(characters, steps, ascii)`` of ``repr(v)`` for a scalar (``ascii(v)``
+        if ``escape_all``): a bound, exact for the common cases."""
+        t = type(v)
+        if t is int:
+            bits = v.bit_length()
+            # decimal digits and sign; int -> decimal text is quadratic
+            return (bits * 1233 >> 12) + 2, ((bits * bits) >> 16 if bits > 512 else 0), True
+        if t is str:
+            n = len(v)
+            if v.isascii():
+                if v.isprintable():
+                    return n + 2 + v.count("\\") + v.count("'"), n >> 6, True
+                return 4 * n + 2, n >> 6, True
+            if escape_all or not v.isprintable():
+                return 10 * n + 2, n >> 6, True
+            return n + 2 + v.count("\\") + v.count("'"), n >> 6, False
+        if t is bytes:
+            n = len(v)
+            return ((n + 3) if v.isalnum() else (4 * n + 3)), n >> 6, True
+        if t is bool or v is None:
+            return 5, 0, True
+        raise Forbidden(f"cannot format a {t.__name__}")
+
     def text(x: Any, conversion: int, extra: int) -> None:
-        """Charge for the text ``str(x)`` (conversion 115), ``repr(x)`` (114) or
-        ``ascii(x)`` (97) will be, plus ``extra`` characters (a format width),
-        before it is made: one step per node reached (with multiplicity) and the
-        text's bytes to the memory budget (a bound of its length, times 4 unless
-        it is all ASCII). The walk stops as soon as either budget is passed, so a
-        DAG whose text would be 2**60 characters is refused after a few steps.
-        Refuses nesting past ``max_nesting`` before CPython would recurse."""
+        """Charge for the text ``str(x)`` (conversion 115 or none), ``repr(x)``
+        (114) or ``ascii(x)`` (97) will be, plus ``extra`` characters (a format
+        width), before it is made: one step per node reached (with multiplicity)
+        and the text's bytes to the memory budget (a bound of its length, times 4
+        unless it is all ASCII). The walk stops as soon as either budget is
+        passed, so a DAG whose text would be 2**60 characters is refused after a
+        few steps. Refuses nesting past ``max_nesting`` before CPython's repr
+        would recurse."""
+        t = type(x)
+        if t is str and conversion != 114 and conversion != 97:  # the text is x itself
+            alloc(text_bytes(x) + extra)
+            return
+        escape_all = conversion == 97
+        if t is not list and t is not tuple and t is not dict:
+            chars, count, ascii_only = scalar_text(x, escape_all)
+            step(count)
+            chars += extra
+            alloc(chars if ascii_only else 4 * chars)
+            return
         step_limit = m.steps + 1
         mem_limit = m.memory + 1
         count = 0
         chars = extra
         ascii_only = True
-        escape_all = conversion == 97
-        t = type(x)
-        if t is str and conversion != 114 and conversion != 97:  # the text is x itself
-            alloc(text_bytes(x) + extra)
-            return
         level = [x]
-        depth = 0
-        while level:
+        depth = 1
+        while True:
             nxt: list[Any] = []
-            push = nxt.extend
+            add = nxt.append
             for v in level:
                 t = type(v)
-                count += 1
-                if t is int:
-                    bits = v.bit_length()
-                    chars += (bits * 1233 >> 12) + 2  # decimal digits, sign
-                    if bits > 512:
-                        count += (bits * bits) >> 16  # int -> decimal text is quadratic
-                elif t is str:
-                    n = len(v)
-                    count += n >> 6
-                    if v.isascii():
-                        if v.isprintable():
-                            chars += n + 2 + v.count("\\") + v.count("'")
-                        else:
-                            chars += 4 * n + 2
-                    elif escape_all or not v.isprintable():
-                        chars += 10 * n + 2
-                    else:
-                        chars += n + 2 + v.count("\\") + v.count("'")
-                        ascii_only = False
-                elif t is list or t is tuple:
-                    n = len(v)
-                    count += n
-                    chars += 2 * n + 2
-                    push(v)
-                elif t is dict:
-                    n = len(v)
-                    count += 2 * n
+                n = len(v)
+                if t is dict:
+                    count += 1 + 2 * n
                     chars += 4 * n + 2
-                    push(v)
-                    push(v.values())
-                elif t is bytes:
-                    n = len(v)
-                    count += n >> 6
-                    chars += (n + 3) if v.isalnum() else (4 * n + 3)
-                elif t is bool or v is None:
-                    chars += 5
+                    items: Any = (*v, *v.values())
                 else:
-                    raise Forbidden(f"cannot format a {t.__name__}")
+                    count += 1 + n
+                    chars += 2 * n + 2
+                    items = v
+                for c in items:
+                    tc = type(c)
+                    if tc is list or tc is dict or tc is tuple:
+                        add(c)
+                    elif tc is int and -1000 < c < 1000:
+                        chars += 4
+                    else:
+                        k, cost, a = scalar_text(c, escape_all)
+                        chars += k
+                        count += cost
+                        ascii_only = ascii_only and a
                 if count > step_limit:
                     step(count)  # raises
                 if chars > mem_limit:
                     raise out_of_memory()
-            if nxt:
-                depth += 1
-                if depth >= max_nesting:
-                    raise too_deep()
+            if not nxt:
+                break
+            depth += 1
+            if depth > max_nesting:
+                raise too_deep()
             level = nxt
         step(count)
         alloc(chars if ascii_only else 4 * chars)
 
-    def footprint(x: Any) -> None:
+    def footprint(x: Any, max_nodes: int = -1, max_depth: int = 0) -> None:
         """Charge for a copy of ``x`` (a value crossing a boundary, or one decoded
-        from storage): a step per node reached and per 64 bytes of text, and the
-        bytes CPython takes for the copy (the `LIST_BYTES`... model above, which is
-        at least the real size of each object), walking level by level and
-        stopping as soon as either budget is passed. Refuses nesting past
-        ``max_nesting``."""
+        from storage) before it is made: a step per node reached and per 64 bytes
+        of text, and the bytes CPython takes for the copy (the `LIST_BYTES`...
+        model above, at least the real size of each object within 2x), walking
+        level by level and stopping as soon as either budget is passed. Refuses
+        nesting past ``max_nesting``; given ``max_nodes`` (a storable value has
+        no more nodes than encoded bytes) or ``max_depth``, a value past them is
+        ``VM_INVALID_VALUE``, once the nodes walked are charged."""
+        t = type(x)
+        if t is not list and t is not tuple and t is not dict:
+            n = scalar_bytes(x)
+            if n >= 64:
+                step(n >> 6)
+            alloc(n)
+            return
         step_limit = m.steps + 1
         mem_limit = m.memory + 1
         count = 0
         nbytes = 0
         level = [x]
-        depth = 0
-        while level:
+        depth = 1
+        while True:
             nxt: list[Any] = []
-            push = nxt.extend
+            add = nxt.append
             for v in level:
                 t = type(v)
-                count += 1
-                if t is list or t is tuple:
-                    n = len(v)
-                    count += n
-                    nbytes += LIST_BYTES + 8 * n
-                    push(v)
-                elif t is dict:
-                    n = len(v)
-                    count += 2 * n
+                n = len(v)
+                if t is dict:
+                    count += 1 + 2 * n
                     nbytes += DICT_BYTES + 56 * max(n - 5, 0)
-                    push(v)
-                    push(v.values())
-                elif t is str:
-                    count += len(v) >> 6
-                    nbytes += STR_BYTES + text_bytes(v)
-                elif t is bytes:
-                    count += len(v) >> 6
-                    nbytes += BYTES_BYTES + len(v)
-                elif t is int:
-                    if not -6 < v < 257:  # CPython shares the small ints
-                        nbytes += INT_BYTES + (v.bit_length() >> 3)
+                    items: Any = (*v, *v.values())
+                else:
+                    count += 1 + n
+                    nbytes += LIST_BYTES + 8 * n
+                    items = v
+                for c in items:
+                    tc = type(c)
+                    if tc is int:
+                        if not -6 < c < 257:  # CPython shares the small ints
+                            nbytes += INT_BYTES + (c.bit_length() >> 3)
+                    elif tc is list or tc is dict or tc is tuple:
+                        add(c)
+                    elif tc is str or tc is bytes:
+                        k = scalar_bytes(c)
+                        count += k >> 6
+                        nbytes += k
                 if count > step_limit:
                     step(count)  # raises
                 if nbytes > mem_limit:
                     raise out_of_memory()
-            if nxt:
-                depth += 1
-                if depth >= max_nesting:
-                    raise too_deep()
+                if count > max_nodes >= 0:
+                    step(count)
+                    raise InvalidValue(f"value larger than {max_nodes} bytes")
+            if not nxt:
+                break
+            depth += 1
+            if depth > max_depth > 0:
+                step(count)
+                raise InvalidValue(f"value nested deeper than {max_depth}")
+            if depth > max_nesting:
+                raise too_deep()
             level = nxt
         step(count)
         alloc(nbytes)
@@ -322,12 +367,12 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
     def spread(x: Any) -> Any:
         """``x`` for an unpacking that copies it (``*x``, ``**x``, ``a, *b = x``,
         and a starred target in a ``for`` or a comprehension, item by item):
-        charged for the copy (8 bytes a slot, 48 a dict entry, plus the new
-        container's own object) before it is made."""
+        charged for the copy (8 bytes a slot, 48 a dict entry) before it is made.
+        The container the copy goes into is a display's or a target's, which is
+        charged as the straight-line code around it."""
         if type(x) is dict:
-            alloc(DICT_BYTES + size_of(x))
+            alloc(size_of(x))
             return x
-        alloc(LIST_BYTES)
         return sized(x)
 
     return Budget(
