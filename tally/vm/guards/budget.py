@@ -237,6 +237,8 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                     count += 1 + n
                     chars += 2 * n + 2
                     items = v
+                if count > step_limit:  # before the items are looked at
+                    step(count)  # raises
                 for c in items:
                     tc = type(c)
                     if tc is list or tc is dict or tc is tuple:
@@ -248,8 +250,10 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                         chars += k
                         count += cost
                         ascii_only = ascii_only and a
-                if count > step_limit:
-                    step(count)  # raises
+                        if count > step_limit:  # a long text scanned: stop at once
+                            step(count)  # raises
+                        if chars > mem_limit:
+                            raise out_of_memory()
                 if chars > mem_limit:
                     raise out_of_memory()
             if not nxt:
@@ -297,6 +301,11 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                     count += 1 + n
                     nbytes += LIST_BYTES + 8 * n
                     items = v
+                if count > max_nodes >= 0:  # before the items are looked at
+                    step(count)
+                    raise InvalidValue(f"value larger than {max_nodes} bytes")
+                if count > step_limit:
+                    step(count)  # raises
                 for c in items:
                     tc = type(c)
                     if tc is int:
@@ -329,18 +338,22 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
 
     def materialize(it: Any) -> list[Any]:
         """A list of ``it``'s items, charged per item: the only way a lazy iterable
-        reaches a builtin that would otherwise loop over it in C, unmetered."""
+        reaches a builtin that would otherwise loop over it in C, unmetered. An
+        item is charged its slot and what it likely is, a fresh object: an int 32
+        bytes more, a list (a pair from ``enumerate``/``zip``) its own size and 32
+        an item, anything else 56."""
         t = type(it)
         if t in _SIZED:
             n = len(it)
-            alloc(8 * n)
+            alloc((40 if t is range else 8) * n)
             step(n >> 3)
             return list(it)
         out: list[Any] = []
         append = out.append
         for item in it:
+            ti = type(item)
             m.steps -= 1
-            m.memory -= 64
+            m.memory -= 40 if ti is int else (80 + 40 * len(item) if ti is list else 64)
             if m.steps < 0:
                 raise out_of_steps()
             if m.memory < 0:
@@ -349,10 +362,12 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         return out
 
     def sized(it: Any) -> Any:
-        """``it`` itself if it has a length (charged for a copy), else a list of it."""
-        if type(it) in _SIZED:
+        """``it`` itself if it has a length (charged for a copy: 8 bytes a slot, and
+        for a range 32 more for the int each item will be), else a list of it."""
+        t = type(it)
+        if t in _SIZED:
             n = len(it)
-            alloc(8 * n)
+            alloc((40 if t is range else 8) * n)
             step(n >> 3)
             return it
         return materialize(it)
