@@ -7,6 +7,14 @@ code, metering and the contracts' storage keys. One call of :meth:`VM.deploy`,
 :class:`ExecutionResult` holding the write set or raises a :class:`VMError` having
 discarded everything. Contract-to-contract calls run inside the same execution,
 sharing its budgets, each behind an overlay checkpoint.
+
+Invariants (docs/decisions/0506-vm-memory-and-nesting-accounting.md): every
+failure that leaves the VM is a typed :class:`VMError`, whose message names
+contract-level things only; an outcome never depends on the host's memory or
+Python stack (recursion is bounded by the VM's own counters, and an execution the
+host's recursion limit stopped is run again with the room it needs); values
+crossing a boundary and values decoded from storage are charged by their size
+before they are copied or handed out.
 """
 
 from __future__ import annotations
@@ -1046,7 +1054,7 @@ class _Runtime:
         request = HostRequest(self, function, copied, self.meter.read_only > 0)
         try:
             result = host(request)
-        except VMError:
+        except (VMError, RecursionError):  # the latter: see _with_headroom
             overlay.rollback(checkpoint)
             del self.events[n_events:]
             raise

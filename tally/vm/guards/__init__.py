@@ -13,9 +13,13 @@ Cost model (steps are the unit of the step budget, bytes of the memory budget):
 * element-wise work on ``n`` list/dict elements: ``n`` steps (``n // 16`` for a
   memmove such as ``insert``); comparisons of nested values: one step per node;
 * every allocation whose size depends on data is charged to the memory budget,
-  summed over the call (bytes allocated, not live), with sizes estimated as
-  ``len`` for str/bytes, 8 per list slot, 48 per dict entry, 64 per materialised
-  element.
+  summed over the call (bytes allocated, not live), with sizes estimated as a
+  bound of the UTF-8 size for str (``len`` if ASCII, else ``4 * len``), ``len`` for
+  bytes, 8 per list slot, 48 per dict entry, an item of a materialised iterator by
+  what it is; formatted text by the length of the text (`Budget.text`), copies by
+  a model of CPython's object sizes (`Budget.footprint`);
+* a value is walked, without recursion, before any operation recursing over it in
+  C, and refused past ``Limits.max_nesting`` levels of lists and dicts.
 
 Guards are closures over one :class:`Meter`, which the VM resets for each call, so
 the hot path reads no globals and allocates nothing.
