@@ -106,6 +106,11 @@ MEMORY_CASES: list[AttackCase] = [
         "f", (), (MEMORY,),
     ),
     AttackCase(
+        "int-binary-text-kept",
+        contract("x = 2 ** 4000\nR = []\nwhile True:\n    R.append(f'{x:_b}')"),
+        "f", (), (STEPS, MEMORY),
+    ),
+    AttackCase(
         "list-of-lists-comprehension",
         contract("return len([[i] for i in range(10 ** 7)])"),
         "f", (), (STEPS, MEMORY),

@@ -56,6 +56,10 @@ def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
                 if len(digits) > 6 or int(digits) > max_width:
                     raise MemoryLimitExceeded(f"format width or precision above {max_width}")
                 width = max(width, int(digits))
+            if t is int or t is bool:
+                # binary, octal or hex digits and separators: more than the decimal
+                # digits the text walk counts
+                width += value.bit_length() * 3 // 2 + 4
         text(value, conversion, width)
         if conversion == 114:
             value = repr(value)
