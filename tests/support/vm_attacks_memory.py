@@ -111,6 +111,16 @@ MEMORY_CASES: list[AttackCase] = [
         "f", (), (STEPS, MEMORY),
     ),
     AttackCase(
+        "list-of-wide-characters",
+        contract("s = '\\u0101' * 10 ** 5\nR = []\nwhile True:\n    R.append(list(s))"),
+        "f", (), (MEMORY,),
+    ),
+    AttackCase(
+        "list-of-range",
+        contract("R = []\nwhile True:\n    R.append(list(range(10 ** 5)))"),
+        "f", (), (MEMORY,),
+    ),
+    AttackCase(
         "list-of-lists-comprehension",
         contract("return len([[i] for i in range(10 ** 7)])"),
         "f", (), (STEPS, MEMORY),

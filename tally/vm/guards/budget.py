@@ -336,6 +336,16 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         step(count)
         alloc(nbytes)
 
+    def item_bytes(it: Any, t: type) -> int:
+        """Bytes an item of ``it`` takes in a list made of it: a slot, and for a range
+        the int it becomes, for a str past Latin-1 the one-character str it becomes
+        (CPython shares the ints below 257 and the Latin-1 characters)."""
+        if t is range:
+            return 40
+        if t is str and not it.isascii():
+            return 88
+        return 8
+
     def materialize(it: Any) -> list[Any]:
         """A list of ``it``'s items, charged per item: the only way a lazy iterable
         reaches a builtin that would otherwise loop over it in C, unmetered. An
@@ -345,7 +355,7 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         t = type(it)
         if t in _SIZED:
             n = len(it)
-            alloc((40 if t is range else 8) * n)
+            alloc(item_bytes(it, t) * n)
             step(n >> 3)
             return list(it)
         out: list[Any] = []
@@ -362,12 +372,12 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         return out
 
     def sized(it: Any) -> Any:
-        """``it`` itself if it has a length (charged for a copy: 8 bytes a slot, and
-        for a range 32 more for the int each item will be), else a list of it."""
+        """``it`` itself if it has a length (charged for a copy: `item_bytes` an
+        item), else a list of it."""
         t = type(it)
         if t in _SIZED:
             n = len(it)
-            alloc((40 if t is range else 8) * n)
+            alloc(item_bytes(it, t) * n)
             step(n >> 3)
             return it
         return materialize(it)
