@@ -74,8 +74,8 @@ def test_memory_attack_peak_within_twice_the_charge(case: AttackCase) -> None:
 
 def test_starred_comprehension_target_is_charged() -> None:
     """``[b for a, *b in [L] * 200]`` copies L per item: the compiler must route each
-    item through a guard that charges the copy (``_unpackeach``). Skipped until it does, rather
-    than allocate 1.6 GB."""
+    item through a guard that charges the copy (``_unpackeach``). Skipped until it
+    does, rather than allocate 1.6 GB."""
     code = compile_contract(STARRED_COMPREHENSION.source).code
     names: set[str] = set()
     stack = [code]
