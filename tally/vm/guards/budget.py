@@ -232,13 +232,12 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                 if t is dict:
                     count += 1 + 2 * n
                     chars += 4 * n + 2
-                    items: Any = (*v, *v.values())
                 else:
                     count += 1 + n
                     chars += 2 * n + 2
-                    items = v
                 if count > step_limit:  # before the items are looked at
                     step(count)  # raises
+                items: Any = (*v, *v.values()) if t is dict else v
                 for c in items:
                     tc = type(c)
                     if tc is list or tc is dict or tc is tuple:
@@ -296,16 +295,15 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
                 if t is dict:
                     count += 1 + 2 * n
                     nbytes += DICT_BYTES + 56 * max(n - 5, 0)
-                    items: Any = (*v, *v.values())
                 else:
                     count += 1 + n
                     nbytes += LIST_BYTES + 8 * n
-                    items = v
                 if count > max_nodes >= 0:  # before the items are looked at
                     step(count)
                     raise InvalidValue(f"value larger than {max_nodes} bytes")
                 if count > step_limit:
                     step(count)  # raises
+                items: Any = (*v, *v.values()) if t is dict else v
                 for c in items:
                     tc = type(c)
                     if tc is int:
@@ -338,8 +336,9 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
 
     def item_bytes(it: Any, t: type) -> int:
         """Bytes an item of ``it`` takes in a list made of it: a slot, and for a range
-        the int it becomes, for a str past Latin-1 the one-character str it becomes
-        (CPython shares the ints below 257 and the Latin-1 characters)."""
+        the int it becomes, for a str past ASCII the one-character str it becomes
+        (CPython shares the ints below 257 and the Latin-1 characters; a non-ASCII
+        str is charged as if none of its characters were)."""
         if t is range:
             return 40
         if t is str and not it.isascii():
@@ -349,9 +348,9 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
     def materialize(it: Any) -> list[Any]:
         """A list of ``it``'s items, charged per item: the only way a lazy iterable
         reaches a builtin that would otherwise loop over it in C, unmetered. An
-        item is charged its slot and what it likely is, a fresh object: an int 32
-        bytes more, a list (a pair from ``enumerate``/``zip``) its own size and 32
-        an item, anything else 56."""
+        item is charged its slot and what it likely is, a fresh object: an int 40
+        bytes, a list (a pair from ``enumerate``/``zip``) 80 and 40 an item (a
+        fresh int each), anything else 64."""
         t = type(it)
         if t in _SIZED:
             n = len(it)
