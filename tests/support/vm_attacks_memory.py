@@ -131,6 +131,21 @@ MEMORY_CASES: list[AttackCase] = [
         "f", (), (STEPS, MEMORY),
     ),
     AttackCase(
+        "comprehension-of-dicts",
+        contract("return len({i: {} for i in range(10 ** 7)})"),
+        "f", (), (STEPS, MEMORY),
+    ),
+    AttackCase(
+        "comprehension-of-closures",
+        contract("return len([(lambda: i) for i in range(10 ** 7)])"),
+        "f", (), (STEPS, MEMORY),
+    ),
+    AttackCase(
+        "loop-of-dict-displays",
+        contract("R = []\nwhile True:\n    R.append({'a': 1, 'b': 2, 'c': 3, 'd': 4, 'e': 5})"),
+        "f", (), (STEPS, MEMORY),
+    ),
+    AttackCase(
         "rows-of-repeats",
         contract("return len([[0] * 1000 for i in range(10 ** 5)])"),
         "f", (), (MEMORY,),

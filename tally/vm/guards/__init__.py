@@ -117,7 +117,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
 
     guards: dict[str, Any] = {
         "_m": m, "_entered": b.entered, "_lamenter": b.lambda_enter, "_lamexit": b.lambda_exit,
-        "_s": b.step, "_tick": b.tick,
+        "_s": b.step, "_tick": b.tick, "_kept": b.kept,
         "_ga": attrs["_ga"], "_sa": attrs["_sa"], "_augattr": attrs["_augattr"],
         "_augitem": attrs["_augitem"],
         "_getslice": subs["_getslice"], "_setslice": subs["_setslice"],
