@@ -295,3 +295,58 @@ def test_random_programs_end_in_typed_errors_whatever_the_host_stack(source: str
     # the room it needs): the same outcome
     cramped = _with_headroom_left(120, lambda: _outcome_of(VM(), storage))
     assert cramped == roomy
+
+
+def test_error_messages_are_bounded_and_name_contract_things() -> None:
+    """Pinned examples of what the fuzz above checks at random: a KeyError carrying a
+    14,401-bit int (once a ValueError out of the VM, as CPython refuses to print it),
+    a long key, and wrong arguments to guarded methods and builtins."""
+    cases = {
+        "x = 2 ** 4000\nfor i in range(10400):\n    x = x - (-x)\nreturn {}[x]":
+            "KeyError: <int of 14401 bits>",
+        "return {}['k' * 5000]": "KeyError: 'kkkkkkkkkk",
+        "return 'a'.ljust()": "TypeError: ljust() missing 1 required positional argument",
+        "return [1].copy(5)": "TypeError: copy() takes 1 positional argument",
+        "return str(1, 2, 3, 4)": "TypeError: str() takes from 0 to 3 positional arguments",
+        "return sorted()": "TypeError: sorted() missing 1 required positional argument",
+    }  # fmt: skip
+    for body, start in cases.items():
+        source = "class C:\n    def f(self):\n" + textwrap.indent(body, " " * 8)
+        vm, storage = VM(), DictStorage()
+        storage.apply(vm.deploy("c", source, [], storage=storage,
+                                ctx=Context("a", 1, 1, b"t")).write_set)
+        try:
+            vm.call("c", "f", [], storage=storage, ctx=Context("a", 1, 1, b"t"))
+        except VMError as e:
+            assert e.code == "VM_RUNTIME_ERROR", (body, e)
+            assert e.message.startswith(start), (body, e.message)
+            assert len(e.message) < 400
+            assert not any(n in e.message for n in _INTERNAL_NAMES), e.message
+        else:
+            raise AssertionError(body)
+
+
+def test_a_low_host_recursion_limit_is_raised_not_obeyed() -> None:
+    """In process: a host whose recursion limit leaves the VM too little room gets
+    the outcome a generous host gets, and its limit raised (never lowered)."""
+    body = "x = []\nfor i in range(99):\n    x = [x]\ndef g(k):\n    if k == 0:\n"
+    body += "        return len(str(x))\n    return g(k - 1)\nreturn g(90)"
+    source = "class C:\n    def f(self):\n" + textwrap.indent(body, " " * 8)
+    vm, storage = VM(), DictStorage()
+    ctx = Context("a", 1, 1, b"t")
+    storage.apply(vm.deploy("c", source, [], storage=storage, ctx=ctx).write_set)
+    roomy = vm.call("c", "f", [], storage=storage, ctx=ctx)
+    before = sys.getrecursionlimit()
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    sys.setrecursionlimit(depth + 60)
+    try:
+        cramped = vm.call("c", "f", [], storage=storage, ctx=ctx)
+        raised = sys.getrecursionlimit()
+    finally:
+        sys.setrecursionlimit(before)
+    assert (cramped.return_value, cramped.steps_used) == (roomy.return_value, roomy.steps_used)
+    assert raised > depth + 60
