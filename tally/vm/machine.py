@@ -431,6 +431,8 @@ def _message(exc: BaseException) -> str:
         return _safe_repr(args[0])  # str(KeyError(k)) is repr(k)
     if len(args) == 1 and type(args[0]) is str:
         return args[0][:600]
+    if isinstance(exc, UnicodeError):  # CPython's text quotes one byte or character
+        return str(exc)[:600]
     return ", ".join(_safe_repr(a) for a in args[:4])
 
 
