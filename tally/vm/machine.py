@@ -519,6 +519,22 @@ def _with_headroom(need: int, run: Callable[[], _T]) -> _T:
     return _rerun(need, run)
 
 
+#: Python recursion levels the compiler may use per level of a contract's AST (its
+#: visitors, CPython's own parser and code generator): a generous bound.
+_COMPILE_FRAMES_PER_LEVEL = 8
+
+
+def _ensure_room(need: int) -> None:
+    """Raise the recursion limit, if need be, to leave ``need`` levels above the
+    current stack (``sys._getframe(n)`` fails when the stack is shallower than n)."""
+    limit = sys.getrecursionlimit()
+    try:
+        sys._getframe(limit - need)
+    except ValueError:
+        return
+    sys.setrecursionlimit(_stack_depth() + need)
+
+
 def _rerun(need: int, run: Callable[[], _T]) -> _T:
     """The second half of `_with_headroom`: raise the limit, run again."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), _stack_depth() + need))
@@ -1094,6 +1110,10 @@ def _compile_cached(source: Any, limits: Limits) -> CompiledContract:
         if hit is not None:
             _COMPILED.move_to_end(key)
             return hit
+    # The compiler recurses over the AST (at most max_ast_depth deep) and catches a
+    # RecursionError as a rejection: it must have room whatever the host's stack.
+    # Compiling is rare (the result is cached), so the room is checked up front.
+    _ensure_room(_COMPILE_FRAMES_PER_LEVEL * limits.max_ast_depth + 200)
     compiled = compile_contract(source, limits)
     with _COMPILED_LOCK:
         _COMPILED[key] = compiled
