@@ -1211,6 +1211,10 @@ class _Rewriter(ast.NodeTransformer):
         self.generic_visit(node)
         for gen in node.generators:
             gen.ifs = [_call("_tick", _const(weight)), *gen.ifs]
+        if isinstance(node, ast.ListComp):  # an item kept: its memory (guards.budget)
+            node.elt = _call("_kept", node.elt)
+        elif isinstance(node, ast.DictComp):
+            node.key, node.value = _call("_kept", node.key), _call("_kept", node.value)
         return node
 
     visit_ListComp = _comprehension

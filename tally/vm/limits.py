@@ -32,6 +32,11 @@ class Limits:
     max_ast_depth: int = 100
     #: Largest width or precision in an f-string format spec.
     max_format_width: int = 1000
+    #: Deepest nesting of lists and dicts that an operation walking a value in C
+    #: (formatting, comparison, ``in``, sorting, copying) accepts. The VM checks it with
+    #: its own iterative walk first, so CPython's recursion limit is never what stops
+    #: such an operation (see docs/decisions/0506-vm-memory-and-nesting-accounting.md).
+    max_nesting: int = 100
     #: Steps charged for each contract-to-contract call, on top of the callee's own.
     call_steps: int = 100
     #: Steps charged for each host function call.

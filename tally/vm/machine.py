@@ -7,17 +7,27 @@ code, metering and the contracts' storage keys. One call of :meth:`VM.deploy`,
 :class:`ExecutionResult` holding the write set or raises a :class:`VMError` having
 discarded everything. Contract-to-contract calls run inside the same execution,
 sharing its budgets, each behind an overlay checkpoint.
+
+Invariants (docs/decisions/0506-vm-memory-and-nesting-accounting.md): every
+failure that leaves the VM is a typed :class:`VMError`, whose message names
+contract-level things only; an outcome never depends on the host's memory or
+Python stack (recursion is bounded by the VM's own counters, and an execution the
+host's recursion limit stopped is run again with the room it needs); values
+crossing a boundary and values decoded from storage are charged by their size
+before they are copied or handed out.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import get_ident
-from typing import Any
+from typing import Any, TypeVar
 
 from tally.errors import Code
 
@@ -55,6 +65,7 @@ from .guards import (
     ContractInstance,
     Meter,
     instance_getattr,
+    make_budget,
     make_guards,
     scrub,
 )
@@ -62,6 +73,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .storage import MISSING, Overlay, StorageBackend, code_id_key, contract_prefix, source_key
 
 _U64 = 1 << 64
+_T = TypeVar("_T")
 #: The runtime's events and frames between executions: empty, and nothing can be
 #: appended to them by mistake.
 _IDLE: tuple[Any, ...] = ()
@@ -232,7 +244,9 @@ class _Slot:
         """The declared default, for a key with nothing stored (lists and dicts fresh)."""
         if self.default_scalar:
             return self.default
-        return values.decode(self.default_raw)
+        value = values.decode(self.default_raw)
+        self.rt.footprint(value)  # a fresh copy on every read, like a stored list
+        return value
 
     def read(self, key: bytes) -> Any:
         meter = self.meter
@@ -388,30 +402,161 @@ class MapProxy:
 # --------------------------------------------------------------------------------------
 
 
+#: A qualified name of a function nested in another (``f.<locals>.g``): VM
+#: internals, which must not appear in messages (they name contract-level things).
+_INTERNAL_NAME = re.compile(r"[\w.]*<locals>\.")
+#: Longest argument text a description quotes.
+_QUOTE = 80
+
+
+def _safe_repr(v: Any) -> str:
+    """A short, bounded description of a value carried by a Python error: never
+    ``repr`` of a container (which recurses, and is exponential on a DAG) or of a
+    huge int (past CPython's int-to-text limit it raises ``ValueError``)."""
+    t = type(v)
+    if t is int:
+        return repr(v) if -_U64 < v < _U64 else f"<int of {v.bit_length()} bits>"
+    if t is str or t is bytes:
+        return repr(v[:_QUOTE]) + ("..." if len(v) > _QUOTE else "")
+    if t is bool or v is None:
+        return repr(v)
+    if t is list or t is tuple or t is dict:
+        return f"<{'list' if t is tuple else t.__name__} of {len(v)} items>"
+    return "<value>"
+
+
+def _message(exc: BaseException) -> str:
+    args = exc.args
+    if isinstance(exc, KeyError) and len(args) == 1:
+        return _safe_repr(args[0])  # str(KeyError(k)) is repr(k)
+    if len(args) == 1 and type(args[0]) is str:
+        return args[0][:600]
+    if isinstance(exc, UnicodeError):  # CPython's text quotes one byte or character
+        return str(exc)[:600]
+    return ", ".join(_safe_repr(a) for a in args[:4])
+
+
 def _describe(exc: BaseException) -> str:
-    """A deterministic one-line description of a Python error in contract code."""
+    """A deterministic one-line description of a Python error in contract code,
+    bounded in size and in the work to make it, naming no VM internals."""
     line = None
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename.startswith("<contract "):
             line = tb.tb_lineno
         tb = tb.tb_next
-    text = scrub(str(exc))
+    try:
+        text = scrub(_INTERNAL_NAME.sub("", _message(exc)))
+    except Exception:  # a description must never fail; the type name will do
+        text = ""
     where = f" (line {line})" if line else ""
     return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"
 
 
+class _HostRecursion(RecursionLimitExceeded):
+    """CPython's recursion limit, not the VM's counters, stopped contract code: the
+    host gave the execution less room than :func:`_recursion_need`. The entry
+    points run the execution again with that room (see `_with_headroom`)."""
+
+
 def translate(exc: BaseException) -> BaseException:
-    """The typed error a Python exception from contract code stands for."""
+    """The typed error a Python exception from contract code stands for.
+
+    A ``RecursionError`` becomes `_HostRecursion`, which the entry points answer by
+    running the execution again with the room the VM needs. A ``MemoryError`` can
+    only be the host's (the memory budget is charged before allocating, and sized
+    well below any node's memory), so it stays ``VM_MEMORY_LIMIT``."""
     if isinstance(exc, VMError):
         return exc
     if isinstance(exc, RecursionError):
-        return RecursionLimitExceeded("Python recursion limit reached")
+        return _HostRecursion("Python recursion limit reached")
     if isinstance(exc, MemoryError):
         return MemoryLimitExceeded("out of memory")
     if isinstance(exc, Exception):
         return ContractRuntimeError(_describe(exc))
     return exc  # KeyboardInterrupt, SystemExit: the host's business
+
+
+def _recursion_need(limits: Limits) -> int:
+    """Python recursion levels one execution may use above its entry: per contract
+    frame the frame and up to three guard or VM frames around it (a builtin calling
+    a ``key=`` lambda, ``call``'s own frames), C recursion over a value nested up to
+    ``max_nesting`` at the deepest frame, ``max_value_depth`` twice (encode and
+    decode), and a margin."""
+    return (
+        4 * limits.max_frames
+        + 4 * limits.max_call_depth
+        + limits.max_nesting
+        + 2 * limits.max_value_depth
+        + 100
+    )
+
+
+def _stack_depth() -> int:
+    depth = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    return depth
+
+
+def _with_headroom(need: int, run: Callable[[], _T]) -> _T:
+    """``run()``; if CPython's recursion limit stopped it, raise the limit to leave
+    ``need`` levels above the current stack and run it once more.
+
+    Every recursion an execution can cause is bounded by the VM's own counters
+    (frames, nested calls, ``max_nesting``, ``max_value_depth``) to fewer than
+    ``need`` levels, so with that room it never meets the limit, and its outcome is
+    the one a host with a generous limit gets at once. An execution has no effect
+    until the executor applies its result, so running it again is safe. The limit
+    is only ever raised, and only for a host that set it low or calls the VM from
+    deep in its own stack; checking the room up front would cost every call."""
+    try:
+        return run()
+    except (RecursionError, _HostRecursion):
+        pass
+    return _rerun(need, run)
+
+
+#: Python recursion levels the compiler may use per level of a contract's AST (its
+#: visitors, CPython's own parser and code generator): a generous bound.
+_COMPILE_FRAMES_PER_LEVEL = 8
+
+
+def _ensure_room(need: int) -> None:
+    """Raise the recursion limit, if need be, to leave ``need`` levels above the
+    current stack (``sys._getframe(n)`` fails when the stack is shallower than n)."""
+    limit = sys.getrecursionlimit()
+    try:
+        sys._getframe(limit - need)
+    except ValueError:
+        return
+    sys.setrecursionlimit(_stack_depth() + need)
+
+
+def _rerun(need: int, run: Callable[[], _T]) -> _T:
+    """The second half of `_with_headroom`: raise the limit, run again."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), _stack_depth() + need))
+    try:
+        return run()
+    except RecursionError:  # a VM bug: some recursion is not bounded by its counters
+        raise RecursionLimitExceeded("Python recursion limit reached") from None
+
+
+#: Containers of at most this many scalars cross a boundary for the flat charge of
+#: the operation (a call, an event, a return value); anything else pays per node.
+_SMALL = 8
+
+
+def _flat(value: Any, t: type) -> bool:
+    """Whether a container of at most `_SMALL` items holds no container and no
+    string of 64 characters or more (dict keys are scalars or not storable)."""
+    for v in (*value, *value.values()) if t is dict else value:
+        tv = type(v)
+        if tv is list or tv is dict or tv is tuple or ((tv is str or tv is bytes) and len(v) >= 64):
+            return False
+    return True
 
 
 class _Runtime:
@@ -429,6 +574,8 @@ class _Runtime:
         self.meter = Meter()
         guards, builtins, attr_handlers = make_guards(self.meter, limits)
         self.guards = guards
+        #: Charges for a copy of a value: boundary copies, values decoded from storage.
+        self.footprint = make_budget(self.meter, limits).footprint
         self.overlay: Overlay = None  # type: ignore[assignment]
         self.events: list[Event] = _IDLE  # type: ignore[assignment]
         self.frames: list[_Frame] = _IDLE  # type: ignore[assignment]
@@ -583,7 +730,11 @@ class _Runtime:
         try:
             exec(code, ns)
         except VMError as e:
+            if isinstance(e, _HostRecursion):
+                raise  # the host's limit, not the module's fault: see _with_headroom
             raise ContractRejected(f"{label} module failed to load: {e}") from None
+        except RecursionError:
+            raise  # as above
         except Exception as e:
             raise ContractRejected(f"{label} module failed to load: {_describe(e)}") from None
         finally:
@@ -676,6 +827,22 @@ class _Runtime:
                 return value
         elif t is bool or value is None:
             return value
+        if t is list or t is dict or t is tuple:
+            n = len(value)
+            if n > _SMALL or not _flat(value, t):
+                # A container takes a byte and an item at least a byte more: a
+                # longer one is refused before any walk. Then the copy is charged,
+                # a step per node and its bytes, before validation walks it (a
+                # million-item list passed to try_call was validated per call for
+                # a flat charge). A few scalars are covered by the caller's flat
+                # charge (a call, an event, a return).
+                if n >= self.max_value_bytes:
+                    raise InvalidValue(f"value larger than {self.max_value_bytes} bytes")
+                self.footprint(value, self.max_value_bytes, self.max_value_depth)
+        elif t is str or t is bytes:
+            n = len(value)
+            if n >= 64:
+                self.guards["step"](n >> 6)  # validating it scans it
         return _snapshot(
             value,
             max_bytes=self.max_value_bytes,
@@ -724,7 +891,7 @@ class _Runtime:
     # -- execution -------------------------------------------------------------------
 
     def begin(self, storage: StorageBackend, host: Host | None, steps: int) -> None:
-        self.overlay = Overlay(storage)
+        self.overlay = Overlay(storage, self.footprint)
         self.events = []
         self.frames = []
         self.host = host
@@ -803,15 +970,7 @@ class _Runtime:
             raise ViewWriteError("cannot emit events in a read-only call")
         if type(name) is not str or not 0 < len(name) <= 64:
             raise InvalidValue("an event name is a str of 1 to 64 characters")
-        t = type(data)
-        if t is dict or t is list:  # what copy_value does with them, one call less
-            data = _snapshot(
-                data,
-                max_bytes=self.max_value_bytes,
-                max_depth=self.max_value_depth,
-                max_int_bits=self.max_int_bits,
-            )
-        elif data is not None:
+        if data is not None:
             data = self.copy_value(data)
         meter.steps -= WRITE_STEPS  # an event lives in the result like a write
         meter.memory -= 64
@@ -913,7 +1072,7 @@ class _Runtime:
         request = HostRequest(self, function, copied, self.meter.read_only > 0)
         try:
             result = host(request)
-        except VMError:
+        except (VMError, RecursionError):  # the latter: see _with_headroom
             overlay.rollback(checkpoint)
             del self.events[n_events:]
             raise
@@ -951,6 +1110,10 @@ def _compile_cached(source: Any, limits: Limits) -> CompiledContract:
         if hit is not None:
             _COMPILED.move_to_end(key)
             return hit
+    # The compiler recurses over the AST (at most max_ast_depth deep) and catches a
+    # RecursionError as a rejection: it must have room whatever the host's stack.
+    # Compiling is rare (the result is cached), so the room is checked up front.
+    _ensure_room(_COMPILE_FRAMES_PER_LEVEL * limits.max_ast_depth + 200)
     compiled = compile_contract(source, limits)
     with _COMPILED_LOCK:
         _COMPILED[key] = compiled
@@ -978,16 +1141,15 @@ def _entry_point(query: bool) -> Callable[..., ExecutionResult]:
     written out flat, as the method itself. It runs once per transaction, and every
     Python-level call here costs about as much as a storage read."""
 
-    def entry(
+    def once(
         self: VM,
         contract: str,
         method: str,
-        args: list[Any] | tuple[Any, ...] = (),
-        *,
+        args: list[Any] | tuple[Any, ...],
         storage: StorageBackend,
         ctx: Context,
-        host: Host | None = None,
-        steps: int | None = None,
+        host: Host | None,
+        steps: int | None,
     ) -> ExecutionResult:
         if (
             type(ctx) is not Context
@@ -1006,7 +1168,7 @@ def _entry_point(query: bool) -> Callable[..., ExecutionResult]:
         rt = self._rt
         meter = rt.meter
         try:
-            overlay = rt.overlay = Overlay(storage)
+            overlay = rt.overlay = Overlay(storage, rt.footprint)
             events: list[Event] = []
             rt.events = events
             rt.host = host
@@ -1070,6 +1232,25 @@ def _entry_point(query: bool) -> Callable[..., ExecutionResult]:
             self._owner = None
             self._lock.release()
 
+    def entry(
+        self: VM,
+        contract: str,
+        method: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        *,
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None = None,
+        steps: int | None = None,
+    ) -> ExecutionResult:
+        try:
+            return once(self, contract, method, args, storage, ctx, host, steps)
+        except (RecursionError, _HostRecursion):  # see _with_headroom
+            pass
+        return _rerun(
+            self._need, lambda: once(self, contract, method, args, storage, ctx, host, steps)
+        )
+
     entry.__name__ = "query" if query else "call"
     entry.__qualname__ = f"VM.{entry.__name__}"
     entry.__doc__ = (
@@ -1092,6 +1273,7 @@ class VM:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._max_memory = limits.max_memory
+        self._need = _recursion_need(limits)
         self._rt = _Runtime(limits)
         self._lock = threading.Lock()
         self._owner: int | None = None
@@ -1102,6 +1284,9 @@ class VM:
         """Check and compile ``source`` (cached by its SHA-256) and load it once, so
         every deploy-time error surfaces here as :class:`ContractRejected`."""
         compiled = _compile_cached(source, self.limits)
+        return _with_headroom(self._need, lambda: self._load(compiled))
+
+    def _load(self, compiled: CompiledContract) -> CompiledContract:
         self._acquire()
         try:
             self._rt.namespace(compiled)
@@ -1124,6 +1309,20 @@ class VM:
 
         The write set stores the code under ``c/<name>/!id`` and ``c/<name>/!src``.
         """
+        return _with_headroom(
+            self._need, lambda: self._deploy(name, source, args, storage, ctx, host, steps)
+        )
+
+    def _deploy(
+        self,
+        name: str,
+        source: str,
+        args: list[Any] | tuple[Any, ...],
+        storage: StorageBackend,
+        ctx: Context,
+        host: Host | None,
+        steps: int | None,
+    ) -> ExecutionResult:
         if not is_valid_contract_name(name):
             raise BadArguments(f"invalid contract name {str(name)[:80]!r}")
         _check_context(ctx)

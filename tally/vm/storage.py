@@ -17,6 +17,7 @@ means "delete this key".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .values import UINT_READ, UINT_SIZE, decode
@@ -56,16 +57,27 @@ class Overlay:
     the whole overlay), so until then there is no journal (``None``) and writes
     skip it. Decoded scalars are cached per key because a contract usually reads
     the same few keys several times per call.
+
+    Decoding is charged: ``on_decode``, when given, is called with every value
+    :meth:`load` decodes other than an unsigned int, except str and bytes under
+    64 encoded bytes (the read's flat charge covers those). A list or dict is
+    decoded afresh on every read (each read hands out a copy the contract may
+    keep), so it is charged on every read; a scalar is cached, so it is charged on
+    the read that decodes it. The cache and the calls depend only on the
+    execution's own reads and writes, so the charges are the same on every node.
     """
 
-    __slots__ = ("backend", "writes", "journal", "values", "reads")
+    __slots__ = ("backend", "writes", "journal", "values", "reads", "on_decode")
 
-    def __init__(self, backend: StorageBackend) -> None:
+    def __init__(
+        self, backend: StorageBackend, on_decode: Callable[[Any], None] | None = None
+    ) -> None:
         self.backend = backend
         self.writes: dict[bytes, bytes | None] = {}
         self.journal: list[tuple[bytes, Any]] | None = None
         self.values: dict[bytes, Any] = {}
         self.reads: dict[bytes, bytes | None] = {}
+        self.on_decode = on_decode
 
     def get_raw(self, key: bytes) -> bytes | None:
         writes = self.writes
@@ -114,7 +126,11 @@ class Overlay:
             value = decode(raw)
             t = type(value)
             if not (t is int or t is str or t is bytes or t is bool or value is None):
+                if self.on_decode is not None:
+                    self.on_decode(value)
                 return value
+            if len(raw) >= 64 and self.on_decode is not None:
+                self.on_decode(value)
         values[key] = value
         return value
 

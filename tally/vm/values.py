@@ -230,16 +230,19 @@ def is_scalar(value: Any) -> bool:
 
 
 def _check_scalar(v: Any, max_bits: int) -> int:
-    """Validate one scalar; return its approximate encoded size."""
+    """Validate one scalar; return a bound of its encoded size that is at least the
+    bytes of its text (a str counts its UTF-8 bytes, not its characters: the cap
+    is on what a receipt or a block carries)."""
     t = type(v)
     if t is int:
-        if v.bit_length() > max_bits:
+        bits = v.bit_length()
+        if bits > max_bits:
             raise InvalidValue(f"integer larger than {max_bits} bits")
-        return 9
+        return 9 if bits <= 64 else (bits >> 3) + 4
     if t is str:
         if not v.isascii():
             try:
-                v.encode("utf-8")
+                return len(v.encode("utf-8")) + 5
             except UnicodeEncodeError:
                 raise InvalidValue("string is not valid Unicode (lone surrogate)") from None
         return len(v) + 5

@@ -13,9 +13,13 @@ Cost model (steps are the unit of the step budget, bytes of the memory budget):
 * element-wise work on ``n`` list/dict elements: ``n`` steps (``n // 16`` for a
   memmove such as ``insert``); comparisons of nested values: one step per node;
 * every allocation whose size depends on data is charged to the memory budget,
-  summed over the call (bytes allocated, not live), with sizes estimated as
-  ``len`` for str/bytes, 8 per list slot, 48 per dict entry, 64 per materialised
-  element.
+  summed over the call (bytes allocated, not live), with sizes estimated as a
+  bound of the UTF-8 size for str (``len`` if ASCII, else ``4 * len``), ``len`` for
+  bytes, 8 per list slot, 48 per dict entry, an item of a materialised iterator by
+  what it is; formatted text by the length of the text (`Budget.text`), copies by
+  a model of CPython's object sizes (`Budget.footprint`);
+* a value is walked, without recursion, before any operation recursing over it in
+  C, and refused past ``Limits.max_nesting`` levels of lists and dicts.
 
 Guards are closures over one :class:`Meter`, which the VM resets for each call, so
 the hot path reads no globals and allocates nothing.
@@ -35,6 +39,7 @@ its guards by name, and `make_guards` composing them:
 
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any
 
 from ..limits import Limits
@@ -108,9 +113,11 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "sum": iters["sum"], "zip": iters["zip"],
     }  # fmt: skip
 
+    _name_for_contracts(tables, builtins)
+
     guards: dict[str, Any] = {
         "_m": m, "_entered": b.entered, "_lamenter": b.lambda_enter, "_lamexit": b.lambda_exit,
-        "_s": b.step, "_tick": b.tick,
+        "_s": b.step, "_tick": b.tick, "_kept": b.kept,
         "_ga": attrs["_ga"], "_sa": attrs["_sa"], "_augattr": attrs["_augattr"],
         "_augitem": attrs["_augitem"],
         "_getslice": subs["_getslice"], "_setslice": subs["_setslice"],
@@ -126,3 +133,20 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "setattr_handlers": attrs["setattr_handlers"], "check_int": b.check_int,
     }  # fmt: skip
     return guards, builtins, attr_handlers
+
+
+def _name_for_contracts(tables: dict[type, dict[str, Any]], builtins: dict[str, Any]) -> None:
+    """Give each guard the name contract code calls it by: a Python error about its
+    arguments (``TypeError: join() missing 1 required positional argument``) then
+    names what the contract called, not the VM's internals (``b_str``,
+    ``copy.<locals>.method``)."""
+    named: list[tuple[str, Any]] = [(n, f) for t in tables.values() for n, f in t.items()]
+    for name, fn in builtins.items():
+        if isinstance(fn, SafeType):
+            named.append((name, fn.impl))
+            named.extend(fn.attrs.items())
+        else:
+            named.append((name, fn))
+    for name, fn in named:
+        if isinstance(fn, FunctionType):
+            fn.__name__ = fn.__qualname__ = name

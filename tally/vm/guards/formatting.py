@@ -1,8 +1,8 @@
 """Text from values: f-string fields (``_fmt``) and the codec check.
 
 Only ints, str, bytes, bool, None and containers of them format; no floats, no
-locale, widths bounded by ``max_format_width``; the result is charged to the
-memory budget.
+locale, widths bounded by ``max_format_width``; the result's size is charged to
+the memory budget before it is built.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
 from .runtime import _CONTAINERS, _NoneType
+
+_FORMATTABLE = frozenset((int, str, bytes, bool, _NoneType, list, tuple, dict))
 
 _CODECS = {"utf-8", "utf8", "ascii", "us-ascii"}
 _CODEC_ERRORS = {"strict", "ignore", "replace"}
@@ -30,48 +32,41 @@ def check_codec(encoding: Any, errors: Any) -> None:
 
 
 def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
-    """``_fmt(value, conversion, spec)``: one f-string field."""
-    max_width = limits.max_format_width
-    step, deep, alloc = b.step, b.deep, b.alloc
+    """``_fmt(value, conversion, spec)``: one f-string field (and ``str(value)``).
 
-    def check_formattable(value: Any) -> None:
-        t = type(value)
-        if t in _CONTAINERS:
-            step(deep(value))
-            stack = [value]
-            while stack:
-                v = stack.pop()
-                tv = type(v)
-                if tv is list or tv is tuple:
-                    stack.extend(v)
-                elif tv is dict:
-                    stack.extend(v.keys())
-                    stack.extend(v.values())
-                elif tv not in (int, str, bytes, bool, _NoneType):
-                    raise Forbidden(f"cannot format a {tv.__name__}")
-        elif t not in (int, str, bytes, bool, _NoneType):
-            raise Forbidden(f"cannot format a {t.__name__}")
+    The text's size is computed, with the nesting checked, and charged before any
+    of it is built (`Budget.text`): formatting a DAG of lists, or a list repeating a
+    dict with a long key, fails on the memory or step budget without allocating,
+    and nesting past ``max_nesting`` fails before CPython's repr would recurse."""
+    max_width = limits.max_format_width
+    text = b.text
 
     def fmt(value: Any, conversion: int, spec: str) -> str:
-        check_formattable(value)
-        if type(value) is int:
-            bits = value.bit_length()
-            if bits > 512:
-                step((bits * bits) >> 16)  # int -> decimal text is quadratic
-        if conversion == 114:
-            value = repr(value)
-        elif conversion == 97:
-            value = ascii(value)
-        elif conversion == 115 or type(value) in _CONTAINERS:
-            value = str(value)
+        t = type(value)
+        if t is str and not spec and conversion != 114 and conversion != 97:
+            text(value, conversion, 0)
+            return value
+        if t not in _FORMATTABLE:
+            raise Forbidden(f"cannot format a {t.__name__}")
+        width = 0
         if spec:
             if spec[-1] in _FLOAT_PRESENTATION:
                 raise Forbidden(f"format type {spec[-1]!r} is not available (no floats, no locale)")
             for digits in _DIGITS.findall(spec):
                 if len(digits) > 6 or int(digits) > max_width:
                     raise MemoryLimitExceeded(f"format width or precision above {max_width}")
-        result = format(value, spec)
-        alloc(len(result))
-        return result
+                width = max(width, int(digits))
+            if t is int or t is bool:
+                # binary, octal or hex digits and separators: more than the decimal
+                # digits the text walk counts
+                width += value.bit_length() * 3 // 2 + 4
+        text(value, conversion, width)
+        if conversion == 114:
+            value = repr(value)
+        elif conversion == 97:
+            value = ascii(value)
+        elif conversion == 115 or t in _CONTAINERS:
+            value = str(value)
+        return format(value, spec)
 
     return fmt

@@ -49,10 +49,20 @@ _CONTAINERS = (list, tuple, dict)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
+def text_bytes(s: str) -> int:
+    """A deterministic bound of the bytes ``s`` takes, in UTF-8 and in CPython
+    (which stores 1, 2 or 4 bytes a character): its length if it is ASCII, else
+    four times its length. ``isascii`` is O(1) on a str."""
+    return len(s) if s.isascii() else 4 * len(s)
+
+
 def size_of(x: Any) -> int:
-    """Estimated bytes of a value's own storage (not of the values it refers to)."""
+    """Estimated bytes of a value's own storage (not of the values it refers to):
+    str by `text_bytes`, bytes by length, 8 a list slot, 48 a dict entry."""
     t = type(x)
-    if t is str or t is bytes:
+    if t is str:
+        return len(x) if x.isascii() else 4 * len(x)
+    if t is bytes:
         return len(x)
     if t is list or t is tuple:
         return 8 * len(x)
