@@ -8,24 +8,30 @@ before the loop runs in C.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
 from .formatting import check_codec
+from .operators import SCAN_SHIFT, int_parse_steps, text_units
 from .runtime import _CONTAINERS, _SIZED, SafeType, size_of
 
 
 def constructors(
-    b: Budget, limits: Limits, fmt: Callable[[Any, int, str], str]
+    b: Budget,
+    limits: Limits,
+    fmt: Callable[[Any, int, str], str],
+    keys: dict[str, Callable[..., Any]],
 ) -> tuple[dict[str, Any], dict[Any, type]]:
     """The type builtins and ``isinstance`` by name, and ``type_of`` (what each
-    contract-visible type stands for; the VM adds its own)."""
+    contract-visible type stands for; the VM adds its own). ``dict()`` and
+    ``dict.fromkeys`` check the keys they insert (``keys``, see `dict_keys`)."""
     max_bits = limits.max_int_bits
     step, alloc, check_int = b.step, b.alloc, b.check_int
     sized, materialize = b.sized, b.materialize
+    check_keys, check_pairs = keys["check_keys"], keys["check_pairs"]
 
     def b_str(value: Any = "", encoding: Any = None, errors: Any = None) -> str:
         if encoding is not None or errors is not None:
@@ -41,8 +47,7 @@ def constructors(
     def b_int(value: Any = 0, base: Any = None) -> int:
         t = type(value)
         if t is str or t is bytes:
-            n = len(value)
-            step((n >> 6) + ((n * n) >> 12 if n > 300 else 0))  # decimal -> int is quadratic
+            step(int_parse_steps(len(value)))  # decimal -> int is quadratic
         r = int(value) if base is None else int(value, base)
         return check_int(r)
 
@@ -77,6 +82,7 @@ def constructors(
             alloc(size_of(value))
             return dict(value, **kwargs)
         items = sized(value)
+        check_pairs(items)
         alloc(48 * len(items))
         return dict(items, **kwargs)
     type_of: dict[Any, type] = {}
@@ -106,6 +112,8 @@ def constructors(
 
     def fromkeys(iterable: Any, value: Any = None) -> dict[Any, Any]:
         items = sized(iterable)
+        if type(items) is not dict:  # a dict's keys were checked when it was built
+            check_keys(items)
         alloc(48 * len(items))
         return dict.fromkeys(items, value)
 
@@ -125,40 +133,92 @@ def constructors(
     }, type_of  # fmt: skip
 
 
-def iteration(b: Budget) -> tuple[dict[str, Any], Callable[[list[Any]], None]]:
-    """The iterating builtins by name, and ``sort_cost`` (``list.sort`` pays as
-    ``sorted`` does)."""
-    step, deep, check_int = b.step, b.deep, b.check_int
-    sized, walkable = b.sized, b.walkable
+def iteration(
+    b: Budget,
+) -> tuple[dict[str, Any], Callable[[list[Any], Any, Any], list[Any]]]:
+    """The iterating builtins by name (with ``_unpack`` and ``_unpackeach``, the
+    guards of starred targets), and ``sort_items`` (``list.sort`` sorts as ``sorted``
+    does).
 
-    def sort_cost(items: list[Any]) -> None:
+    Whatever compares values in C (sorting, ``min``, ``max``) is charged for the size
+    of what it compares: a key function's results are computed here first, one
+    metered call each, so the comparisons of those results are charged too."""
+    step, deep, check_int = b.step, b.deep, b.check_int
+    sized, walkable, spread = b.sized, b.walkable, b.spread
+
+    def compare_units(items: list[Any]) -> int:
+        """Steps of one comparison of each item (after charging ``len(items)`` for
+        this scan): 1, plus 1 per 64 units of text, or the nodes of a container."""
+        step(len(items))
+        units = 0
+        for x in items:
+            t = type(x)
+            if t is str or t is bytes:
+                units += text_units(x) >> SCAN_SHIFT
+            elif t is int:
+                units += x.bit_length() >> 10
+            elif t in _CONTAINERS:
+                return deep(items)
+        return units + len(items)
+
+    def keyed(items: list[Any], key: Any) -> list[Any]:
+        """The results of ``key`` on ``items``: one step each, besides the key's own."""
+        step(len(items))
+        return [key(x) for x in items]
+
+    def sort_items(items: list[Any], key: Any, reverse: Any) -> list[Any]:
+        """``items`` sorted (stable, as ``list.sort``), charged n·log n comparisons."""
         n = len(items)
         if n < 2:
-            return
-        step(n)  # pays for the scan below before it runs
-        per = deep(items) if any(type(x) in _CONTAINERS for x in items) else n
-        step(per * n.bit_length())
+            return items
+        keys = items if key is None else keyed(items, key)
+        step(compare_units(keys) * n.bit_length())
+        if key is None:
+            items.sort(reverse=bool(reverse))
+            return items
+        order = sorted(range(n), key=keys.__getitem__, reverse=bool(reverse))
+        step(n)
+        return [items[i] for i in order]
 
     def b_sorted(iterable: Any, *, key: Any = None, reverse: Any = False) -> list[Any]:
-        items = list(sized(iterable))
-        sort_cost(items)
-        items.sort(key=key, reverse=bool(reverse))
-        return items
+        return sort_items(list(sized(iterable)), key, reverse)
 
     def b_sum(iterable: Any, start: Any = 0) -> int:
         if type(start) is not int:
             raise Forbidden("sum() adds integers; use str.join or + for sequences")
-        return check_int(sum(walkable(iterable), start))
+        items = walkable(iterable)
+        step(len(items))  # an addition of ints up to max_int_bits costs up to ~2 steps
+        return check_int(sum(items, start))
 
     _NO_DEFAULT = object()
 
     def min_max(fn: Callable[..., Any], args: tuple[Any, ...], key: Any, default: Any) -> Any:
-        items = walkable(args[0]) if len(args) == 1 else args
-        if any(type(x) in _CONTAINERS for x in items):
-            step(deep(list(items)))
-        if default is _NO_DEFAULT:
-            return fn(items, key=key)
-        return fn(items, key=key, default=default)
+        items = list(walkable(args[0])) if len(args) == 1 else list(args)
+        if not items:
+            if default is _NO_DEFAULT:
+                return fn(items)  # the builtin's own error
+            return default
+        if key is None:
+            step(compare_units(items))
+            return fn(items)
+        keys = keyed(items, key)
+        step(compare_units(keys))
+        return items[fn(range(len(items)), key=keys.__getitem__)]
+
+    def unpack(value: Any, depth: int) -> Any:
+        """``value`` for a starred target ``depth`` levels deep, charged for the copies
+        the unpacking makes (every level down to the starred one)."""
+        value = spread(value)
+        if depth > 1:
+            step(len(value))
+            return [unpack(x, depth - 1) if type(x) in _SIZED or _lazy(x) else x for x in value]
+        return value
+
+    def unpack_each(iterable: Any, depth: int) -> Any:
+        """``iterable``'s items, each through `unpack` (a ``for`` loop or comprehension
+        with a starred target)."""
+        for item in iterable:
+            yield unpack(item, depth)
 
     def b_min(*args: Any, key: Any = None, default: Any = _NO_DEFAULT) -> Any:
         return min_max(min, args, key, default)
@@ -196,5 +256,12 @@ def iteration(b: Budget) -> tuple[dict[str, Any], Callable[[list[Any]], None]]:
 
     return {
         "all": b_all, "any": b_any, "enumerate": b_enumerate, "max": b_max, "min": b_min,
-        "sorted": b_sorted, "sum": b_sum, "zip": b_zip,
-    }, sort_cost  # fmt: skip
+        "sorted": b_sorted, "sum": b_sum, "zip": b_zip, "_unpack": unpack,
+        "_unpackeach": unpack_each,
+    }, sort_items  # fmt: skip
+
+
+def _lazy(x: Any) -> bool:
+    """Whether ``x`` is a lazy iterable (``zip``, ``enumerate``, ``reversed``, a
+    generator): unpacking it copies its items."""
+    return isinstance(x, Iterator)

@@ -1,8 +1,20 @@
-"""Operator guards: arithmetic, comparisons and ``in``, slices and ``del``.
+"""Operator guards: arithmetic, comparisons and ``in``, slices and ``del``, and the
+dict-key guards.
 
-The rewriter turns ``a + b``, ``a == b``, ``x in y``, ``s[i:j]`` and friends into
-calls to these (``_add``, ``_eq``, ``_in``, ``_getslice``, ...). Each family
-function returns its guards by the name the rewriter calls.
+The rewriter turns ``a + b``, ``a - b``, ``a // b``, ``a == b``, ``x in y``,
+``s[i:j]``, ``d[k]`` and friends into calls to these (``_add``, ``_sub``, ``_eq``,
+``_in``, ``_getslice``, ``_key``, ...). Each family function returns its guards by
+the name the rewriter calls.
+
+Invariants kept here:
+
+* every operation that can make an int makes one of at most ``max_int_bits`` bits
+  (``+ - * ** <<`` checked; ``// % & | ^ >>`` cannot grow past their operands);
+* work that grows with operand size is charged by size *before* it runs, with the
+  constants of the cost schedule below (consensus: every node charges the same);
+* an int stored as a dict key has ``hash(k) == k`` (``|k| < 2**61 - 1``), so keys
+  cannot be crafted to share a hash, and a dict insert probes a bounded number of
+  slots (docs/decisions/0505-meter-charges-by-operand-size.md).
 """
 
 from __future__ import annotations
@@ -10,19 +22,142 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import Forbidden, MemoryLimitExceeded
+from ..errors import ContractRuntimeError, Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
 from .runtime import _CONTAINERS, _SEQUENCES, size_of
 
+# --------------------------------------------------------------------------------------
+# The cost schedule of size-dependent work (consensus).
+#
+# One step is the unit of the step budget: about one AST node, measured at ~46 ns of
+# CPU for a plain loop (`for i in range(n): pass`) on the reference machine. Each
+# constant below was chosen from a measurement on that machine (CPython 3.11) so that
+# the operation costs at most about one plain step of CPU per step charged;
+# bench/bench_vm_attacks.py measures every case against the plain loop.
+# --------------------------------------------------------------------------------------
 
-def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
-    """``+ * ** << % |`` and their in-place forms: integers bounded to
-    ``max_int_bits``, sequence and dict results charged to the memory budget."""
+#: ``a * b`` of ints: ``bits(a) * bits(b) >> INT_MUL_SHIFT`` steps. Measured: 4096 x
+#: 4096 bits 25 µs (charged 1024), 2048 x 2048 bits 6.6 µs (charged 256).
+INT_MUL_SHIFT = 14
+#: ``a // b``, ``a % b``, ``divmod``: ``((bits(a) - bits(b) + 64) >> 6) * ((bits(b) >> 6)
+#: + 2)`` steps when ``a`` has at least ``INT_DIV_MIN_BITS`` bits. Measured (4096-bit a):
+#: / 64 bits 5.1 µs (charged 189), / 2048 bits 13 µs (1122), / 20 bits 1.8 µs (128).
+INT_DIV_MIN_BITS = 128
+#: ``pow(a, b, m)``: ``bits(b) * (2 + (bits(m)**2 >> INT_POWMOD_SHIFT))`` steps plus the
+#: reduction of ``a``. Measured: 4096-bit a, b, m 272 ms (charged 8.4 M: never within a
+#: budget), 2048 bits 31.7 ms (1.05 M), 1024 bits 4.96 ms (131 k).
+INT_POWMOD_SHIFT = 13
+#: int -> decimal text and decimal text -> int are quadratic in CPython 3.11:
+#: ``bits**2 >> INT_TEXT_SHIFT`` and ``digits**2 >> INT_PARSE_SHIFT`` steps. Measured:
+#: str() of 4096 bits 37 µs (charged 1024 by the formatting guard's own rule is lower;
+#: see formatting.py), int() of 1233 digits 19 µs (charged 742), 4000 digits 156 µs
+#: (7812).
+INT_PARSE_SHIFT = 11
+#: Substring search (``find count index replace split partition in``): one step per
+#: ``1 << SEARCH_SHIFT`` units. Measured worst case (``'a' * 10**6`` searched for
+#: ``'a'*49 + 'b' + 'a'``): 2.5 ms per MB, 2.5 ns a byte, whatever the needle length;
+#: a plain scan (``isdigit``, comparing) stays at one step per 64 units.
+SEARCH_SHIFT = 4
+SCAN_SHIFT = 6
+#: Int dict keys must satisfy ``-HASH_LIMIT < k < HASH_LIMIT``, where CPython's
+#: ``hash(k) == k`` (the modulus of int hashing is ``2**61 - 1``).
+HASH_LIMIT = (1 << 61) - 1
+
+
+def text_units(s: Any) -> int:
+    """The size of a str or bytes for charging: its length, four times that for a str
+    with any non-ASCII character (stored as up to four bytes a character, and whose
+    character tests consult the Unicode tables). ``str.isascii`` is O(1)."""
+    if type(s) is str and not s.isascii():
+        return 4 * len(s)
+    return len(s)
+
+
+def int_div_steps(bits_a: int, bits_b: int) -> int:
+    """Steps of ``a // b`` (or ``%``, ``divmod``) by operand sizes (schoolbook long
+    division: one pass over the divisor per word of quotient)."""
+    if bits_a < INT_DIV_MIN_BITS:
+        return 0
+    return ((max(bits_a - bits_b, 0) + 64) >> 6) * ((bits_b >> 6) + 2)
+
+
+def int_powmod_steps(bits_b: int, bits_m: int) -> int:
+    """Steps of ``pow(a, b, m)`` besides reducing ``a``: one modular multiplication of
+    ``bits_m``-bit numbers per exponent bit (a square and a multiply, windowed)."""
+    return bits_b * (2 + ((bits_m * bits_m) >> INT_POWMOD_SHIFT))
+
+
+def int_parse_steps(n: int) -> int:
+    """Steps of ``int(text)`` for a text of ``n`` characters (quadratic for base 10)."""
+    return (n >> SCAN_SHIFT) + ((n * n) >> INT_PARSE_SHIFT if n > 128 else 0)
+
+
+def dict_keys(b: Budget) -> dict[str, Callable[..., Any]]:
+    """``_key`` (a key looked up: ``d[k]``, ``d.get(k)``, ``k in d``), ``_skey`` (a key
+    inserted: ``d[k] = v``, ``{k: v}``, dict comprehensions) and ``check_pairs`` /
+    ``check_keys`` (the keys ``dict()``, ``update``, ``fromkeys`` and ``|=`` insert).
+
+    A str or bytes key is hashed and, on a hit, compared with an equal key: one step per
+    64 units. An int key inserted must hash to itself (``|k| < 2**61 - 1``), so no two
+    keys but -1 and -2 share a hash and no dict can be filled with colliding keys."""
+    step = b.step
+
+    def key(k: Any) -> Any:
+        t = type(k)
+        if t is str or t is bytes:
+            n = text_units(k)
+            if n >= 64:
+                step(n >> SCAN_SHIFT)
+        return k
+
+    def store_key(k: Any) -> Any:
+        t = type(k)
+        if t is int:
+            if not -HASH_LIMIT < k < HASH_LIMIT:
+                raise ContractRuntimeError(
+                    "an int dict key must lie strictly between -(2**61 - 1) and 2**61 - 1"
+                )
+        elif t is str or t is bytes:
+            n = text_units(k)
+            if n >= 64:
+                step(n >> SCAN_SHIFT)
+        return k
+
+    def check_keys(keys: Any) -> None:
+        """Check each of ``keys`` (a list): one step per key for this loop."""
+        step(len(keys))
+        for k in keys:
+            store_key(k)
+
+    def check_pairs(items: Any) -> None:
+        """Check the key of each ``[k, v]`` pair of ``items`` (a list, a tuple or a
+        dict); what is not a pair is left for ``dict()`` to reject."""
+        if type(items) is dict:
+            return
+        step(len(items))
+        for p in items:
+            tp = type(p)
+            if (tp is list or tp is tuple) and len(p) == 2:
+                store_key(p[0])
+
+    return {"_key": key, "_skey": store_key, "check_keys": check_keys, "check_pairs": check_pairs}
+
+
+def arithmetic(
+    b: Budget, limits: Limits, keys: dict[str, Callable[..., Any]]
+) -> dict[str, Callable[..., Any]]:
+    """``+ - * // % ** << |``, ``divmod`` and their in-place forms: integers bounded to
+    ``max_int_bits`` and charged by size, sequence and dict results charged to the
+    memory budget."""
     max_bits = limits.max_int_bits
     int_lim = 1 << max_bits
     step, alloc, check_int = b.step, b.alloc, b.check_int
     sized, materialize = b.sized, b.materialize
+    check_pairs = keys["check_pairs"]
+
+    def too_big() -> MemoryLimitExceeded:
+        return MemoryLimitExceeded(f"integer larger than {max_bits} bits")
 
     def add(a: Any, b: Any) -> Any:
         ta = type(a)
@@ -30,11 +165,17 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
             r = a + b
             if -int_lim < r < int_lim:
                 return r
-            raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+            raise too_big()
         if ta is type(b) and ta in _SEQUENCES:
             alloc(size_of(a) + size_of(b))
             return a + b
         return check_int(a + b)
+
+    def sub(a: Any, b: Any) -> Any:
+        r = a - b  # ints only (no sequence subtracts); linear in the operands' size
+        if type(r) is int and not -int_lim < r < int_lim:
+            raise too_big()
+        return r
 
     def iadd(a: Any, b: Any) -> Any:
         if type(a) is list:
@@ -56,9 +197,10 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
         if type(a) is int and type(b) is int:
             bits_a, bits_b = a.bit_length(), b.bit_length()
             if bits_a + bits_b - 1 > max_bits:
-                raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
-            if bits_a > 512 and bits_b > 512:
-                step((bits_a * bits_b) >> 16)  # schoolbook-ish cost of big products
+                raise too_big()
+            cost = (bits_a * bits_b) >> INT_MUL_SHIFT
+            if cost:
+                step(cost)
             return check_int(a * b)
         rep = repeat_count(a, b)
         if rep is not None:
@@ -76,6 +218,20 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
             return a
         return mul(a, b)
 
+    def div_cost(a: Any, b: Any) -> None:
+        if type(a) is int and type(b) is int:
+            cost = int_div_steps(a.bit_length(), b.bit_length())
+            if cost:
+                step(cost)
+
+    def floordiv(a: Any, b: Any) -> Any:
+        div_cost(a, b)
+        return a // b
+
+    def divmod_(a: Any, b: Any) -> Any:
+        div_cost(a, b)
+        return divmod(a, b)
+
     def pow_(a: Any, b: Any, mod: Any = None) -> Any:
         ta, tb = type(a), type(b)
         if mod is not None:
@@ -83,7 +239,12 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
                 if type(x) is not int:
                     raise TypeError("pow() with a modulus takes integers")
                 check_int(x)
-            step(b.bit_length() + 1)
+            bits_m = mod.bit_length()
+            cost = int_powmod_steps(abs(b).bit_length() + 1, bits_m)
+            cost += int_div_steps(a.bit_length(), bits_m)
+            if b < 0:
+                cost += (bits_m * bits_m) >> INT_MUL_SHIFT  # the modular inverse
+            step(cost)
             return pow(a, b, mod)
         if (ta is int or ta is bool) and (tb is int or tb is bool):
             if b < 0:
@@ -92,19 +253,25 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
                 return a**b
             lower = (abs(a).bit_length() - 1) * b + 1
             if lower > max_bits:
-                raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+                raise too_big()
+            # a result of at most `max_bits` bits: the last squaring dominates
+            upper = min(abs(a).bit_length() * b, max_bits)
+            cost = (upper * upper) >> INT_MUL_SHIFT
+            if cost:
+                step(cost)
             return check_int(a**b)
         return a**b
 
     def lshift(a: Any, b: Any) -> Any:
         ints = (type(a) is int or type(a) is bool) and (type(b) is int or type(b) is bool)
         if ints and b > 0 and a and a.bit_length() + b > max_bits:
-            raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
+            raise too_big()
         return a << b
 
     def mod(a: Any, b: Any) -> Any:
         if type(a) is str or type(a) is bytes:
             raise Forbidden("%-formatting is not available; use f-strings")
+        div_cost(a, b)
         return a % b
 
     def or_(a: Any, b: Any) -> Any:
@@ -114,23 +281,27 @@ def arithmetic(b: Budget, limits: Limits) -> dict[str, Callable[..., Any]]:
 
     def ior(a: Any, b: Any) -> Any:
         if type(a) is dict:
-            b = b if type(b) is dict else materialize(b)
+            if type(b) is not dict:  # a dict's keys were checked when it was built
+                b = materialize(b)
+                check_pairs(b)
             alloc(48 * len(b))
             a |= b
             return a
         return or_(a, b)
 
     return {
-        "_add": add, "_iadd": iadd, "_mul": mul, "_imul": imul, "_pow": pow_, "_lsh": lshift,
-        "_mod": mod, "_or": or_, "_ior": ior,
+        "_ior": ior, "_add": add, "_sub": sub, "_iadd": iadd, "_mul": mul, "_imul": imul, "_pow": pow_,
+        "_lsh": lshift, "_mod": mod, "_or": or_, "_floordiv": floordiv, "divmod": divmod_,
     }  # fmt: skip
 
 
-def comparisons(b: Budget) -> dict[str, Any]:
+def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any]:
     """``== != < <= > >=`` and ``in`` / ``not in``, charged for the length of the
-    strings compared or the nodes of the containers; ``in_handlers`` is where the VM
-    adds ``in`` for its own types."""
+    strings compared or the nodes of the containers, a substring search per
+    ``1 << SEARCH_SHIFT`` units, a dict lookup as ``_key``; ``in_handlers`` is where
+    the VM adds ``in`` for its own types."""
     step, deep = b.step, b.deep
+    key = keys["_key"]
 
     def compare_cost(a: Any, b: Any) -> None:
         ta = type(a)
@@ -183,19 +354,17 @@ def comparisons(b: Budget) -> dict[str, Any]:
     def contains(a: Any, b: Any) -> bool:
         tb = type(b)
         if tb is dict:
-            if type(a) is str and len(a) >= 64:
-                step(len(a) >> 6)
-            return a in b
+            return key(a) in b
         if tb is str or tb is bytes:
             if type(a) is tb:
-                step((len(a) + len(b)) >> 6)
+                step((text_units(a) + text_units(b)) >> SEARCH_SHIFT)
             return a in b
         if tb is list or tb is tuple:
             ta = type(a)
             if ta in _CONTAINERS:
                 step(deep(b))
             elif ta is str or ta is bytes:
-                step(len(b) * (1 + (len(a) >> 6)))
+                step(len(b) * (1 + (text_units(a) >> SCAN_SHIFT)))
             else:
                 step(len(b))
             return a in b
@@ -217,10 +386,11 @@ def comparisons(b: Budget) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def subscripts(b: Budget) -> dict[str, Callable[..., Any]]:
+def subscripts(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
     """Slices (read, assign, delete) and ``del x[k]``, charged for the copy or the
-    memmove they make."""
+    memmove they make, or the key hashed."""
     step, alloc, sized = b.step, b.alloc, b.sized
+    key = keys["_key"]
 
     def getslice(obj: Any, lo: Any, hi: Any, st: Any) -> Any:
         t = type(obj)
@@ -241,10 +411,12 @@ def subscripts(b: Budget) -> dict[str, Callable[..., Any]]:
             step(len(obj) >> 4)
         del obj[lo:hi:st]
 
-    def delitem(obj: Any, key: Any) -> None:
+    def delitem(obj: Any, k: Any) -> None:
         if type(obj) is list:
             step(len(obj) >> 4)
-        del obj[key]
+            del obj[k]
+        else:
+            del obj[key(k)]
 
     return {
         "_getslice": getslice, "_setslice": setslice, "_delslice": delslice,
