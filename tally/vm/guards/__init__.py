@@ -101,7 +101,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         str: str_methods, bytes: bytes_methods, int: int_methods, bool: int_methods,
         list: list_methods, dict: dict_methods, tuple: tuple_methods, range: range_methods,
     }  # fmt: skip
-    attrs, attr_handlers = attribute_guards(limits, tables, arith, keys)
+    attrs, attr_handlers = attribute_guards(b, limits, tables, arith, keys)
 
     builtins: dict[str, Any] = {
         "abs": abs, "all": iters["all"], "any": iters["any"], "bin": bin, "bool": bool,
@@ -109,7 +109,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "enumerate": iters["enumerate"], "hex": hex, "int": types["int"],
         "isinstance": types["isinstance"], "len": len, "list": types["list"],
         "max": iters["max"], "min": iters["min"], "oct": oct, "ord": ord, "pow": arith["_pow"],
-        "range": range, "reversed": reversed, "sorted": iters["sorted"], "str": types["str"],
+        "range": range, "reversed": iters["reversed"], "sorted": iters["sorted"], "str": types["str"],
         "sum": iters["sum"], "zip": iters["zip"],
     }  # fmt: skip
 

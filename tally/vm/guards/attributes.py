@@ -15,10 +15,12 @@ from typing import Any
 
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
+from .budget import Budget
 from .runtime import PLAIN, ContextView, SafeType, context_getattr
 
 
 def attribute_guards(
+    b: Budget,
     limits: Limits,
     tables: dict[type, dict[str, Any]],
     arith: dict[str, Callable[..., Any]],
@@ -33,7 +35,7 @@ def attribute_guards(
     int_lim = 1 << max_bits
     iadd, imul, mod, pow_ = arith["_iadd"], arith["_imul"], arith["_mod"], arith["_pow"]
     lshift, ior, sub, floordiv = arith["_lsh"], arith["_ior"], arith["_sub"], arith["_floordiv"]
-    store_key = keys["_skey"]
+    store_key, step = keys["_skey"], b.step
 
     def table_handler(table: dict[str, Any]) -> Callable[[Any, str], Any]:
         def handler(obj: Any, name: str) -> Any:
@@ -42,6 +44,7 @@ def attribute_guards(
                 raise Forbidden(f"attribute {name!r} of {type(obj).__name__} is not available")
             if entry is PLAIN:
                 return getattr(obj, name)
+            step(1)  # the guard's own call through a partial costs about a step
             return partial(entry, obj)
 
         return handler

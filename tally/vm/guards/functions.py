@@ -15,7 +15,16 @@ from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
 from .formatting import check_codec
-from .operators import SCAN_SHIFT, int_parse_steps, text_units
+from .operators import (
+    ITEM_STEPS,
+    LAZY_ITEM_STEPS,
+    NESTED_TEXT_SHIFT,
+    NODE_STEPS,
+    SCAN_SHIFT,
+    int_parse_steps,
+    text_in,
+    text_units,
+)
 from .runtime import _CONTAINERS, _SIZED, SafeType, size_of
 
 
@@ -88,9 +97,20 @@ def constructors(
     type_of: dict[Any, type] = {}
 
     def b_isinstance(value: Any, types: Any) -> bool:
-        if type(types) in (list, tuple):
-            return any(b_isinstance(value, t) for t in types)
-        pytype = type_of.get(types)
+        tt = type(types)
+        if tt is list or tt is tuple:
+            step(ITEM_STEPS * len(types))
+            for t in types:
+                if type(t) is list or type(t) is tuple:
+                    if b_isinstance(value, t):
+                        return True
+                elif is_one(value, t):
+                    return True
+            return False
+        return is_one(value, types)
+
+    def is_one(value: Any, t: Any) -> bool:
+        pytype = type_of.get(t)
         if pytype is None:
             raise TypeError(
                 "isinstance() takes int, str, bytes, bool, list, dict or a list of them"
@@ -158,7 +178,9 @@ def iteration(
             elif t is int:
                 units += x.bit_length() >> 10
             elif t in _CONTAINERS:
-                return deep(items)
+                nodes = deep(items)
+                step(NODE_STEPS * nodes)  # for the walk of text_in
+                return NODE_STEPS * nodes + (text_in(items) >> NESTED_TEXT_SHIFT)
         return units + len(items)
 
     def keyed(items: list[Any], key: Any) -> list[Any]:
@@ -246,17 +268,37 @@ def iteration(
                 return False
         return True
 
+    # enumerate and zip make a list of each item: ``ITEM_STEPS`` of work per item
+    # besides the consumer's own charge; paid up front for sized iterables (the
+    # common case, and the fast one), else as each item is made.
+
     def b_enumerate(iterable: Any, start: Any = 0) -> Any:
         if type(start) is not int:
             raise TypeError("enumerate() start must be an int")
-        return map(list, enumerate(iterable, start))
+        if type(iterable) in _SIZED:
+            step(ITEM_STEPS * len(iterable))
+            return map(list, enumerate(iterable, start))
+        return charged_lists(enumerate(iterable, start))
 
     def b_zip(*iterables: Any, strict: Any = False) -> Any:
-        return map(list, zip(*iterables, strict=bool(strict)))
+        if all(type(it) in _SIZED for it in iterables):
+            step(ITEM_STEPS * min((len(it) for it in iterables), default=0))
+            return map(list, zip(*iterables, strict=bool(strict)))
+        return charged_lists(zip(*iterables, strict=bool(strict)))
+
+    def charged_lists(items: Any) -> Any:
+        for item in items:
+            step(LAZY_ITEM_STEPS)
+            yield list(item)
+
+    def b_reversed(seq: Any) -> Any:
+        if type(seq) is not range:
+            step(len(seq))  # each item is charged again where it is consumed
+        return reversed(seq)
 
     return {
         "all": b_all, "any": b_any, "enumerate": b_enumerate, "max": b_max, "min": b_min,
-        "sorted": b_sorted, "sum": b_sum, "zip": b_zip, "_unpack": unpack,
+        "sorted": b_sorted, "sum": b_sum, "zip": b_zip, "reversed": b_reversed, "_unpack": unpack,
         "_unpackeach": unpack_each,
     }, sort_items  # fmt: skip
 

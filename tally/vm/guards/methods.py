@@ -13,7 +13,14 @@ from typing import Any
 
 from .budget import Budget
 from .formatting import check_codec
-from .operators import SCAN_SHIFT, SEARCH_SHIFT, text_units
+from .operators import (
+    CASE_SHIFT,
+    ITEM_STEPS,
+    SCAN_SHIFT,
+    SEARCH_SHIFT,
+    STRIP_SHIFT,
+    text_units,
+)
 from .runtime import PLAIN, size_of
 
 Table = dict[str, Any]
@@ -49,6 +56,22 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
         return method
 
+    def convert_case(name: str) -> Callable[..., Any]:
+        def method(obj: Any) -> Any:
+            step(text_units(obj) >> CASE_SHIFT)
+            alloc(len(obj) * 3)
+            return getattr(obj, name)()
+
+        return method
+
+    def strip(name: str) -> Callable[..., Any]:
+        def method(obj: Any, chars: Any = None) -> Any:
+            step(text_units(obj) >> (SEARCH_SHIFT if chars is None else STRIP_SHIFT))
+            alloc(len(obj))
+            return getattr(obj, name)(chars)
+
+        return method
+
     def split(name: str) -> Callable[..., Any]:
         def method(obj: Any, sep: Any = None, maxsplit: Any = -1) -> Any:
             # the count below and the split: two searches
@@ -72,6 +95,7 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
             n = obj.count(old) if old else len(obj) + 1
             if type(count) is int and count >= 0:
                 n = min(n, count)
+            step(n >> 2)  # each replacement: ~5 ns
             alloc(max(len(obj) + n * (len(new) - len(old)), 0))
         return obj.replace(old, new, count)
 
@@ -134,10 +158,12 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
         text_methods[name] = scan(name)
     for name in ("count", "find", "index", "rfind", "rindex"):
         text_methods[name] = search(name)
-    for name in ("strip", "lstrip", "rstrip", "removeprefix", "removesuffix"):
+    for name in ("removeprefix", "removesuffix"):
         text_methods[name] = copy(name, 1)
+    for name in ("strip", "lstrip", "rstrip"):
+        text_methods[name] = strip(name)
     for name in ("lower", "upper", "capitalize", "title", "swapcase"):
-        text_methods[name] = copy(name, 3)
+        text_methods[name] = convert_case(name)
     for name in ("split", "rsplit"):
         text_methods[name] = split(name)
     for name in ("ljust", "rjust", "center", "zfill"):
@@ -145,7 +171,7 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
     for name in ("partition", "rpartition"):
         text_methods[name] = partition(name)
     text_methods.update(splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs)
-    str_methods = dict(text_methods, encode=encode, casefold=copy("casefold", 3))
+    str_methods = dict(text_methods, encode=encode, casefold=convert_case("casefold"))
     for name in ("isdecimal", "isidentifier", "isnumeric", "isprintable"):
         str_methods[name] = scan(name)
     bytes_methods = dict(text_methods, decode=decode, hex=hex_)
@@ -213,7 +239,7 @@ def container_methods(
 
     def dict_items(obj: dict[Any, Any]) -> list[list[Any]]:
         alloc(72 * len(obj))
-        step(len(obj))
+        step(ITEM_STEPS * len(obj))
         return [[k, v] for k, v in obj.items()]
 
     def dict_popitem(obj: dict[Any, Any]) -> list[Any]:

@@ -44,15 +44,16 @@ INT_MUL_SHIFT = 14
 #: + 2)`` steps when ``a`` has at least ``INT_DIV_MIN_BITS`` bits. Measured (4096-bit a):
 #: / 64 bits 5.1 µs (charged 189), / 2048 bits 13 µs (1122), / 20 bits 1.8 µs (128).
 INT_DIV_MIN_BITS = 128
-#: ``pow(a, b, m)``: ``bits(b) * (2 + (bits(m)**2 >> INT_POWMOD_SHIFT))`` steps plus the
+#: ``pow(a, b, m)``: ``bits(b) * (6 + (bits(m)**2 >> INT_POWMOD_SHIFT))`` steps plus the
 #: reduction of ``a``. Measured: 4096-bit a, b, m 272 ms (charged 8.4 M: never within a
-#: budget), 2048 bits 31.7 ms (1.05 M), 1024 bits 4.96 ms (131 k).
+#: budget), 2048 bits 31.7 ms (1.05 M), 1024 bits 4.96 ms (137 k), 4096-bit a and b with
+#: a 61-bit m 1.7 ms (24.6 k).
 INT_POWMOD_SHIFT = 13
 #: int -> decimal text and decimal text -> int are quadratic in CPython 3.11:
-#: ``bits**2 >> INT_TEXT_SHIFT`` and ``digits**2 >> INT_PARSE_SHIFT`` steps. Measured:
-#: str() of 4096 bits 37 µs (charged 1024 by the formatting guard's own rule is lower;
-#: see formatting.py), int() of 1233 digits 19 µs (charged 742), 4000 digits 156 µs
-#: (7812).
+#: ``bits**2 >> INT_TEXT_SHIFT`` (ints over 512 bits) and ``digits**2 >>
+#: INT_PARSE_SHIFT`` steps. Measured: str() of 4096 bits 37 µs (charged 1024), of 2048
+#: bits 11 µs (256); int() of 1233 digits 19 µs (charged 742), 4000 digits 156 µs (7812).
+INT_TEXT_SHIFT = 14
 INT_PARSE_SHIFT = 11
 #: Substring search (``find count index replace split partition in``): one step per
 #: ``1 << SEARCH_SHIFT`` units. Measured worst case (``'a' * 10**6`` searched for
@@ -60,6 +61,25 @@ INT_PARSE_SHIFT = 11
 #: a plain scan (``isdigit``, comparing) stays at one step per 64 units.
 SEARCH_SHIFT = 4
 SCAN_SHIFT = 6
+#: ``strip``/``lstrip``/``rstrip`` with a set of characters test each character against
+#: the set: one step per ``1 << STRIP_SHIFT`` units (measured 8 ns a character).
+STRIP_SHIFT = 2
+#: Case conversions (``upper lower title casefold swapcase capitalize``) and ``repr``
+#: of text: one step per ``1 << CASE_SHIFT`` units, besides the copy. Measured: title()
+#: of 1 MB ASCII 4.7 ms, upper() of 250,000 CJK characters 2.3 ms.
+CASE_SHIFT = 3
+#: Walking and comparing nested values, per node counted by ``deep`` (the walk itself
+#: is a Python loop): ``NODE_STEPS`` steps.
+NODE_STEPS = 4
+#: Comparing text inside containers (``[s] == [t]``): one step per ``1 << NESTED_TEXT_SHIFT``
+#: units (a memcmp: 40 µs per MB measured; text compared at the top level pays the
+#: scan rate, one step per 64 units).
+NESTED_TEXT_SHIFT = 10
+#: Work in a guard's own Python loop per item (checking dict keys, making the list of an
+#: ``enumerate``/``zip`` item, ``dict.items``): ``ITEM_STEPS`` steps.
+ITEM_STEPS = 2
+#: The same, made one at a time by a generator of ours (``zip`` of lazy iterables).
+LAZY_ITEM_STEPS = 4
 #: Int dict keys must satisfy ``-HASH_LIMIT < k < HASH_LIMIT``, where CPython's
 #: ``hash(k) == k`` (the modulus of int hashing is ``2**61 - 1``).
 HASH_LIMIT = (1 << 61) - 1
@@ -74,6 +94,27 @@ def text_units(s: Any) -> int:
     return len(s)
 
 
+_TEXT = frozenset({str, bytes})
+_NESTED = frozenset(_CONTAINERS)
+
+
+def text_in(x: Any) -> int:
+    """The `text_units` of every str and bytes inside container ``x`` (dict keys
+    too). Walks what ``Budget.deep`` counts, the same nodes the same number of times,
+    so call it only after charging ``deep(x)``; its per-item loops run in C."""
+    units = 0
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        items = [*v, *v.values()] if type(v) is dict else v
+        types = set(map(type, items))
+        if types & _TEXT:
+            units += sum(map(text_units, [c for c in items if type(c) in _TEXT]))
+        if types & _NESTED:
+            stack.extend([c for c in items if type(c) in _CONTAINERS])
+    return units
+
+
 def int_div_steps(bits_a: int, bits_b: int) -> int:
     """Steps of ``a // b`` (or ``%``, ``divmod``) by operand sizes (schoolbook long
     division: one pass over the divisor per word of quotient)."""
@@ -85,7 +126,7 @@ def int_div_steps(bits_a: int, bits_b: int) -> int:
 def int_powmod_steps(bits_b: int, bits_m: int) -> int:
     """Steps of ``pow(a, b, m)`` besides reducing ``a``: one modular multiplication of
     ``bits_m``-bit numbers per exponent bit (a square and a multiply, windowed)."""
-    return bits_b * (2 + ((bits_m * bits_m) >> INT_POWMOD_SHIFT))
+    return bits_b * (6 + ((bits_m * bits_m) >> INT_POWMOD_SHIFT))
 
 
 def int_parse_steps(n: int) -> int:
@@ -114,10 +155,12 @@ def dict_keys(b: Budget) -> dict[str, Callable[..., Any]]:
     def store_key(k: Any) -> Any:
         t = type(k)
         if t is int:
-            if not -HASH_LIMIT < k < HASH_LIMIT:
-                raise ContractRuntimeError(
-                    "an int dict key must lie strictly between -(2**61 - 1) and 2**61 - 1"
-                )
+            if not -65536 < k < 65536:
+                if not -HASH_LIMIT < k < HASH_LIMIT:
+                    raise ContractRuntimeError(
+                        "an int dict key must lie strictly between -(2**61 - 1) and 2**61 - 1"
+                    )
+                step(2)  # keys sharing their low bits probe up to ~12 slots
         elif t is str or t is bytes:
             n = text_units(k)
             if n >= 64:
@@ -125,21 +168,31 @@ def dict_keys(b: Budget) -> dict[str, Callable[..., Any]]:
         return k
 
     def check_keys(keys: Any) -> None:
-        """Check each of ``keys`` (a list): one step per key for this loop."""
-        step(len(keys))
+        """Check each of ``keys`` (a list), charged ``ITEM_STEPS`` a key."""
+        step(ITEM_STEPS * len(keys))
         for k in keys:
-            store_key(k)
+            if type(k) is int:
+                if not -HASH_LIMIT < k < HASH_LIMIT:
+                    store_key(k)
+            elif type(k) is str or type(k) is bytes:
+                store_key(k)
 
     def check_pairs(items: Any) -> None:
         """Check the key of each ``[k, v]`` pair of ``items`` (a list, a tuple or a
-        dict); what is not a pair is left for ``dict()`` to reject."""
+        dict), charged ``ITEM_STEPS`` a pair; what is not a pair is left for
+        ``dict()`` to reject."""
         if type(items) is dict:
             return
-        step(len(items))
+        step(ITEM_STEPS * len(items))
         for p in items:
             tp = type(p)
             if (tp is list or tp is tuple) and len(p) == 2:
-                store_key(p[0])
+                k = p[0]
+                if type(k) is int:
+                    if not -HASH_LIMIT < k < HASH_LIMIT:
+                        store_key(k)
+                elif type(k) is str or type(k) is bytes:
+                    store_key(k)
 
     return {"_key": key, "_skey": store_key, "check_keys": check_keys, "check_pairs": check_pairs}
 
@@ -311,7 +364,9 @@ def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any
                 if n >= 64:
                     step(n >> 6)
         elif ta in _CONTAINERS and type(b) in _CONTAINERS:
-            step(min(deep(a), deep(b)))
+            da, db = deep(a), deep(b)
+            step(NODE_STEPS * min(da, db))
+            step(text_in(a if da <= db else b) >> NESTED_TEXT_SHIFT)
 
     def eq(a: Any, b: Any) -> bool:
         if type(a) is int or type(b) is int:
@@ -362,9 +417,12 @@ def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any
         if tb is list or tb is tuple:
             ta = type(a)
             if ta in _CONTAINERS:
-                step(deep(b))
+                step(NODE_STEPS * deep(b))
+                step(len(b) * (text_in(a) >> NESTED_TEXT_SHIFT))
             elif ta is str or ta is bytes:
                 step(len(b) * (1 + (text_units(a) >> SCAN_SHIFT)))
+            elif ta is int:
+                step(len(b) * (1 + (a.bit_length() >> 10)))
             else:
                 step(len(b))
             return a in b
