@@ -47,7 +47,7 @@ def traced_peak(case: AttackCase, steps: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steps", type=int, default=DEFAULT_LIMITS.max_steps)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="")

@@ -196,35 +196,35 @@ CORPUS: list[AttackCase] = [
     _cpu("dict-store-long-key", "x = 'k' * 1500000\ny = 'k' * 1500000\nd = {x: 1}",
          "d.setdefault(y, 2)"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-comprehension",
-               method("M = 2 ** 61 - 1\nreturn len({k * M + 7: 1 for k in range(60000)})"),
+               method("M = 2 ** 61 - 1\nreturn len({k * M + 7: 1 for k in range(20000)})"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-store",
-               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(60000):\n    d[k * M + 7] = 1"),
+               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(20000):\n    d[k * M + 7] = 1"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-display",
                method("M = 2 ** 61 - 1\nreturn {M: 1, 2 * M: 2}"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-dict",
-               method("M = 2 ** 61 - 1\nreturn dict([[k * M, 1] for k in range(60000)])"),
+               method("M = 2 ** 61 - 1\nreturn dict([[k * M, 1] for k in range(5000)])"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-zip",
-               method("M = 2 ** 61 - 1\nreturn dict(zip([k * M for k in range(60000)], "
-                      "range(60000)))"),
+               method("M = 2 ** 61 - 1\nreturn dict(zip([k * M for k in range(5000)], "
+                      "range(5000)))"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-fromkeys",
-               method("M = 2 ** 61 - 1\nreturn dict.fromkeys([k * M for k in range(60000)])"),
+               method("M = 2 ** 61 - 1\nreturn dict.fromkeys([k * M for k in range(5000)])"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-update",
-               method("M = 2 ** 61 - 1\nd = {}\nd.update([[k * M, 1] for k in range(60000)])"),
+               method("M = 2 ** 61 - 1\nd = {}\nd.update([[k * M, 1] for k in range(5000)])"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-setdefault",
-               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(60000):\n    d.setdefault(k * M, 1)"),
+               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(20000):\n    d.setdefault(k * M, 1)"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-ior",
-               method("M = 2 ** 61 - 1\nd = {}\nd |= [[k * M, 1] for k in range(60000)]"),
+               method("M = 2 ** 61 - 1\nd = {}\nd |= [[k * M, 1] for k in range(5000)]"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-colliding-int-keys-augitem",
-               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(60000):\n    d.setdefault(k, 0)\n"
+               method("M = 2 ** 61 - 1\nd = {}\nfor k in range(20000):\n    d.setdefault(k, 0)\n"
                       "    d[k * M + 2 ** 62] += 1"),
                expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     AttackCase("dict-negative-big-int-key", method("d = {}\nd[-(2 ** 61)] = 1"),
@@ -236,7 +236,7 @@ CORPUS: list[AttackCase] = [
     AttackCase("dict-int-keys-sharing-low-bits",
                method("while True:\n    d = {k << 40: 1 for k in range(100000)}"), kind="keys"),
     AttackCase("dict-int-keys-sharing-45-low-bits",
-               method("while True:\n    d = {k << 45: 1 for k in range(60000)}"), kind="keys"),
+               method("while True:\n    d = {k << 45: 1 for k in range(20000)}"), kind="keys"),
     AttackCase("dict-int-keys-sharing-low-bits-store",
                method("d = {}\nk = 0\nwhile True:\n    d[k << 45] = 1\n    k += 1"),
                expect=(OUT_OF_STEPS, MEMORY_LIMIT), kind="keys"),  # fmt: skip
