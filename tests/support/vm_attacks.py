@@ -232,6 +232,12 @@ CORPUS: list[AttackCase] = [
     AttackCase("dict-largest-int-key", method("d = {}\nd[2 ** 61 - 2] = 1\nd[-(2 ** 61 - 2)] = 2\n"
                                               "return d[2 ** 61 - 2]"),
                expect=OK, kind="keys"),  # fmt: skip
+    AttackCase("dict-tuple-key", method("d = {}\nd[divmod(7, 2)] = 1"), expect=RUNTIME_ERROR,
+               kind="keys"),  # fmt: skip
+    AttackCase("dict-partition-tuple-key", method("return {'a,b'.partition(','): 1}"),
+               expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
+    AttackCase("dict-range-key", method("return dict.fromkeys([range(2 ** 70)])"),
+               expect=RUNTIME_ERROR, kind="keys"),  # fmt: skip
     # keys in range that share their low bits: distinct hashes, bounded probing
     AttackCase("dict-int-keys-sharing-low-bits",
                method("while True:\n    d = {k << 40: 1 for k in range(100000)}"), kind="keys"),
@@ -248,6 +254,12 @@ CORPUS: list[AttackCase] = [
     AttackCase("starred-for-loop", method(LIST + "while True:\n    for a, *b in [L] * 50:\n"
                                           "        pass")),  # fmt: skip
     _cpu("starred-nested-assign", LIST + "P = [L, 1]", "[1 for (a, *b), c in [P] * 50]"),
+    _cpu("starred-short-rows", "R = [[1, 2]] * 10000", "[b for a, *b in R]"),
+    AttackCase("starred-for-short-rows",
+               method("R = [[1, 2]] * 10000\nwhile True:\n    for a, *b in R:\n        pass")),  # fmt: skip
+    _cpu("str-lt-non-ascii", "x = '\u4e2d' * 250000 + 'a'\ny = '\u4e2d' * 250000 + 'b'", "x < y"),
+    _cpu("str-lt-mixed-kinds", "x = 'a' * 250000 + '\u4e2d'\ny = 'a' * 250000 + '\U0001f600'",
+         "x < y"),  # fmt: skip
     AttackCase("starred-assign", method(LIST + "while True:\n    a, *b = L")),
     AttackCase("starred-nested-assign-statement",
                method(LIST + "P = [L, 1]\nwhile True:\n    (a, *b), c = P")),  # fmt: skip

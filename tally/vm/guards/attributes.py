@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
+from .operators import METHOD_STEPS
 from .runtime import PLAIN, ContextView, SafeType, context_getattr
 
 
@@ -44,7 +45,7 @@ def attribute_guards(
                 raise Forbidden(f"attribute {name!r} of {type(obj).__name__} is not available")
             if entry is PLAIN:
                 return getattr(obj, name)
-            step(1)  # the guard's own call through a partial costs about a step
+            step(METHOD_STEPS)
             return partial(entry, obj)
 
         return handler

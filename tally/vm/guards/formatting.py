@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
-from .operators import CASE_SHIFT, INT_TEXT_SHIFT, NODE_STEPS, text_units
+from .operators import CASE_SHIFT, INT_TEXT_SHIFT, NODE_STEPS, flat_text_units, text_units
 from .runtime import _CONTAINERS, _NoneType
 
 _CODECS = {"utf-8", "utf8", "ascii", "us-ascii"}
@@ -58,7 +58,7 @@ def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
                 if types & _NESTED:
                     stack.extend([x for x in items if type(x) in _CONTAINERS])
                 if types & _TEXT:
-                    units += sum(map(text_units, [x for x in items if type(x) in _TEXT]))
+                    units += flat_text_units(items, types)
             step(units >> CASE_SHIFT)
         elif t not in (int, str, bytes, bool, _NoneType):
             raise Forbidden(f"cannot format a {t.__name__}")

@@ -16,11 +16,13 @@ from ..limits import Limits
 from .budget import Budget
 from .formatting import check_codec
 from .operators import (
+    DECODE_ERRORS_SHIFT,
     ITEM_STEPS,
     LAZY_ITEM_STEPS,
     NESTED_TEXT_SHIFT,
     NODE_STEPS,
     SCAN_SHIFT,
+    UNPACK_STEPS,
     int_parse_steps,
     text_in,
     text_units,
@@ -47,6 +49,8 @@ def constructors(
             if type(value) is not bytes:
                 raise TypeError("decoding str() takes bytes")
             check_codec(encoding or "utf-8", errors or "strict")
+            if errors not in (None, "strict"):
+                step(len(value) >> DECODE_ERRORS_SHIFT)
             alloc(len(value) * 4)
             return value.decode(encoding or "utf-8", errors or "strict")
         if type(value) is str:
@@ -163,7 +167,7 @@ def iteration(
     Whatever compares values in C (sorting, ``min``, ``max``) is charged for the size
     of what it compares: a key function's results are computed here first, one
     metered call each, so the comparisons of those results are charged too."""
-    step, deep, check_int = b.step, b.deep, b.check_int
+    step, deep, check_int, alloc = b.step, b.deep, b.check_int, b.alloc
     sized, walkable, spread = b.sized, b.walkable, b.spread
 
     def compare_units(items: list[Any]) -> int:
@@ -229,8 +233,17 @@ def iteration(
 
     def unpack(value: Any, depth: int) -> Any:
         """``value`` for a starred target ``depth`` levels deep, charged for the copies
-        the unpacking makes (every level down to the starred one)."""
-        value = spread(value)
+        the unpacking makes (every level down to the starred one), and
+        ``UNPACK_STEPS`` for the new list and this guard."""
+        t = type(value)
+        if t is list or t is tuple or t is str or t is bytes:
+            n = len(value)
+            step(UNPACK_STEPS + (n >> 3))
+            if n >= 8:
+                alloc(8 * n)
+        else:
+            step(UNPACK_STEPS)
+            value = spread(value)
         if depth > 1:
             step(len(value))
             return [unpack(x, depth - 1) if type(x) in _SIZED or _lazy(x) else x for x in value]

@@ -15,6 +15,7 @@ from .budget import Budget
 from .formatting import check_codec
 from .operators import (
     CASE_SHIFT,
+    DECODE_ERRORS_SHIFT,
     ITEM_STEPS,
     SCAN_SHIFT,
     SEARCH_SHIFT,
@@ -128,6 +129,8 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
     def decode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> str:
         check_codec(encoding, errors)
+        if errors != "strict":
+            step(len(obj) >> DECODE_ERRORS_SHIFT)
         alloc(len(obj) * 4)
         return obj.decode(encoding, errors)
 
