@@ -310,6 +310,8 @@ CORPUS: list[AttackCase] = [
     _cpu("list-pop-front", "L = list(range(10000)) * 100", "L.pop(0)"),
     _cpu("str-of-nested-list", LIST, "str([L, L])"),
     _cpu("fstring-nested", LIST, "f'{[S, L]}'"),
+    _cpu("str-of-big-ints-in-list", BIG + "L = [a] * 100", "str(L)"),
+    _cpu("fstring-big-int-dict-keys", BIG + "D = {i: a for i in range(100)}", "f'{D}'"),
     _cpu("isinstance-list", LIST, "isinstance(L, [int, str, bytes, bool, list, dict])"),
     _cpu("isinstance-long-list", LIST, "isinstance(L, [int] * 10000)"),
     _cpu("str-strip-whitespace", "s = ' ' * 1000000", "s.strip()"),

@@ -40,9 +40,11 @@ def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
 
     def check_formattable(value: Any) -> None:
         """Refuse what cannot be formatted, and charge for the text ``str()`` will
-        make of a container: ``NODE_STEPS`` a node (the walks and one ``repr`` each)
-        and the ``repr`` of every str and bytes in it (``CASE_SHIFT``). The walk runs
-        its per-item loops in C (``map``, ``set``): it costs less than its charge."""
+        make of a container: ``NODE_STEPS`` a node (the walks and one ``repr`` each),
+        the ``repr`` of every str and bytes in it (``CASE_SHIFT``) and the decimal
+        text of every int over 512 bits (``INT_TEXT_SHIFT``, as at the top level).
+        The walk runs its per-item loops in C (``map``, ``set``): it costs less than
+        its charge."""
         t = type(value)
         if t in _CONTAINERS:
             step(NODE_STEPS * deep(value))
@@ -59,6 +61,11 @@ def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
                     stack.extend([x for x in items if type(x) in _CONTAINERS])
                 if types & _TEXT:
                     units += flat_text_units(items, types)
+                if int in types:
+                    big = [n for n in map(int.bit_length, [x for x in items if type(x) is int])
+                           if n > 512]  # fmt: skip
+                    if big:
+                        step(sum(n * n for n in big) >> INT_TEXT_SHIFT)
             step(units >> CASE_SHIFT)
         elif t not in (int, str, bytes, bool, _NoneType):
             raise Forbidden(f"cannot format a {t.__name__}")
