@@ -395,9 +395,11 @@ def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any
                 if n >= 64:
                     step(n >> SCAN_SHIFT)
         elif ta in _CONTAINERS and type(b) in _CONTAINERS:
-            da, db = deep(a), deep(b)
-            step(NODE_STEPS * min(da, db))
-            step(text_in(a if da <= db else b) >> NESTED_TEXT_SHIFT)
+            # The comparison stops within the shorter value: walk (and charge) that one
+            # only. Its node count bounds the work even where the other is shallower.
+            x = a if len(a) <= len(b) else b
+            step(NODE_STEPS * deep(x))
+            step(text_in(x) >> NESTED_TEXT_SHIFT)
 
     def eq(a: Any, b: Any) -> bool:
         if type(a) is int or type(b) is int:
