@@ -1054,8 +1054,14 @@ class _Rewriter(ast.NodeTransformer):
             target.value = self.visit(target.value)
             target.slice = self.visit(target.slice)
             if not self.is_map(target.value) and not _is_cheap_key(target.slice):
-                # an int key must hash to itself; a long key is charged for hashing
-                target.slice = _call("_skey", target.slice)
+                # Into a dict, an int key must hash to itself and a long key is charged
+                # for hashing: `(_t := obj)[_skey(_t, k)] = v`, which evaluates obj,
+                # then k, then stores, as `obj[k] = v` does.
+                tmp = self.temp()
+                target.value = ast.NamedExpr(
+                    target=ast.Name(id=tmp, ctx=ast.Store()), value=target.value
+                )
+                target.slice = _call("_skey", ast.Name(id=tmp, ctx=ast.Load()), target.slice)
             return target
         return target
 
@@ -1234,7 +1240,7 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Dict(self, node: ast.Dict) -> ast.expr:
         self.generic_visit(node)
         node.keys = [
-            k if k is None or _is_cheap_key(k) else _call("_skey", k) for k in node.keys
+            k if k is None or _is_cheap_key(k) else _call("_dkey", k) for k in node.keys
         ]
         node.values = [
             _call("_spread", v) if k is None else v
@@ -1277,7 +1283,7 @@ class _Rewriter(ast.NodeTransformer):
                 # `[b for a, *b in rows]` copies each row into b: charge for it
                 gen.iter = _call("_unpackeach", gen.iter, _const(depth))
         if isinstance(node, ast.DictComp) and not _is_cheap_key(node.key):
-            node.key = _call("_skey", node.key)
+            node.key = _call("_dkey", node.key)
         return node
 
     visit_ListComp = _comprehension

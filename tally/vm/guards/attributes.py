@@ -36,7 +36,7 @@ def attribute_guards(
     int_lim = 1 << max_bits
     iadd, imul, mod, pow_ = arith["_iadd"], arith["_imul"], arith["_mod"], arith["_pow"]
     lshift, ior, sub, floordiv = arith["_lsh"], arith["_ior"], arith["_sub"], arith["_floordiv"]
-    store_key, step = keys["_skey"], b.step
+    store_key, step = keys["_dkey"], b.step
 
     def table_handler(table: dict[str, Any]) -> Callable[[Any, str], Any]:
         def handler(obj: Any, name: str) -> Any:

@@ -191,7 +191,7 @@ def container_methods(
     """The list, dict, tuple and range tables; searches charge as ``in`` would,
     sorting as ``sorted`` does, and dict keys as ``d[k]`` (``keys``)."""
     step, alloc, sized = b.step, b.alloc, b.sized
-    key, store_key, check_pairs = keys["_key"], keys["_skey"], keys["check_pairs"]
+    key, store_key, check_pairs = keys["_key"], keys["_dkey"], keys["check_pairs"]
 
     def seq_search(name: str) -> Callable[..., Any]:
         def method(obj: Any, value: Any, *args: Any) -> Any:

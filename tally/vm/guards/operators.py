@@ -160,8 +160,9 @@ def int_parse_steps(n: int) -> int:
 
 
 def dict_keys(b: Budget) -> dict[str, Callable[..., Any]]:
-    """``_key`` (a key looked up: ``d[k]``, ``d.get(k)``, ``k in d``), ``_skey`` (a key
-    inserted: ``d[k] = v``, ``{k: v}``, dict comprehensions) and ``check_pairs`` /
+    """``_key`` (a key looked up: ``d[k]``, ``d.get(k)``, ``k in d``), ``_dkey`` (a key
+    inserted: ``{k: v}``, dict comprehensions, ``setdefault``), ``_skey`` (``obj[k] =
+    v``: checked where ``obj`` is a dict) and ``check_pairs`` /
     ``check_keys`` (the keys ``dict()``, ``update``, ``fromkeys`` and ``|=`` insert).
 
     A str or bytes key is hashed and, on a hit, compared with an equal key: one step per
@@ -225,7 +226,17 @@ def dict_keys(b: Budget) -> dict[str, Callable[..., Any]]:
                 else:
                     store_key(k)
 
-    return {"_key": key, "_skey": store_key, "check_keys": check_keys, "check_pairs": check_pairs}
+    def store_key_into(obj: Any, k: Any) -> Any:
+        """``obj[k] = v``: the key checked as `store_key` where ``obj`` is a dict (a
+        storage map encodes and checks its own keys; a list takes an index)."""
+        if type(obj) is dict:
+            return store_key(k)
+        return k
+
+    return {
+        "_key": key, "_dkey": store_key, "_skey": store_key_into, "check_keys": check_keys,
+        "check_pairs": check_pairs,
+    }  # fmt: skip
 
 
 def arithmetic(
