@@ -351,6 +351,48 @@ CORPUS: list[AttackCase] = [
 ]
 
 
+#: Every text method once more, on 1 MB of ASCII str, 250,000 CJK characters and 1 MB of
+#: bytes, with arguments at their worst (a needle that matches almost everywhere).
+_TEXT_SWEEP = {
+    "count": "({x}'aab')", "endswith": "({x}'a' * 500000)", "find": "({x}'aab')",
+    "index": "({x}'a')", "isalnum": "()", "isalpha": "()", "isascii": "()", "isdigit": "()",
+    "islower": "()", "isspace": "()", "istitle": "()", "isupper": "()", "rfind": "({x}'baa')",
+    "rindex": "({x}'a')", "startswith": "({x}'a' * 500000)", "strip": "({x}'a')",
+    "lstrip": "({x}'a')", "rstrip": "({x}'a')", "removeprefix": "({x}'a' * 500000)",
+    "removesuffix": "({x}'a' * 500000)", "lower": "()", "upper": "()", "capitalize": "()",
+    "title": "()", "swapcase": "()", "split": "({x}'aab')", "rsplit": "({x}'aab')",
+    "ljust": "(1100000)", "rjust": "(1100000)", "center": "(1100000)", "zfill": "(1100000)",
+    "partition": "({x}'aab')", "rpartition": "({x}'baa')", "splitlines": "()",
+    "replace": "({x}'aab', {x}'x')", "expandtabs": "()", "join": "([{x}'ab'] * 100000)",
+}  # fmt: skip
+_STR_ONLY = {
+    "casefold": "()", "isdecimal": "()", "isidentifier": "()", "isnumeric": "()",
+    "isprintable": "()", "encode": "()",
+}  # fmt: skip
+for _name, _args in _TEXT_SWEEP.items():
+    CORPUS.append(_cpu(f"sweep-str-{_name}", TEXT, f"s.{_name}{_args.format(x='')}"))
+    CORPUS.append(_cpu(f"sweep-bytes-{_name}", TEXT, f"bb.{_name}{_args.format(x='b')}"))
+    if "{x}" not in _args:
+        CORPUS.append(_cpu(f"sweep-cjk-{_name}", TEXT, f"u.{_name}{_args.format(x='')}"))
+for _name, _args in _STR_ONLY.items():
+    CORPUS.append(_cpu(f"sweep-cjk-{_name}", TEXT, f"u.{_name}{_args}"))
+CORPUS += [
+    _cpu("sweep-bytes-decode", TEXT, "bb.decode()"),
+    _cpu("sweep-bytes-hex", TEXT, "bb.hex(':', 2)"),
+    _cpu("sweep-int-bit-length-count", BIG, "a.bit_length() + a.bit_count()"),
+    _cpu("sweep-chr-ord-bool-oct", BIG, "[chr(ord('x')), bool(a), oct(a)]"),
+    _cpu("sweep-list-append-pop", "L = []", "[L.append(1), L.pop()]"),
+    _cpu("sweep-list-extend-clear", LIST + "M = []", "[M.extend(L), M.clear()]"),
+    _cpu("sweep-list-remove", LIST + "M = L[:]", "[M.append(9999), M.remove(9999)]"),
+    _cpu("sweep-list-reverse", LIST, "L.reverse()"),
+    _cpu("sweep-dict-keys-values", "d = {i: i for i in range(10000)}", "[d.keys(), d.values()]"),
+    _cpu("sweep-dict-popitem-clear", "d = {}", "[d.update([[1, 2]]), d.popitem(), d.clear()]"),
+    _cpu("sweep-range-attributes", "R = range(1, 10 ** 12, 3)",
+         "[R.start, R.stop, R.step, R.count(4), R.index(4), 7 in R]"),  # fmt: skip
+    _cpu("sweep-tuple-methods", LIST + "t = ('a' * 100000).partition('b')", "[t.count(''), t.index('')]"),
+]
+
+
 def cases(kinds: Sequence[str] | None = None) -> list[AttackCase]:
     """The corpus, or its cases of the given kinds."""
     return [c for c in CORPUS if kinds is None or c.kind in kinds]

@@ -15,6 +15,7 @@ from .budget import Budget
 from .formatting import check_codec
 from .operators import (
     CASE_SHIFT,
+    CHARCLASS_SHIFT,
     DECODE_ERRORS_SHIFT,
     ITEM_STEPS,
     SCAN_SHIFT,
@@ -40,6 +41,13 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
         def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
             step((text_units(obj) + args_units(args)) >> SCAN_SHIFT)
             return getattr(obj, name)(*args, **kwargs)
+
+        return method
+
+    def char_class(name: str) -> Callable[..., Any]:
+        def method(obj: Any) -> Any:
+            step(text_units(obj) >> CHARCLASS_SHIFT)
+            return getattr(obj, name)()
 
         return method
 
@@ -175,8 +183,11 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
         text_methods[name] = partition(name)
     text_methods.update(splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs)
     str_methods = dict(text_methods, encode=encode, casefold=convert_case("casefold"))
-    for name in ("isdecimal", "isidentifier", "isnumeric", "isprintable"):
-        str_methods[name] = scan(name)
+    for name in (
+        "isalnum", "isalpha", "isdigit", "islower", "isspace", "istitle", "isupper",
+        "isdecimal", "isidentifier", "isnumeric", "isprintable",
+    ):  # fmt: skip
+        str_methods[name] = char_class(name)
     bytes_methods = dict(text_methods, decode=decode, hex=hex_)
     int_methods = {"bit_length": PLAIN, "bit_count": PLAIN, "to_bytes": to_bytes}
     return str_methods, bytes_methods, int_methods
