@@ -130,7 +130,7 @@ CORPUS: list[AttackCase] = [
     _cpu("int-shift", BIG, "(h << 2000) >> 1000"),
     _cpu("int-compare", BIG + "a2 = a + 0", "a == a2"),
     _cpu("int-neg-abs", BIG, "abs(-a)"),
-    _cpu("int-sum", BIG + "L = [a >> 4] * 1000", "sum(L)"),
+    _cpu("int-sum", BIG + "L = [a >> 12] * 1000", "sum(L)"),
     _cpu("int-to-str", BIG, "str(a)"),
     _cpu("int-fstring", BIG, "f'{a}'"),
     _cpu("int-fstring-hex", BIG, "f'{a:x}'"),
