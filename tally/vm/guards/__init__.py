@@ -11,7 +11,8 @@ Cost model (steps are the unit of the step budget, bytes of the memory budget):
   each loop iteration for the worst case up to the next such point;
 * copying or scanning ``n`` bytes of str/bytes: ``n // 64`` steps;
 * element-wise work on ``n`` list/dict elements: ``n`` steps (``n // 16`` for a
-  memmove such as ``insert``); comparisons of nested values: one step per node;
+  memmove such as ``insert``); comparisons and formatting of nested values: four
+  steps per node;
 * work that grows faster or with a bigger constant (big-int ``* // % pow``,
   int <-> text, substring search, hashing a long key, sorting long strings):
   the schedule in :mod:`.operators`, measured against a plain loop step;

@@ -55,7 +55,8 @@ def formatting(b: Budget, limits: Limits) -> Callable[[Any, int, str], str]:
                 items = [*v.keys(), *v.values()] if type(v) is dict else v
                 types = set(map(type, items))
                 if not types <= _FORMATTABLE:
-                    bad = next(iter(types - _FORMATTABLE))
+                    # the first in order: a set of types iterates by their addresses
+                    bad = next(type(x) for x in items if type(x) not in _FORMATTABLE)
                     raise Forbidden(f"cannot format a {bad.__name__}")
                 if types & _NESTED:
                     stack.extend([x for x in items if type(x) in _CONTAINERS])

@@ -305,7 +305,7 @@ def iteration(
             yield list(item)
 
     def b_reversed(seq: Any) -> Any:
-        if type(seq) is not range:
+        if type(seq) in _SIZED and type(seq) is not range:
             step(len(seq))  # each item is charged again where it is consumed
         return reversed(seq)
 
