@@ -17,6 +17,7 @@ from .budget import Budget
 from .formatting import check_codec
 from .operators import (
     DECODE_ERRORS_SHIFT,
+    INT_COMPARE_SHIFT,
     ITEM_STEPS,
     LAZY_ITEM_STEPS,
     NESTED_TEXT_SHIFT,
@@ -180,7 +181,7 @@ def iteration(
             if t is str or t is bytes:
                 units += text_units(x) >> SCAN_SHIFT
             elif t is int:
-                units += x.bit_length() >> 10
+                units += x.bit_length() >> INT_COMPARE_SHIFT
             elif t in _CONTAINERS:
                 nodes = deep(items)
                 step(NODE_STEPS * nodes)  # for the walk of text_in
