@@ -316,38 +316,37 @@ CORPUS: list[AttackCase] = [
     _cpu("isinstance-long-list", LIST, "isinstance(L, [int] * 10000)"),
     _cpu("str-strip-whitespace", "s = ' ' * 1000000", "s.strip()"),
     _cpu("bytes-strip", "s = b'a' * 1000000", "s.strip(b'a')"),
-    # -- sandbox escapes ---------------------------------------------------------------
-    AttackCase("escape-dunder-class", method("return (1).__class__"), expect=REJECTED,
-               kind="escape"),  # fmt: skip
+    # -- sandbox escapes -----------------------------------------------------------------
+    # tests/unit/test_vm_sandbox.py holds the sandbox corpus (dunders, __subclasses__ via a
+    # literal, gi_frame, '{0.__class__}'.format and format_map, __traceback__,
+    # __builtins__, getattr, partial and generator internals, %-formatting...); these are
+    # the variants it does not have, reached through the guards this corpus exercises.
     AttackCase("escape-type-subclasses", method("return type(1).__subclasses__()"),
-               expect=REJECTED, kind="escape"),  # fmt: skip
-    AttackCase("escape-generator-frame", method("g = (x for x in [1])\nreturn g.gi_frame"),
-               expect=REJECTED, kind="escape"),  # fmt: skip
-    AttackCase("escape-format-attribute", method("return '{0.__class__}'.format(1)"),
-               expect=REJECTED, kind="escape"),  # fmt: skip
-    AttackCase("escape-format-aliased", method("s = '{0.__class__}'\nf = s.format\nreturn f(1)"),
                expect=REJECTED, kind="escape"),  # fmt: skip
     AttackCase("escape-fstring-dunder", method("x = 1\nreturn f'{x.__class__}'"),
                expect=REJECTED, kind="escape"),  # fmt: skip
-    AttackCase("escape-traceback",
-               method("try:\n    1 // 0\nexcept Exception as e:\n    return e.__traceback__"),
+    AttackCase("escape-fstring-nested-spec-dunder", method("x = 1\nreturn f'{x:{x.__doc__}}'"),
                expect=REJECTED, kind="escape"),  # fmt: skip
-    AttackCase("escape-builtins", method("return __builtins__"), expect=REJECTED, kind="escape"),
-    AttackCase("escape-getattr", method("return getattr(1, 'real')"), expect=REJECTED,
+    AttackCase("escape-aliased-int-attribute", method("x = 1\nreturn x.real"), expect=FORBIDDEN,
                kind="escape"),  # fmt: skip
-    AttackCase("escape-aliased-attribute", method("x = 1\nreturn x.real"), expect=FORBIDDEN,
-               kind="escape"),  # fmt: skip
-    AttackCase("escape-bound-method-self", method("j = ','.join\nreturn j.func"),
-               expect=FORBIDDEN, kind="escape"),  # fmt: skip
-    AttackCase("escape-generator-send", method("g = (x for x in [1])\nreturn g.send(None)"),
+    AttackCase("escape-method-of-method", method("f = 'a'.upper\nreturn f.args"),
                expect=FORBIDDEN, kind="escape"),  # fmt: skip
     AttackCase("escape-fstring-repr-function", method("return f'{self.f!r}'"),
                expect=FORBIDDEN, kind="escape"),  # fmt: skip
-    AttackCase("escape-percent-format", method("return '%s' % [1]"), expect=FORBIDDEN,
-               kind="escape"),  # fmt: skip
+    AttackCase("escape-format-function-in-list", method("return str([1, self.f])"),
+               expect=FORBIDDEN, kind="escape"),  # fmt: skip
     AttackCase("escape-unpack-iterator-internals",
                method("for a, *b in [[1, 2]]:\n    return b.__class__"),
                expect=REJECTED, kind="escape"),  # fmt: skip
+    AttackCase("escape-zip-generator-frame", method("z = zip([1], [2])\nreturn z.gi_frame"),
+               expect=REJECTED, kind="escape"),  # fmt: skip
+    AttackCase("escape-zip-generator-aliased",
+               method("z = zip((x for x in [1]), [2])\nreturn z.send(None)"),
+               expect=FORBIDDEN, kind="escape"),  # fmt: skip
+    AttackCase("escape-sort-key-builtin", method("return sorted([1, 2], key=getattr)"),
+               expect=REJECTED, kind="escape"),  # fmt: skip
+    AttackCase("escape-dict-key-object", method("d = {}\nd[self] = 1\nreturn d"),
+               expect="VM_INVALID_VALUE", kind="escape"),  # fmt: skip
 ]
 
 
