@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import pytest
 
-from tally.vm import Forbidden
 from tally.vm.guards import operators
 from tally.vm.testing import Harness
 from tests.support.vm_attacks import CORPUS, AttackCase, Outcome, method, run_case
@@ -136,13 +135,3 @@ def test_big_int_keys_stay_fine_in_storage_maps() -> None:
                   "        return self.m[k] + x[k + 1]\n")  # fmt: skip
     assert h.call("c", "f", 2**200) == 3
 
-
-def test_format_error_names_the_first_bad_item() -> None:
-    """The walk that checks a formatted container collects the types of each level in a
-    set, whose order follows the types' addresses (different on each node): the error
-    names the first offending item in the container's order instead."""
-    h = Harness()
-    h.deploy("c", method("g = lambda: 1\nreturn f'{[1, g, ctx, self.f]}'"))
-    with pytest.raises(Forbidden) as info:
-        h.call("c", "f")
-    assert info.value.message == "cannot format a function"

@@ -11,8 +11,8 @@ Cost model (steps are the unit of the step budget, bytes of the memory budget):
   each loop iteration for the worst case up to the next such point;
 * copying or scanning ``n`` bytes of str/bytes: ``n // 64`` steps;
 * element-wise work on ``n`` list/dict elements: ``n`` steps (``n // 16`` for a
-  memmove such as ``insert``); comparisons and formatting of nested values: four
-  steps per node;
+  memmove such as ``insert``); comparisons of nested values: four steps per node,
+  formatting them six;
 * work that grows faster or with a bigger constant (big-int ``* // % pow``,
   int <-> text, substring search, hashing a long key, sorting long strings):
   the schedule in :mod:`.operators`, measured against a plain loop step;
@@ -46,7 +46,7 @@ from ..limits import Limits
 from .attributes import attribute_guards
 from .budget import Budget, make_budget
 from .formatting import formatting
-from .functions import constructors, iteration
+from .functions import constructors, format_costs, iteration
 from .methods import container_methods, text_methods
 from .operators import arithmetic, comparisons, dict_keys, subscripts
 from .runtime import (
@@ -91,7 +91,7 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
     arith = arithmetic(b, limits, keys)
     cmp = comparisons(b, keys)
     subs = subscripts(b, keys)
-    fmt = formatting(b, limits)
+    fmt = format_costs(b, formatting(b, limits))
     types, type_of = constructors(b, limits, fmt, keys)
     iters, sort_items = iteration(b)
     str_methods, bytes_methods, int_methods = text_methods(b)
