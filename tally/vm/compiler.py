@@ -1275,15 +1275,18 @@ class _Rewriter(ast.NodeTransformer):
             weight = _weight(node.elt)
         for gen in node.generators:
             weight += _weight(gen.ifs) + _weight(gen.target)
-        self.generic_visit(node)
+        # (guards wrapped around nodes not yet visited are visited with them)
         for gen in node.generators:
-            gen.ifs = [_call("_tick", _const(weight)), *gen.ifs]
             depth = _star_depth(gen.target)
             if depth:
                 # `[b for a, *b in rows]` copies each row into b: charge for it
                 gen.iter = _call("_unpackeach", gen.iter, _const(depth))
         if isinstance(node, ast.DictComp) and not _is_cheap_key(node.key):
             node.key = _call("_dkey", node.key)
+
+        self.generic_visit(node)
+        for gen in node.generators:
+            gen.ifs = [_call("_tick", _const(weight)), *gen.ifs]
         return node
 
     visit_ListComp = _comprehension
