@@ -111,10 +111,13 @@ FORBIDDEN_ATTRIBUTES = frozenset(
 )  # fmt: skip
 FORBIDDEN_ATTRIBUTE_PREFIXES = ("gi_", "cr_", "ag_", "tb_", "co_")
 
-#: Binary operators whose result size can grow with their operands (or, for ``%``,
-#: that format strings): routed through a guard.
+#: Binary operators whose result size can grow with their operands, whose cost grows
+#: faster than their size (``// %``), or (``%``) that format strings: routed through a
+#: guard.
 GUARDED_BINOPS = {
     ast.Add: "_add",
+    ast.Sub: "_sub",
+    ast.FloorDiv: "_floordiv",
     ast.Mult: "_mul",
     ast.Pow: "_pow",
     ast.LShift: "_lsh",
@@ -123,6 +126,8 @@ GUARDED_BINOPS = {
 }
 GUARDED_INPLACE = {
     ast.Add: "_iadd",
+    ast.Sub: "_sub",
+    ast.FloorDiv: "_floordiv",
     ast.Mult: "_imul",
     ast.Pow: "_pow",
     ast.LShift: "_lsh",
@@ -791,6 +796,33 @@ def _event_record(call: ast.expr) -> tuple[ast.Constant, list[str], ast.Dict] | 
     return call.args[0], keys, data
 
 
+def _star_depth(target: ast.AST, level: int = 0) -> int:
+    """How deep in an assignment target a starred name sits (0: none; 1: ``a, *b``;
+    2: ``(a, *b), c``): the unpacking guard charges the copies down to that level."""
+    if isinstance(target, ast.Starred):
+        return level
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return max((_star_depth(e, level + 1) for e in target.elts), default=0)
+    return 0
+
+
+#: Ints whose hash is themselves (CPython hashes ints modulo ``2**61 - 1``).
+_HASH_LIMIT = (1 << 61) - 1
+
+
+def _is_cheap_key(node: ast.expr) -> bool:
+    """A constant key that needs no run-time key guard: short text, or an int that
+    hashes to itself."""
+    if not isinstance(node, ast.Constant):
+        return False
+    v = node.value
+    if isinstance(v, (str, bytes)):
+        return len(v) < 16
+    if type(v) is int:
+        return -_HASH_LIMIT < v < _HASH_LIMIT
+    return True  # bool, None
+
+
 def _const(value: Any) -> ast.Constant:
     return ast.Constant(value=value)
 
@@ -916,6 +948,10 @@ class _Rewriter(ast.NodeTransformer):
     def visit_For(self, node: ast.For) -> ast.For:
         weight = _block_weight(node.body) + _weight(node.target)
         node.iter = self.visit(node.iter)
+        depth = _star_depth(node.target)
+        if depth:
+            # `for a, *b in rows` copies each row into b: charge for it
+            node.iter = _call("_unpackeach", node.iter, _const(depth))
         node.body = [ast.Expr(_call("_s", _const(weight))), *self.visit_block(node.body)]
         node.orelse = self.visit_block(node.orelse) if node.orelse else []
         return node
@@ -977,9 +1013,11 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign) -> ast.stmt | list[ast.stmt]:
         value = self.visit(node.value)
-        if any(isinstance(n, ast.Starred) for t in node.targets for n in ast.walk(t)):
-            # `first, *rest = big` copies big: charge for it.
-            value = _call("_spread", value)
+        depth = max(_star_depth(t) for t in node.targets)
+        if depth:
+            # `first, *rest = big` copies big (and `(a, *b), c = x` copies x[0]):
+            # charge for it.
+            value = _call("_unpack", value, _const(depth))
         after: list[ast.stmt] = []
         targets = [self.rewrite_target(t, after) for t in node.targets]
         node.targets = targets
@@ -1015,6 +1053,15 @@ class _Rewriter(ast.NodeTransformer):
         if isinstance(target, ast.Subscript):
             target.value = self.visit(target.value)
             target.slice = self.visit(target.slice)
+            if not self.is_map(target.value) and not _is_cheap_key(target.slice):
+                # Into a dict, an int key must hash to itself and a long key is charged
+                # for hashing: `(_t := obj)[_skey(_t, k)] = v`, which evaluates obj,
+                # then k, then stores, as `obj[k] = v` does.
+                tmp = self.temp()
+                target.value = ast.NamedExpr(
+                    target=ast.Name(id=tmp, ctx=ast.Store()), value=target.value
+                )
+                target.slice = _call("_skey", ast.Name(id=tmp, ctx=ast.Load()), target.slice)
             return target
         return target
 
@@ -1118,7 +1165,22 @@ class _Rewriter(ast.NodeTransformer):
                 self.slice_part(s.step),
             )
         self.generic_visit(node)
+        if not self.is_map(node.value) and not _is_cheap_key(node.slice):
+            # hashing a long str/bytes key (and comparing it with an equal one) is
+            # charged by its length
+            node.slice = _call("_key", node.slice)
         return node
+
+    def is_map(self, node: ast.expr) -> bool:
+        """Whether ``node`` is ``self.<map field>``: a storage map, whose keys the VM
+        encodes, bounds and charges itself."""
+        return (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and self.self_is_instance
+            and node.attr in self.map_fields
+        )
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         self.generic_visit(node)
@@ -1126,10 +1188,12 @@ class _Rewriter(ast.NodeTransformer):
         guard = GUARDED_BINOPS.get(op)
         if guard is None:
             return node
-        if op in (ast.Add, ast.BitOr) and (
+        if op in (ast.Add, ast.Sub, ast.BitOr) and (
             _is_int_constant(node.left) or _is_int_constant(node.right)
         ):
-            return node  # int arithmetic with a literal cannot grow a sequence
+            # int arithmetic with a literal cannot grow a sequence, and an int by at
+            # most a bit beyond the literal's size per operation
+            return node
         if op is ast.Mod and _is_int_constant(node.left):
             return node
         return _call(guard, node.left, node.right)
@@ -1175,6 +1239,9 @@ class _Rewriter(ast.NodeTransformer):
 
     def visit_Dict(self, node: ast.Dict) -> ast.expr:
         self.generic_visit(node)
+        node.keys = [
+            k if k is None or _is_cheap_key(k) else _call("_dkey", k) for k in node.keys
+        ]
         node.values = [
             _call("_spread", v) if k is None else v
             for k, v in zip(node.keys, node.values, strict=True)
@@ -1208,6 +1275,15 @@ class _Rewriter(ast.NodeTransformer):
             weight = _weight(node.elt)
         for gen in node.generators:
             weight += _weight(gen.ifs) + _weight(gen.target)
+        # (guards wrapped around nodes not yet visited are visited with them)
+        for gen in node.generators:
+            depth = _star_depth(gen.target)
+            if depth:
+                # `[b for a, *b in rows]` copies each row into b: charge for it
+                gen.iter = _call("_unpackeach", gen.iter, _const(depth))
+        if isinstance(node, ast.DictComp) and not _is_cheap_key(node.key):
+            node.key = _call("_dkey", node.key)
+
         self.generic_visit(node)
         for gen in node.generators:
             gen.ifs = [_call("_tick", _const(weight)), *gen.ifs]

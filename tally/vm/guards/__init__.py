@@ -11,7 +11,11 @@ Cost model (steps are the unit of the step budget, bytes of the memory budget):
   each loop iteration for the worst case up to the next such point;
 * copying or scanning ``n`` bytes of str/bytes: ``n // 64`` steps;
 * element-wise work on ``n`` list/dict elements: ``n`` steps (``n // 16`` for a
-  memmove such as ``insert``); comparisons of nested values: one step per node;
+  memmove such as ``insert``); comparisons of nested values: four steps per node,
+  formatting them six;
+* work that grows faster or with a bigger constant (big-int ``* // % pow``,
+  int <-> text, substring search, hashing a long key, sorting long strings):
+  the schedule in :mod:`.operators`, measured against a plain loop step;
 * every allocation whose size depends on data is charged to the memory budget,
   summed over the call (bytes allocated, not live), with sizes estimated as a
   bound of the UTF-8 size for str (``len`` if ASCII, else ``4 * len``), ``len`` for
@@ -30,7 +34,8 @@ its guards by name, and `make_guards` composing them:
 * :mod:`.runtime`: `Meter`, `SafeType`, ``self`` and ``ctx`` (the objects guards
   work on);
 * :mod:`.budget`: steps, frames, memory, and charging for walking a value;
-* :mod:`.operators`: arithmetic, comparisons and ``in``, slices;
+* :mod:`.operators`: arithmetic, comparisons and ``in``, slices, dict keys, and the
+  cost schedule of size-dependent work;
 * :mod:`.formatting`: f-string fields, the codec check;
 * :mod:`.functions`: the sandbox builtins (type constructors, iterating builtins);
 * :mod:`.methods`: method tables of str, bytes, int, list, dict, tuple, range;
@@ -46,9 +51,9 @@ from ..limits import Limits
 from .attributes import attribute_guards
 from .budget import Budget, make_budget
 from .formatting import formatting
-from .functions import constructors, iteration
+from .functions import constructors, format_costs, iteration
 from .methods import container_methods, text_methods
-from .operators import arithmetic, comparisons, subscripts
+from .operators import arithmetic, comparisons, dict_keys, subscripts
 from .runtime import (
     _NO_MEMBER,
     PLAIN,
@@ -87,29 +92,30 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
     handlers for its own runtime types).
     """
     b = make_budget(m, limits)
-    arith = arithmetic(b, limits)
-    cmp = comparisons(b)
-    subs = subscripts(b)
-    fmt = formatting(b, limits)
-    types, type_of = constructors(b, limits, fmt)
-    iters, sort_cost = iteration(b)
+    keys = dict_keys(b)
+    arith = arithmetic(b, limits, keys)
+    cmp = comparisons(b, keys)
+    subs = subscripts(b, keys)
+    fmt = format_costs(b, formatting(b, limits))
+    types, type_of = constructors(b, limits, fmt, keys)
+    iters, sort_items = iteration(b)
     str_methods, bytes_methods, int_methods = text_methods(b)
     list_methods, dict_methods, tuple_methods, range_methods = container_methods(
-        b, cmp["_in"], sort_cost
+        b, cmp["_in"], sort_items, keys
     )
     tables = {
         str: str_methods, bytes: bytes_methods, int: int_methods, bool: int_methods,
         list: list_methods, dict: dict_methods, tuple: tuple_methods, range: range_methods,
     }  # fmt: skip
-    attrs, attr_handlers = attribute_guards(limits, tables, arith)
+    attrs, attr_handlers = attribute_guards(b, limits, tables, arith, keys)
 
     builtins: dict[str, Any] = {
         "abs": abs, "all": iters["all"], "any": iters["any"], "bin": bin, "bool": bool,
-        "bytes": types["bytes"], "chr": chr, "dict": types["dict"], "divmod": divmod,
+        "bytes": types["bytes"], "chr": chr, "dict": types["dict"], "divmod": arith["divmod"],
         "enumerate": iters["enumerate"], "hex": hex, "int": types["int"],
         "isinstance": types["isinstance"], "len": len, "list": types["list"],
         "max": iters["max"], "min": iters["min"], "oct": oct, "ord": ord, "pow": arith["_pow"],
-        "range": range, "reversed": reversed, "sorted": iters["sorted"], "str": types["str"],
+        "range": range, "reversed": iters["reversed"], "sorted": iters["sorted"], "str": types["str"],
         "sum": iters["sum"], "zip": iters["zip"],
     }  # fmt: skip
 
@@ -122,8 +128,11 @@ def make_guards(m: Meter, limits: Limits) -> tuple[dict[str, Any], dict[str, Any
         "_augitem": attrs["_augitem"],
         "_getslice": subs["_getslice"], "_setslice": subs["_setslice"],
         "_delslice": subs["_delslice"], "_delitem": subs["_delitem"], "_spread": b.spread,
+        "_unpack": iters["_unpack"], "_unpackeach": iters["_unpackeach"],
+        "_key": keys["_key"], "_skey": keys["_skey"], "_dkey": keys["_dkey"],
         "_fmt": fmt,
-        "_add": arith["_add"], "_iadd": arith["_iadd"], "_mul": arith["_mul"],
+        "_add": arith["_add"], "_sub": arith["_sub"], "_floordiv": arith["_floordiv"],
+        "_iadd": arith["_iadd"], "_mul": arith["_mul"],
         "_imul": arith["_imul"], "_pow": arith["_pow"], "_lsh": arith["_lsh"],
         "_mod": arith["_mod"], "_or": arith["_or"], "_ior": arith["_ior"],
         "_eq": cmp["_eq"], "_ne": cmp["_ne"], "_lt": cmp["_lt"], "_le": cmp["_le"],

@@ -15,19 +15,28 @@ from typing import Any
 
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
+from .budget import Budget
+from .operators import METHOD_STEPS
 from .runtime import PLAIN, ContextView, SafeType, context_getattr
 
 
 def attribute_guards(
-    limits: Limits, tables: dict[type, dict[str, Any]], arith: dict[str, Callable[..., Any]]
+    b: Budget,
+    limits: Limits,
+    tables: dict[type, dict[str, Any]],
+    arith: dict[str, Callable[..., Any]],
+    keys: dict[str, Callable[..., Any]],
 ) -> tuple[dict[str, Any], dict[type, Any]]:
     """The attribute guards by name (and ``setattr_handlers``, which the VM fills),
     and ``attr_handlers``: one handler per type in ``tables``, then `SafeType` and
-    `ContextView`. ``arith`` gives the in-place operators of ``+=`` and friends."""
+    `ContextView`. ``arith`` gives the in-place operators of ``+=`` and friends (each
+    checked and charged as its binary form), ``keys`` the dict-key check of
+    ``d[k] op= v``."""
     max_bits = limits.max_int_bits
     int_lim = 1 << max_bits
     iadd, imul, mod, pow_ = arith["_iadd"], arith["_imul"], arith["_mod"], arith["_pow"]
-    lshift, ior = arith["_lsh"], arith["_ior"]
+    lshift, ior, sub, floordiv = arith["_lsh"], arith["_ior"], arith["_sub"], arith["_floordiv"]
+    store_key, step = keys["_dkey"], b.step
 
     def table_handler(table: dict[str, Any]) -> Callable[[Any, str], Any]:
         def handler(obj: Any, name: str) -> Any:
@@ -36,6 +45,7 @@ def attribute_guards(
                 raise Forbidden(f"attribute {name!r} of {type(obj).__name__} is not available")
             if entry is PLAIN:
                 return getattr(obj, name)
+            step(METHOD_STEPS)
             return partial(entry, obj)
 
         return handler
@@ -66,7 +76,7 @@ def attribute_guards(
         handler(obj, name, value)
 
     ops: dict[str, Callable[[Any, Any], Any]] = {
-        "+": iadd, "-": operator.isub, "*": imul, "//": operator.ifloordiv, "%": mod,
+        "+": iadd, "-": sub, "*": imul, "//": floordiv, "%": mod,
         "**": pow_, "<<": lshift, ">>": operator.irshift, "|": ior, "^": operator.ixor,
         "&": operator.iand,
     }  # fmt: skip
@@ -75,6 +85,8 @@ def attribute_guards(
         setattr_guard(obj, name, ops[op](getattr_guard(obj, name), value))
 
     def augitem(obj: Any, key: Any, op: str, value: Any) -> None:
+        if type(obj) is dict:
+            key = store_key(key)
         current = obj[key]
         if op == "+" and type(current) is int and type(value) is int:
             result = current + value  # `balances[to] += amount`, the common case

@@ -8,30 +8,54 @@ before the loop runs in C.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Forbidden, MemoryLimitExceeded
 from ..limits import Limits
 from .budget import Budget
 from .formatting import check_codec
+from .operators import (
+    CASE_SHIFT,
+    DECODE_ERRORS_SHIFT,
+    FORMAT_NODE_STEPS,
+    INT_COMPARE_SHIFT,
+    INT_TEXT_SHIFT,
+    ITEM_STEPS,
+    LAZY_ITEM_STEPS,
+    NESTED_TEXT_SHIFT,
+    NODE_STEPS,
+    SCAN_SHIFT,
+    UNPACK_STEPS,
+    flat_text_units,
+    int_parse_steps,
+    text_in,
+    text_units,
+)
 from .runtime import _CONTAINERS, _SIZED, SafeType, size_of
 
 
 def constructors(
-    b: Budget, limits: Limits, fmt: Callable[[Any, int, str], str]
+    b: Budget,
+    limits: Limits,
+    fmt: Callable[[Any, int, str], str],
+    keys: dict[str, Callable[..., Any]],
 ) -> tuple[dict[str, Any], dict[Any, type]]:
     """The type builtins and ``isinstance`` by name, and ``type_of`` (what each
-    contract-visible type stands for; the VM adds its own)."""
+    contract-visible type stands for; the VM adds its own). ``dict()`` and
+    ``dict.fromkeys`` check the keys they insert (``keys``, see `dict_keys`)."""
     max_bits = limits.max_int_bits
     step, alloc, check_int = b.step, b.alloc, b.check_int
     sized, materialize = b.sized, b.materialize
+    check_keys, check_pairs = keys["check_keys"], keys["check_pairs"]
 
     def b_str(value: Any = "", encoding: Any = None, errors: Any = None) -> str:
         if encoding is not None or errors is not None:
             if type(value) is not bytes:
                 raise TypeError("decoding str() takes bytes")
             check_codec(encoding or "utf-8", errors or "strict")
+            if errors not in (None, "strict"):
+                step(len(value) >> DECODE_ERRORS_SHIFT)
             alloc(len(value) * 4)
             return value.decode(encoding or "utf-8", errors or "strict")
         if type(value) is str:
@@ -41,8 +65,7 @@ def constructors(
     def b_int(value: Any = 0, base: Any = None) -> int:
         t = type(value)
         if t is str or t is bytes:
-            n = len(value)
-            step((n >> 6) + ((n * n) >> 12 if n > 300 else 0))  # decimal -> int is quadratic
+            step(int_parse_steps(len(value)))  # decimal -> int is quadratic
         r = int(value) if base is None else int(value, base)
         return check_int(r)
 
@@ -77,14 +100,26 @@ def constructors(
             alloc(size_of(value))
             return dict(value, **kwargs)
         items = sized(value)
+        check_pairs(items)
         alloc(48 * len(items))
         return dict(items, **kwargs)
     type_of: dict[Any, type] = {}
 
     def b_isinstance(value: Any, types: Any) -> bool:
-        if type(types) in (list, tuple):
-            return any(b_isinstance(value, t) for t in types)
-        pytype = type_of.get(types)
+        tt = type(types)
+        if tt is list or tt is tuple:
+            step(ITEM_STEPS * len(types))
+            for t in types:
+                if type(t) is list or type(t) is tuple:
+                    if b_isinstance(value, t):
+                        return True
+                elif is_one(value, t):
+                    return True
+            return False
+        return is_one(value, types)
+
+    def is_one(value: Any, t: Any) -> bool:
+        pytype = type_of.get(t)
         if pytype is None:
             raise TypeError(
                 "isinstance() takes int, str, bytes, bool, list, dict or a list of them"
@@ -106,6 +141,8 @@ def constructors(
 
     def fromkeys(iterable: Any, value: Any = None) -> dict[Any, Any]:
         items = sized(iterable)
+        if type(items) is not dict:  # a dict's keys were checked when it was built
+            check_keys(items)
         alloc(48 * len(items))
         return dict.fromkeys(items, value)
 
@@ -125,40 +162,155 @@ def constructors(
     }, type_of  # fmt: skip
 
 
-def iteration(b: Budget) -> tuple[dict[str, Any], Callable[[list[Any]], None]]:
-    """The iterating builtins by name, and ``sort_cost`` (``list.sort`` pays as
-    ``sorted`` does)."""
-    step, deep, check_int = b.step, b.deep, b.check_int
-    sized, walkable = b.sized, b.walkable
+def format_costs(
+    b: Budget, fmt: Callable[[Any, int, str], str]
+) -> Callable[[Any, int, str], str]:
+    """``_fmt`` (and ``str()``) with the CPU charges of decision 0505 added to those of
+    :mod:`.formatting` (one step per node walked, the memory of the text, the quadratic
+    conversion of big ints at a quarter of its cost): before the field is formatted,
 
-    def sort_cost(items: list[Any]) -> None:
+    * an int over 512 bits: ``bits**2 >> INT_TEXT_SHIFT``;
+    * the ``repr`` of text (``!r``, ``!a``, bytes): ``text_units >> CASE_SHIFT``;
+    * a container: ``FORMAT_NODE_STEPS - 1`` more per node (walking it in Python and
+      each item's ``repr`` cost several steps), the ``repr`` of the text in it and the
+      decimal text of its big ints, found by a walk whose per-item loops run in C.
+
+    Refusing what cannot be formatted stays with :mod:`.formatting`."""
+    step, deep = b.step, b.deep
+
+    def int_text(bits: int) -> int:
+        return (bits * bits) >> INT_TEXT_SHIFT if bits > 512 else 0
+
+    def charged_fmt(value: Any, conversion: int, spec: str) -> str:
+        t = type(value)
+        if t is int:
+            cost = int_text(value.bit_length())
+            if cost:
+                step(cost)
+        elif t is bytes or (t is str and (conversion == 114 or conversion == 97)):
+            step(text_units(value) >> CASE_SHIFT)  # repr() tests every character
+        elif t in _CONTAINERS:
+            step((FORMAT_NODE_STEPS - 1) * deep(value))
+            units = 0
+            stack = [value]
+            while stack:
+                v = stack.pop()
+                items = [*v, *v.values()] if type(v) is dict else v
+                types = set(map(type, items))
+                if types & _TEXT:
+                    units += flat_text_units(items, types)
+                if int in types:
+                    ints = [x for x in items if type(x) is int]
+                    step(sum(map(int_text, map(int.bit_length, ints))))
+                if types & _NESTED:
+                    stack.extend([x for x in items if type(x) in _CONTAINERS])
+            step(units >> CASE_SHIFT)
+        return fmt(value, conversion, spec)
+
+    return charged_fmt
+
+
+_TEXT = frozenset({str, bytes})
+_NESTED = frozenset(_CONTAINERS)
+
+
+def iteration(
+    b: Budget,
+) -> tuple[dict[str, Any], Callable[[list[Any], Any, Any], list[Any]]]:
+    """The iterating builtins by name (with ``_unpack`` and ``_unpackeach``, the
+    guards of starred targets), and ``sort_items`` (``list.sort`` sorts as ``sorted``
+    does).
+
+    Whatever compares values in C (sorting, ``min``, ``max``) is charged for the size
+    of what it compares: a key function's results are computed here first, one
+    metered call each, so the comparisons of those results are charged too."""
+    step, deep, check_int, alloc = b.step, b.deep, b.check_int, b.alloc
+    sized, walkable, spread = b.sized, b.walkable, b.spread
+
+    def compare_units(items: list[Any]) -> int:
+        """Steps of one comparison of each item (after charging ``len(items)`` for
+        this scan): 1, plus 1 per 64 units of text, or the nodes of a container."""
+        step(len(items))
+        units = 0
+        for x in items:
+            t = type(x)
+            if t is str or t is bytes:
+                units += text_units(x) >> SCAN_SHIFT
+            elif t is int:
+                units += x.bit_length() >> INT_COMPARE_SHIFT
+            elif t in _CONTAINERS:
+                nodes = deep(items)
+                step(NODE_STEPS * nodes)  # for the walk of text_in
+                return NODE_STEPS * nodes + (text_in(items) >> NESTED_TEXT_SHIFT)
+        return units + len(items)
+
+    def keyed(items: list[Any], key: Any) -> list[Any]:
+        """The results of ``key`` on ``items``: one step each, besides the key's own."""
+        step(len(items))
+        return [key(x) for x in items]
+
+    def sort_items(items: list[Any], key: Any, reverse: Any) -> list[Any]:
+        """``items`` sorted (stable, as ``list.sort``), charged n·log n comparisons."""
         n = len(items)
         if n < 2:
-            return
-        step(n)  # pays for the scan below before it runs
-        per = deep(items) if any(type(x) in _CONTAINERS for x in items) else n
-        step(per * n.bit_length())
+            return items
+        keys = items if key is None else keyed(items, key)
+        step(compare_units(keys) * n.bit_length())
+        if key is None:
+            items.sort(reverse=bool(reverse))
+            return items
+        order = sorted(range(n), key=keys.__getitem__, reverse=bool(reverse))
+        step(n)
+        return [items[i] for i in order]
 
     def b_sorted(iterable: Any, *, key: Any = None, reverse: Any = False) -> list[Any]:
-        items = list(sized(iterable))
-        sort_cost(items)
-        items.sort(key=key, reverse=bool(reverse))
-        return items
+        return sort_items(list(sized(iterable)), key, reverse)
 
     def b_sum(iterable: Any, start: Any = 0) -> int:
         if type(start) is not int:
             raise Forbidden("sum() adds integers; use str.join or + for sequences")
-        return check_int(sum(walkable(iterable), start))
+        items = walkable(iterable)
+        step(len(items))  # an addition of ints up to max_int_bits costs up to ~2 steps
+        return check_int(sum(items, start))
 
     _NO_DEFAULT = object()
 
     def min_max(fn: Callable[..., Any], args: tuple[Any, ...], key: Any, default: Any) -> Any:
-        items = walkable(args[0]) if len(args) == 1 else args
-        if any(type(x) in _CONTAINERS for x in items):
-            step(deep(list(items)))
-        if default is _NO_DEFAULT:
-            return fn(items, key=key)
-        return fn(items, key=key, default=default)
+        items = list(walkable(args[0])) if len(args) == 1 else list(args)
+        if not items:
+            if default is _NO_DEFAULT:
+                return fn(items)  # the builtin's own error
+            return default
+        if key is None:
+            step(compare_units(items))
+            return fn(items)
+        keys = keyed(items, key)
+        step(compare_units(keys))
+        return items[fn(range(len(items)), key=keys.__getitem__)]
+
+    def unpack(value: Any, depth: int) -> Any:
+        """``value`` for a starred target ``depth`` levels deep, charged for the copies
+        the unpacking makes (every level down to the starred one), and
+        ``UNPACK_STEPS`` for the new list and this guard."""
+        t = type(value)
+        if t is list or t is tuple or t is str or t is bytes:
+            n = len(value)
+            step(UNPACK_STEPS + (n >> 3))
+            if n >= 8:
+                alloc(8 * n)
+        else:
+            step(UNPACK_STEPS)
+            value = spread(value)
+        if depth > 1:
+            step(len(value))
+            return [unpack(x, depth - 1) if type(x) in _SIZED or _lazy(x) else x for x in value]
+        return value
+
+    def unpack_each(iterable: Any, depth: int) -> Any:
+        """``iterable``'s items, each through `unpack` (a ``for`` loop or comprehension
+        with a starred target)."""
+        for item in iterable:
+            yield unpack(item, depth)
 
     def b_min(*args: Any, key: Any = None, default: Any = _NO_DEFAULT) -> Any:
         return min_max(min, args, key, default)
@@ -186,15 +338,42 @@ def iteration(b: Budget) -> tuple[dict[str, Any], Callable[[list[Any]], None]]:
                 return False
         return True
 
+    # enumerate and zip make a list of each item: ``ITEM_STEPS`` of work per item
+    # besides the consumer's own charge; paid up front for sized iterables (the
+    # common case, and the fast one), else as each item is made.
+
     def b_enumerate(iterable: Any, start: Any = 0) -> Any:
         if type(start) is not int:
             raise TypeError("enumerate() start must be an int")
-        return map(list, enumerate(iterable, start))
+        if type(iterable) in _SIZED:
+            step(ITEM_STEPS * len(iterable))
+            return map(list, enumerate(iterable, start))
+        return charged_lists(enumerate(iterable, start))
 
     def b_zip(*iterables: Any, strict: Any = False) -> Any:
-        return map(list, zip(*iterables, strict=bool(strict)))
+        if all(type(it) in _SIZED for it in iterables):
+            step(ITEM_STEPS * min((len(it) for it in iterables), default=0))
+            return map(list, zip(*iterables, strict=bool(strict)))
+        return charged_lists(zip(*iterables, strict=bool(strict)))
+
+    def charged_lists(items: Any) -> Any:
+        for item in items:
+            step(LAZY_ITEM_STEPS)
+            yield list(item)
+
+    def b_reversed(seq: Any) -> Any:
+        if type(seq) in _SIZED and type(seq) is not range:
+            step(len(seq))  # each item is charged again where it is consumed
+        return reversed(seq)
 
     return {
         "all": b_all, "any": b_any, "enumerate": b_enumerate, "max": b_max, "min": b_min,
-        "sorted": b_sorted, "sum": b_sum, "zip": b_zip,
-    }, sort_cost  # fmt: skip
+        "sorted": b_sorted, "sum": b_sum, "zip": b_zip, "reversed": b_reversed, "_unpack": unpack,
+        "_unpackeach": unpack_each,
+    }, sort_items  # fmt: skip
+
+
+def _lazy(x: Any) -> bool:
+    """Whether ``x`` is a lazy iterable (``zip``, ``enumerate``, ``reversed``, a
+    generator): unpacking it copies its items."""
+    return isinstance(x, Iterator)

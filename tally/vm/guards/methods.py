@@ -13,19 +13,47 @@ from typing import Any
 
 from .budget import Budget
 from .formatting import check_codec
+from .operators import (
+    CASE_SHIFT,
+    CHARCLASS_SHIFT,
+    DECODE_ERRORS_SHIFT,
+    ITEM_STEPS,
+    SCAN_SHIFT,
+    SEARCH_SHIFT,
+    STRIP_SHIFT,
+    text_units,
+)
 from .runtime import PLAIN, size_of
 
 Table = dict[str, Any]
 
 
 def text_methods(b: Budget) -> tuple[Table, Table, Table]:
-    """The str, bytes and int tables: scans charged per 64 bytes, copies and
-    splits charged to the memory budget before they run."""
+    """The str, bytes and int tables: scans charged per 64 units (`text_units`),
+    substring searches per ``1 << SEARCH_SHIFT`` (their worst case is ~25 times a
+    scan's), copies and splits charged to the memory budget before they run."""
     step, alloc, sized = b.step, b.alloc, b.sized
+
+    def args_units(args: tuple[Any, ...]) -> int:
+        return sum(text_units(a) for a in args if type(a) is str or type(a) is bytes)
 
     def scan(name: str) -> Callable[..., Any]:
         def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            step((len(obj) >> 6) + sum(len(a) >> 6 for a in args if type(a) in (str, bytes)))
+            step((text_units(obj) + args_units(args)) >> SCAN_SHIFT)
+            return getattr(obj, name)(*args, **kwargs)
+
+        return method
+
+    def char_class(name: str) -> Callable[..., Any]:
+        def method(obj: Any) -> Any:
+            step(text_units(obj) >> CHARCLASS_SHIFT)
+            return getattr(obj, name)()
+
+        return method
+
+    def search(name: str) -> Callable[..., Any]:
+        def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            step((text_units(obj) + args_units(args)) >> SEARCH_SHIFT)
             return getattr(obj, name)(*args, **kwargs)
 
         return method
@@ -37,9 +65,26 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
         return method
 
+    def convert_case(name: str) -> Callable[..., Any]:
+        def method(obj: Any) -> Any:
+            step(text_units(obj) >> CASE_SHIFT)
+            alloc(len(obj) * 3)
+            return getattr(obj, name)()
+
+        return method
+
+    def strip(name: str) -> Callable[..., Any]:
+        def method(obj: Any, chars: Any = None) -> Any:
+            step(text_units(obj) >> (SEARCH_SHIFT if chars is None else STRIP_SHIFT))
+            alloc(len(obj))
+            return getattr(obj, name)(chars)
+
+        return method
+
     def split(name: str) -> Callable[..., Any]:
         def method(obj: Any, sep: Any = None, maxsplit: Any = -1) -> Any:
-            step(len(obj) >> 6)
+            # the count below and the split: two searches
+            step(2 * ((text_units(obj) + args_units((sep,))) >> SEARCH_SHIFT))
             pieces = obj.count(sep) + 1 if type(sep) is type(obj) and sep else len(obj) // 2 + 1
             if type(maxsplit) is int and maxsplit >= 0:
                 pieces = min(pieces, maxsplit + 1)
@@ -54,10 +99,12 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
     def replace(obj: Any, old: Any, new: Any, count: Any = -1) -> Any:
         if type(old) is type(obj) and type(new) is type(obj):
+            # the count below and the replace: two searches
+            step(2 * ((text_units(obj) + text_units(old)) >> SEARCH_SHIFT))
             n = obj.count(old) if old else len(obj) + 1
-            step(len(obj) >> 6)
             if type(count) is int and count >= 0:
                 n = min(n, count)
+            step(n >> 2)  # each replacement: ~5 ns
             alloc(max(len(obj) + n * (len(new) - len(old)), 0))
         return obj.replace(old, new, count)
 
@@ -90,6 +137,8 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
     def decode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> str:
         check_codec(encoding, errors)
+        if errors != "strict":
+            step(len(obj) >> DECODE_ERRORS_SHIFT)
         alloc(len(obj) * 4)
         return obj.decode(encoding, errors)
 
@@ -106,6 +155,7 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
     def partition(name: str) -> Callable[..., Any]:
         def method(obj: Any, sep: Any) -> Any:
+            step((text_units(obj) + args_units((sep,))) >> SEARCH_SHIFT)
             alloc(len(obj) + 3 * 64)
             return getattr(obj, name)(sep)
 
@@ -113,14 +163,18 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
 
     text_methods: dict[str, Any] = {}
     for name in (
-        "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdigit",
-        "islower", "isspace", "istitle", "isupper", "rfind", "rindex", "startswith",
+        "endswith", "isalnum", "isalpha", "isascii", "isdigit", "islower", "isspace",
+        "istitle", "isupper", "startswith",
     ):  # fmt: skip
         text_methods[name] = scan(name)
-    for name in ("strip", "lstrip", "rstrip", "removeprefix", "removesuffix"):
+    for name in ("count", "find", "index", "rfind", "rindex"):
+        text_methods[name] = search(name)
+    for name in ("removeprefix", "removesuffix"):
         text_methods[name] = copy(name, 1)
+    for name in ("strip", "lstrip", "rstrip"):
+        text_methods[name] = strip(name)
     for name in ("lower", "upper", "capitalize", "title", "swapcase"):
-        text_methods[name] = copy(name, 3)
+        text_methods[name] = convert_case(name)
     for name in ("split", "rsplit"):
         text_methods[name] = split(name)
     for name in ("ljust", "rjust", "center", "zfill"):
@@ -128,20 +182,27 @@ def text_methods(b: Budget) -> tuple[Table, Table, Table]:
     for name in ("partition", "rpartition"):
         text_methods[name] = partition(name)
     text_methods.update(splitlines=splitlines, replace=replace, join=join, expandtabs=expandtabs)
-    str_methods = dict(text_methods, encode=encode, casefold=copy("casefold", 3))
-    for name in ("isdecimal", "isidentifier", "isnumeric", "isprintable"):
-        str_methods[name] = scan(name)
+    str_methods = dict(text_methods, encode=encode, casefold=convert_case("casefold"))
+    for name in (
+        "isalnum", "isalpha", "isdigit", "islower", "isspace", "istitle", "isupper",
+        "isdecimal", "isidentifier", "isnumeric", "isprintable",
+    ):  # fmt: skip
+        str_methods[name] = char_class(name)
     bytes_methods = dict(text_methods, decode=decode, hex=hex_)
     int_methods = {"bit_length": PLAIN, "bit_count": PLAIN, "to_bytes": to_bytes}
     return str_methods, bytes_methods, int_methods
 
 
 def container_methods(
-    b: Budget, contains: Callable[[Any, Any], bool], sort_cost: Callable[[list[Any]], None]
+    b: Budget,
+    contains: Callable[[Any, Any], bool],
+    sort_items: Callable[[list[Any], Any, Any], list[Any]],
+    keys: dict[str, Callable[..., Any]],
 ) -> tuple[Table, Table, Table, Table]:
-    """The list, dict, tuple and range tables; searches charge as ``in`` would, and
-    sorting as ``sorted`` does."""
+    """The list, dict, tuple and range tables; searches charge as ``in`` would,
+    sorting as ``sorted`` does, and dict keys as ``d[k]`` (``keys``)."""
     step, alloc, sized = b.step, b.alloc, b.sized
+    key, store_key, check_pairs = keys["_key"], keys["_dkey"], keys["check_pairs"]
 
     def seq_search(name: str) -> Callable[..., Any]:
         def method(obj: Any, value: Any, *args: Any) -> Any:
@@ -167,8 +228,9 @@ def container_methods(
         return method
 
     def list_sort(obj: list[Any], *, key: Any = None, reverse: Any = False) -> None:
-        sort_cost(obj)
-        obj.sort(key=key, reverse=bool(reverse))
+        result = sort_items(obj, key, reverse)
+        if result is not obj:
+            obj[:] = result
 
     list_methods = {
         "append": PLAIN, "clear": PLAIN, "copy": list_copy, "count": seq_search("count"),
@@ -191,7 +253,7 @@ def container_methods(
 
     def dict_items(obj: dict[Any, Any]) -> list[list[Any]]:
         alloc(72 * len(obj))
-        step(len(obj))
+        step(ITEM_STEPS * len(obj))
         return [[k, v] for k, v in obj.items()]
 
     def dict_popitem(obj: dict[Any, Any]) -> list[Any]:
@@ -199,11 +261,22 @@ def container_methods(
 
     def dict_update(obj: dict[Any, Any], other: Any = (), **kwargs: Any) -> None:
         items = other if type(other) is dict else sized(other)
+        check_pairs(items)
         alloc(48 * (len(items) + len(kwargs)))
         obj.update(items, **kwargs)
 
+    def dict_get(obj: dict[Any, Any], k: Any, *default: Any) -> Any:
+        return obj.get(key(k), *default)
+
+    def dict_pop(obj: dict[Any, Any], k: Any, *default: Any) -> Any:
+        return obj.pop(key(k), *default)
+
+    def dict_setdefault(obj: dict[Any, Any], k: Any, *default: Any) -> Any:
+        return obj.setdefault(store_key(k), *default)
+
     dict_methods = {
-        "clear": PLAIN, "get": PLAIN, "pop": PLAIN, "setdefault": PLAIN, "copy": dict_copy,
+        "clear": PLAIN, "get": dict_get, "pop": dict_pop, "setdefault": dict_setdefault,
+        "copy": dict_copy,
         "items": dict_items, "keys": dict_keys, "values": dict_values,
         "popitem": dict_popitem, "update": dict_update,
     }  # fmt: skip
