@@ -73,22 +73,22 @@ MEMORY_CASES: list[AttackCase] = [
         contract(
             "L = [0] * 10 ** 6\nR = []\nfor i in range(200):\n    a, *b = L\n    R.append(b)"
         ),
-        "f", (), (MEMORY,),
+        "f", (), (MEMORY, STEPS),  # refused before it is built, by either budget (0505 charges its steps)
     ),
     AttackCase(
         "fstring-dict-key-dag",
         contract("k = 'x' * (8 * 10 ** 6)\nreturn len(f'{[{k: 0}] * 250}')"),
-        "f", (), (MEMORY,),
+        "f", (), (MEMORY, STEPS),  # refused before it is built, by either budget (0505 charges its steps)
     ),
     AttackCase(
         "str-dict-key-dag",
         contract("k = 'x' * (4 * 10 ** 6)\nreturn len(str([{k: 0}] * 250))"),
-        "f", (), (MEMORY,),
+        "f", (), (MEMORY, STEPS),  # refused before it is built, by either budget (0505 charges its steps)
     ),
     AttackCase(
         "repr-of-wide-list",
         contract("L = ['ab' * 200] * 10 ** 5\nreturn len(f'{L!r}')"),
-        "f", (), (MEMORY,),
+        "f", (), (MEMORY, STEPS),  # refused before it is built, by either budget (0505 charges its steps)
     ),
     AttackCase(
         "str-of-dag",
@@ -98,7 +98,7 @@ MEMORY_CASES: list[AttackCase] = [
     AttackCase(
         "ascii-of-unicode",
         contract("s = '\\u0101' * 10 ** 6\nreturn len(f'{[s, s, s, s]!a}')"),
-        "f", (), (MEMORY,),
+        "f", (), (MEMORY, STEPS),  # refused before it is built, by either budget (0505 charges its steps)
     ),
     AttackCase(
         "unicode-doubling",
@@ -213,7 +213,7 @@ DIVERGENCE: list[AttackCase] = [
         "starred-copy-past-budget",
         contract("L = [0] * 10 ** 6\nR = []\nfor i in range(k):\n    a, *b = L\n    R.append(b)\n"
                  "return len(R)", params=", k: int"),
-        "f", (200,), (MEMORY,),
+        "f", (200,), (STEPS,),  # each copy's steps (0505) run out before its memory
     ),
     *[
         AttackCase(f"nested-{n}-str", contract(nested(n, "return len(str(x))")), "f", (),
