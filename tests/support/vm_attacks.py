@@ -112,6 +112,15 @@ CORPUS: list[AttackCase] = [
     AttackCase("plain-loop", method("for i in range(10 ** 12):\n    pass"), kind="baseline"),
     # -- big integers ------------------------------------------------------------------
     _cpu("int-pow-mod-4096", BIG, "pow(a, a, m)"),
+    # -- values sharing their parts: 2**40 nodes reachable from 41 lists ----------------
+    AttackCase("index-of-shared-dag", method(
+        "a = [1]\nfor i in range(40):\n    a = [a, a]\nreturn [1].index(a)")),
+    AttackCase("isinstance-nested-types", method(
+        "t = int\nfor i in range(5000):\n    t = [t]\nreturn isinstance(1, t)"), expect="OK"),
+    AttackCase("isinstance-shared-types", method(
+        "t = [str]\nfor i in range(40):\n    t = [t, t]\nreturn isinstance(1, t)")),
+    AttackCase("in-of-shared-dag", method(
+        "a = [1]\nfor i in range(40):\n    a = [a, a]\nreturn a in [[1], 2]")),
     _cpu("int-pow-mod-2048", BIG, "pow(h, h, (1 << 2048) - 159)"),
     _cpu("int-pow-mod-1024", BIG, "pow(h >> 1024, h >> 1024, (1 << 1024) - 105)"),
     _cpu("int-pow-mod-small-modulus", BIG, "pow(a, a, (1 << 61) - 1)"),

@@ -46,7 +46,7 @@ class Budget(NamedTuple):
     lambda_exit: Callable[[None, Any], Any]
     alloc: Callable[[int], None]
     check_int: Callable[[Any], Any]
-    deep: Callable[[Any], int]
+    deep: Callable[..., int]
     materialize: Callable[[Any], list[Any]]
     sized: Callable[[Any], Any]
     walkable: Callable[[Any], Any]
@@ -142,12 +142,13 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
             raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
         return r
 
-    def deep(x: Any) -> int:
+    def deep(x: Any, per_node: int = 1) -> int:
         """Nodes in a nested value, counted without recursion and cut off once the
-        count passes the steps left: the caller is about to charge it anyway.
+        count, at ``per_node`` steps a node, passes the steps left: the caller is about
+        to charge it anyway, and a walk past that point would be unpaid work.
         Refuses a value nested deeper than ``max_nesting`` (it is walked level by
         level, so a level past the cap is seen before the count could stop it)."""
-        limit = m.steps + 1
+        limit = m.steps // per_node + 1
         count = 0
         level = [x]
         depth = 0

@@ -211,6 +211,21 @@ def container_methods(
 
         return method
 
+    def seq_index(obj: Any, value: Any, *args: Any) -> int:
+        """``index``, charged as ``in`` would be, and never letting CPython's own miss
+        message print ``value``: its repr is exponential in the nesting of a value that
+        shares its parts (``a = [a, a]`` 40 times), and unmetered."""
+        if len(args) > 2:
+            raise TypeError(f"index() takes at most 3 arguments ({len(args) + 1} given)")
+        start, stop, _ = slice(*args if len(args) == 2 else (*args, None)).indices(len(obj)) \
+            if args else (0, len(obj), 1)
+        part = obj if (start, stop) == (0, len(obj)) else obj[start:stop]
+        if part is not obj:
+            alloc(8 * len(part))
+        if not contains(value, part):
+            raise ValueError(f"the value is not in the {type(obj).__name__}")
+        return start + part.index(value)
+
     def list_copy(obj: list[Any]) -> list[Any]:
         alloc(size_of(obj))
         return obj.copy()
@@ -234,7 +249,7 @@ def container_methods(
 
     list_methods = {
         "append": PLAIN, "clear": PLAIN, "copy": list_copy, "count": seq_search("count"),
-        "extend": list_extend, "index": seq_search("index"), "insert": memmove("insert"),
+        "extend": list_extend, "index": seq_index, "insert": memmove("insert"),
         "pop": memmove("pop"), "remove": seq_search("remove"), "reverse": memmove("reverse"),
         "sort": list_sort,
     }  # fmt: skip
@@ -280,7 +295,7 @@ def container_methods(
         "items": dict_items, "keys": dict_keys, "values": dict_values,
         "popitem": dict_popitem, "update": dict_update,
     }  # fmt: skip
-    tuple_methods = {"count": seq_search("count"), "index": seq_search("index")}
+    tuple_methods = {"count": seq_search("count"), "index": seq_index}
 
     def range_count(obj: range, value: Any) -> int:
         return obj.count(value) if type(value) is int else 0

@@ -429,7 +429,7 @@ def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any
             # The comparison stops within the shorter value: walk (and charge) that one
             # only. Its node count bounds the work even where the other is shallower.
             x = a if len(a) <= len(b) else b
-            step(NODE_STEPS * deep(x))
+            step(NODE_STEPS * deep(x, NODE_STEPS))
             step(text_in(x) >> NESTED_TEXT_SHIFT)
 
     def eq(a: Any, b: Any) -> bool:
@@ -481,7 +481,10 @@ def comparisons(b: Budget, keys: dict[str, Callable[..., Any]]) -> dict[str, Any
         if tb is list or tb is tuple:
             ta = type(a)
             if ta in _CONTAINERS:
-                step(NODE_STEPS * deep(b))
+                step(NODE_STEPS * deep(b, NODE_STEPS))
+                # text_in walks `a`: charge its nodes first, so that a value sharing its
+                # parts (a = [a, a] forty times) is refused, not walked 2**40 times.
+                step(NODE_STEPS * deep(a, NODE_STEPS))
                 step(len(b) * (text_in(a) >> NESTED_TEXT_SHIFT))
             elif ta is str or ta is bytes:
                 step(len(b) * (1 + (text_units(a) >> SCAN_SHIFT)))
