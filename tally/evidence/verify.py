@@ -11,9 +11,13 @@ test vectors check it without Tally. This module only adapts it at the boundary:
   ``tally_verify`` raises into it;
 * :class:`ValidatorHistory` and :func:`validator_history` accept Tally's suite objects
   (the node, the audit and the SDK hold those) and use ``tally_verify``'s suite of the
-  same name.
+  same name;
+* :func:`find_misbehaviour` (two conflicting checkpoints, which a court needs no bundle
+  for) stays here, on :mod:`tally.log.checkpoint`'s conflict finder, so that the
+  published verifier holds only what checking a bundle needs.
 
-It imports only ``tally_verify`` and ``tally.errors`` (tests/unit/test_layering.py).
+It imports only ``tally_verify``, the log, the crypto suites and the error codes
+(tests/unit/test_layering.py).
 """
 
 from __future__ import annotations
@@ -29,14 +33,21 @@ from tally_verify import (
     TX_SIGNING_DOMAIN,
     VALIDATOR_UPDATE_DELAY,
     Checkpoint,
-    Misbehaviour,
     Verdict,
     binds_genesis,
     genesis_validator_docs,
     jsonable,
 )
 
+from tally.crypto import get_suite
 from tally.errors import VerificationFailed
+from tally.log.checkpoint import (
+    CosignatureVerifier,
+    Misbehaviour,
+    NoteError,
+    NoteVerifier,
+    find_conflict,
+)
 
 __all__ = ["BOUND_TO_GENESIS", "FORMAT", "TX_SIGNING_DOMAIN", "VALIDATOR_UPDATE_DELAY",
            "Checkpoint", "EvidenceError", "Misbehaviour", "ValidatorHistory", "Verdict",
@@ -62,9 +73,9 @@ def _tally_errors() -> Iterator[None]:
 
 
 def _suite(suite: Any) -> tally_verify.Suite:
-    """``tally_verify``'s suite named like ``suite`` (a Tally suite, or one of its own)."""
+    """``tally_verify``'s suite named like ``suite`` (a Tally suite, or a suite's name)."""
     with _tally_errors():
-        return tally_verify.suite(suite.name)
+        return tally_verify.suite(getattr(suite, "name", suite))
 
 
 def parse_bundle(data: str | bytes) -> dict[str, Any]:
@@ -79,8 +90,29 @@ def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | N
 
 
 def find_misbehaviour(genesis_bytes: bytes, note_a: str, note_b: str) -> Misbehaviour | None:
+    """Two validly signed checkpoints of the chain's log that cannot both be true (same
+    size, different roots) are proof that every validator who signed both equivocated.
+    Returns that proof, naming the signers, or None when the notes do not conflict."""
     with _tally_errors():
-        return tally_verify.find_misbehaviour(genesis_bytes, note_a, note_b)
+        genesis = tally_verify.parse_cbor(genesis_bytes, "genesis")
+        suite = _suite(genesis.get("suite"))
+        # Notes of two chains do not conflict: a note made on a copy of the chain (same
+        # chain id, a reused key) must not make an honest validator look like one.
+        history = ValidatorHistory([], suite, genesis.get("chain_id", ""),
+                                   suite.hash(genesis_bytes), binds_genesis(genesis))
+        for note in (note_a, note_b):
+            history.check_genesis(tally_verify.parse_checkpoint(
+                note.split("\n\n", 1)[0] + "\n", suite.hash_size))
+    tally_suite = get_suite(suite.name)
+    verifiers: list[Any] = []
+    for v in genesis_validator_docs(genesis):
+        key = bytes.fromhex(v["public_key"])
+        verifiers += [NoteVerifier(v["name"], key, tally_suite),
+                      CosignatureVerifier(v["name"], key, tally_suite)]
+    try:
+        return find_conflict(note_a, note_b, verifiers, hash_size=suite.hash_size)
+    except (NoteError, ValueError) as exc:
+        raise EvidenceError("checkpoint", str(exc)) from None
 
 
 class ValidatorHistory(tally_verify.ValidatorHistory):

@@ -10,9 +10,9 @@ a dependency, and the one import cycle the tree had ran through such imports).
 Besides the order:
 
 * the evidence verifier (``tally.evidence.verify``) imports only the standalone
-  ``tally_verify`` package and the error codes, and ``tally_verify`` imports nothing of
-  Tally at all, so that it is audited and published alone (statically here, and at run
-  time in a fresh interpreter; decision 0024);
+  ``tally_verify`` package, the log, the crypto suites and the error codes, and
+  ``tally_verify`` imports nothing of Tally at all, so that it is audited and published
+  alone (statically here, and at run time in a fresh interpreter; decision 0024);
 * the SDK never imports the node, the API or the executor: a client needs none of them;
 * nothing outside the node, the ledger, consensus and the state package reaches into a
   store (an attribute ``store``) or the ledger's commercial log (``log2``): everything
@@ -49,9 +49,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 #: What Tally's evidence verifier may import (besides its own package's __init__): the
-#: standalone verifier it re-exports, and the error codes it converts to.
+#: standalone verifier it re-exports, the error codes it converts to, and the log and
+#: the suites its equivocation check (find_misbehaviour) runs on.
 VERIFIER = "tally.evidence.verify"
-VERIFIER_MAY_IMPORT = ("tally_verify", "tally.errors")
+VERIFIER_MAY_IMPORT = ("tally_verify", "tally.log", "tally.crypto", "tally.errors")
 #: The standalone verifier's sources (verifier/, published as tally-verify).
 STANDALONE = Path(__file__).resolve().parents[2] / "verifier" / "tally_verify"
 
@@ -189,7 +190,7 @@ def test_the_check_catches_an_upward_import(module: str, added: str, expected: s
     assert any(f"imports {expected}" in p for p in violations(module, source))
 
 
-def test_the_verifier_imports_only_tally_verify_and_errors_at_run_time() -> None:
+def test_the_verifier_imports_only_tally_verify_log_crypto_and_errors_at_run_time() -> None:
     code = ("import sys, tally.evidence.verify; "
             "print(sorted(m for m in sys.modules if m.startswith('tally')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
