@@ -441,12 +441,13 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
     # 1. The trust anchor: genesis and its validators.
     genesis = parse_cbor(genesis_bytes := _b64(bundle["genesis"], "genesis"), "genesis")
     s = suite(genesis.get("suite"))
-    actual, chain_id = s.hash(genesis_bytes).hex(), genesis["chain_id"]
+    actual = s.hash(genesis_bytes).hex()
     _require(bundle["suite"] == s.name, "genesis", "the bundle's suite is not the genesis's")
     _require(bundle["genesis_hash"] == actual, "genesis", "genesis_hash is not the genesis's")
     _require(pinned is None or pinned.lower() == actual, "genesis",
              f"genesis hash {actual} is not the pinned {pinned}")
-    _require(bundle["chain_id"] == chain_id, "genesis", "the chain id is not the genesis's")
+    _require(bundle["chain_id"] == (chain_id := genesis["chain_id"]), "genesis",
+             "the bundle's chain id is not the genesis's")
     # 2. The validator sets since genesis; the event's checkpoint, signed by its set.
     history = ValidatorHistory(genesis_validator_docs(genesis), s, chain_id,
                                bytes.fromhex(actual), binds_genesis(genesis))
