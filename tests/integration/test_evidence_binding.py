@@ -114,6 +114,7 @@ def test_the_header_commits_to_every_receipt(chains) -> None:
 def test_the_standalone_verifiers_constants_are_tallys() -> None:
     """tally_verify copies, not imports, what it shares with the protocol."""
     import tally_verify
+
     from tally import tx as txmod
     from tally.protocol import versions
 
