@@ -47,6 +47,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cbor2
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -56,6 +58,7 @@ from tally.evidence.export import export_bundle, export_commercial_bundle  # noq
 from tally.evidence.verify import EvidenceError, verify_bundle  # noqa: E402
 from tally.genesis import make_genesis  # noqa: E402
 from tally.keys import NamedKey  # noqa: E402
+from tally.log.checkpoint import CosignatureSigner, NoteSigner, sign_note  # noqa: E402
 from tally.node import Node  # noqa: E402
 
 OUT = ROOT / "tests" / "vectors" / "evidence"
@@ -295,6 +298,73 @@ def build(suite_name: str, workdir: Path) -> dict[str, dict[str, Any]]:
     mutate("non-canonical-base64", "the leaf's base64 with non-zero padding bits", before,
            lambda b: b["event"].update(leaf=b["event"]["leaf"][:-2] + "B="
                                        if b["event"]["leaf"].endswith("A=") else "*"))
+
+    # Checkpoints signed here with the validators' keys: the other signature forms, and
+    # what only a dishonest quorum could sign (a log whose leaf is not an event).
+    v0, stranger = real.keys["validator-0"], fixed(suite_name, "stranger")
+
+    def resign(note: str, signers: list[Any],
+               change: Callable[[list[str]], None] | None = None) -> str:
+        lines = note.split("\n\n")[0].split("\n")
+        if change is not None:
+            change(lines)
+        return sign_note("\n".join(lines) + "\n", signers)
+
+    def variant(base: dict[str, Any], change: Callable[[dict[str, Any]], None]
+                ) -> dict[str, Any]:
+        bundle = copy.deepcopy(base)
+        change(bundle)
+        return bundle
+
+    cosigner = CosignatureSigner("validator-0", v0.key, clock=lambda: 1_767_225_601)
+    cosigned = variant(before, lambda b: b.update(checkpoint=resign(b["checkpoint"],
+                                                                     [cosigner])))
+    good["cosigned"] = ("the checkpoint signed by validator-0 as a cosignature/v1 instead "
+                        "of a note signature", cosigned, pin)
+    good["unknown-signer-ignored"] = (
+        "the checkpoint also signed by a key the verifier does not know (ignored)",
+        variant(before, lambda b: b.update(checkpoint=resign(
+            b["checkpoint"], [NoteSigner("validator-0", v0.key),
+                              NoteSigner("stranger", stranger.key)]))), pin)
+    good["two-signers"] = (
+        "after the validator change, the checkpoint signed by validator-0 and bank-b",
+        variant(after, lambda b: b.update(checkpoint=resign(
+            b["checkpoint"], [NoteSigner("validator-0", v0.key),
+                              NoteSigner("bank-b", bank.key)]))), pin)
+
+    def bad_timestamp(b: dict[str, Any]) -> None:
+        body, line = b["checkpoint"].split("\n\n")
+        name, blob = line.rstrip("\n").split(" ")[1:]
+        raw = bytearray(base64.b64decode(blob))
+        raw[11] ^= 1  # the last byte of the cosignature's u64 timestamp
+        b["checkpoint"] = f"{body}\n\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
+
+    mutate("cosignature-timestamp", "the cosignature's timestamp changed", cosigned,
+           bad_timestamp)
+    mutate("no-quorum", "after the validator change, the checkpoint signed by bank-b alone "
+           "(1 of 4 voting power)", after, lambda b: b.update(checkpoint=resign(
+               b["checkpoint"], [NoteSigner("bank-b", bank.key)])))
+    mutate("wrong-origin", "a checkpoint of another log, validly signed", before,
+           lambda b: b.update(checkpoint=resign(
+               b["checkpoint"], [NoteSigner("validator-0", v0.key)],
+               lambda lines: lines.__setitem__(0, f"tally/{CHAIN}/other"))))
+    mutate("wrong-validators-line", "a checkpoint naming another validator set, validly "
+           "signed", before, lambda b: b.update(checkpoint=resign(
+               b["checkpoint"], [NoteSigner("validator-0", v0.key)],
+               lambda lines: lines.__setitem__(7, "validators " + base64.b64encode(
+                   bytes(32)).decode()))))
+    not_an_event = cbor2.dumps({"said": "anything"}, canonical=True)
+
+    def forge_log(b: dict[str, Any]) -> None:
+        root = base64.b64encode(real.suite.hash(b"\x00" + not_an_event)).decode()
+        b["checkpoint"] = resign(b["checkpoint"], [NoteSigner("validator-0", v0.key)],
+                                 lambda lines: lines.__setitem__(slice(1, 3), ["1", root]))
+        b["event"] = {"index": 0, "leaf": base64.b64encode(not_an_event).decode(),
+                      "details": None}
+        b["inclusion"] = {"tree_size": 1, "proof": []}
+
+    mutate("leaf-not-an-event", "a log whose one leaf is not a Tally event, signed by the "
+           "validator (only a dishonest quorum could)", before, forge_log)
 
     vectors: dict[str, dict[str, Any]] = {}
     for name, (description, bundle, genesis_hash) in (good | bad).items():

@@ -25,15 +25,18 @@ FILES = sorted(VECTORS.glob("*.json"))
 #: Every suite has each of these (a vector deleted by mistake fails the test).
 NAMES = {
     "valid": ["issue", "issue-unpinned", "freeze-details", "after-validator-change",
-              "consistency", "commercial", "version-2"],
+              "consistency", "commercial", "version-2", "cosigned", "unknown-signer-ignored",
+              "two-signers"],
     "genesis": ["clone-chain", "wrong-genesis-pinned", "genesis-hash-mismatch",
                 "chain-id-mismatch", "suite-mismatch"],
     "inclusion": ["tampered-leaf", "bad-inclusion", "inclusion-size", "commercial-as-custody"],
     "details": ["tampered-details", "missing-details"],
     "transaction": ["tampered-transaction", "other-transaction"],
     "checkpoint": ["checkpoint-signature", "checkpoint-genesis-line-dropped",
-                   "checkpoint-unsigned"],
-    "validators": ["missing-update", "update-out-of-order", "update-tampered"],
+                   "checkpoint-unsigned", "cosignature-timestamp", "no-quorum", "wrong-origin"],
+    "validators": ["missing-update", "update-out-of-order", "update-tampered",
+                   "wrong-validators-line"],
+    "leaf": ["leaf-not-an-event"],
     "consistency": ["bad-consistency"],
     "format": ["unknown-field", "missing-field", "bool-index", "non-canonical-base64",
                "byte-order-mark", "duplicate-key", "float", "not-utf8", "too-deep",
@@ -71,6 +74,8 @@ def test_every_suite_has_every_vector(suite: str) -> None:
     after = _load(VECTORS / f"{suite}-after-validator-change.json")
     assert len(after["bundle"]["validator_updates"]) == 2
     assert _load(VECTORS / f"{suite}-issue.json")["bundle"]["suite"] == suite
+    assert _load(VECTORS / f"{suite}-two-signers.json")["verdict"]["signers"] == \
+        ["validator-0", "bank-b"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
