@@ -122,7 +122,9 @@ class ValidatorHistory(tally_verify.ValidatorHistory):
                  genesis_hash: bytes | None = None, bound: bool = False) -> None:
         super().__init__(genesis_docs, _suite(suite), chain_id, genesis_hash, bound)
 
-    def check(self, note: Any) -> tuple[Checkpoint, list[str]]:
+    def check(self, note: Any) -> tuple[Any, list[str]]:
+        """The checkpoint (typed loosely, as Tally's callers have always read it: the
+        audit, for one, splits its extension lines itself) and its signers."""
         with _tally_errors():
             return super().check(note)
 
