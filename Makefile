@@ -14,10 +14,12 @@ NATIVE_FILES := $(foreach n,$(NATIVE),$(n)/Cargo.toml $(n)/Cargo.lock $(n)/pypro
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_cometbft.sh $(NATIVE_FILES)
+$(STAMP): pyproject.toml verifier/pyproject.toml scripts/install_cometbft.sh $(NATIVE_FILES)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet $(addprefix ./,$(NATIVE))
+	# The standalone evidence verifier (decision 0024), which Tally's CLI and node use.
+	$(VENV)/bin/python -m pip install --quiet -e ./verifier
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	bash scripts/install_cometbft.sh
 	touch $(STAMP)

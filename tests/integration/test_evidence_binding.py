@@ -109,3 +109,14 @@ def test_the_header_commits_to_every_receipt(chains) -> None:
     edited = [receipt_leaf(r.id, "OK", "", r.first_event, r.event_count, r.result)
               for r in rows]
     assert merkle_root(real.suite.hash, edited) != header.receipts
+
+
+def test_the_standalone_verifiers_constants_are_tallys() -> None:
+    """tally_verify copies, not imports, what it shares with the protocol."""
+    import tally_verify
+
+    from tally import tx as txmod
+    from tally.protocol import versions
+
+    assert tally_verify.BOUND_TO_GENESIS == versions.BOUND_TO_GENESIS
+    assert tally_verify.TX_SIGNING_DOMAIN == txmod.SIGNING_DOMAIN

@@ -9,9 +9,10 @@ a dependency, and the one import cycle the tree had ran through such imports).
 
 Besides the order:
 
-* the evidence verifier imports only the log, the crypto suites and the error codes, so
-  that it can be lifted out and audited alone (statically here, and at run time in a
-  fresh interpreter);
+* the evidence verifier (``tally.evidence.verify``) imports only the standalone
+  ``tally_verify`` package, the log, the crypto suites and the error codes, and
+  ``tally_verify`` imports nothing of Tally at all, so that it is audited and published
+  alone (statically here, and at run time in a fresh interpreter; decision 0024);
 * the SDK never imports the node, the API or the executor: a client needs none of them;
 * nothing outside the node, the ledger, consensus and the state package reaches into a
   store (an attribute ``store``) or the ledger's commercial log (``log2``): everything
@@ -47,9 +48,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                            "tally.apps", "tally.witness", "tally.__main__")),
 ]
 
-#: What the standalone evidence verifier may import (besides its own package's __init__).
+#: What Tally's evidence verifier may import (besides its own package's __init__): the
+#: standalone verifier it re-exports, the error codes it converts to, and the log and
+#: the suites its equivocation check (find_misbehaviour) runs on.
 VERIFIER = "tally.evidence.verify"
-VERIFIER_MAY_IMPORT = ("tally.log", "tally.crypto", "tally.errors")
+VERIFIER_MAY_IMPORT = ("tally_verify", "tally.log", "tally.crypto", "tally.errors")
+#: The standalone verifier's sources (verifier/, published as tally-verify).
+STANDALONE = Path(__file__).resolve().parents[2] / "verifier" / "tally_verify"
 
 #: Imports forbidden even where the layer order would allow them.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -185,7 +190,7 @@ def test_the_check_catches_an_upward_import(module: str, added: str, expected: s
     assert any(f"imports {expected}" in p for p in violations(module, source))
 
 
-def test_the_verifier_imports_only_log_crypto_and_errors_at_run_time() -> None:
+def test_the_verifier_imports_only_tally_verify_log_crypto_and_errors_at_run_time() -> None:
     code = ("import sys, tally.evidence.verify; "
             "print(sorted(m for m in sys.modules if m.startswith('tally')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -194,6 +199,23 @@ def test_the_verifier_imports_only_log_crypto_and_errors_at_run_time() -> None:
     allowed = ("tally", "tally.evidence", VERIFIER)
     assert all(m in allowed or any(_within(m, p) for p in VERIFIER_MAY_IMPORT)
                for m in modules), modules
+
+
+def test_the_standalone_verifier_imports_nothing_of_tally() -> None:
+    """tally_verify, its console entry point included, runs without Tally: no import of
+    ``tally`` in its sources, and none loaded when a fresh interpreter imports it."""
+    sources = sorted(STANDALONE.glob("*.py"))
+    assert sources, STANDALONE
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "tally" or n.startswith("tally.") for n in names), (path, names)
+    code = ("import sys, tally_verify, tally_verify.__main__; "
+            "print(sorted(m for m in sys.modules if m == 'tally' or m.startswith('tally.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert eval(out) == []  # a list literal printed by the child
 
 
 def test_the_readers_consumers_load_without_the_node() -> None:
