@@ -46,6 +46,64 @@ def encode_trusted(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+#: Tags 2 and 3: an unsigned or negative bignum (RFC 8949 §3.4.3).
+_BIGNUM_TAGS = (0xC2, 0xC3)
+
+
+def loads_untrusted(data: bytes) -> Any:
+    """cbor2's decoding of bytes a stranger sent, refusing first (``ValueError``) a map
+    keyed by a bignum.
+
+    Python hashes an int as its value modulo 2**61 - 1, so bignum keys that differ by
+    multiples of it all collide, and building a map of n of them costs n**2: a 64 KiB
+    transaction of 5,000 such keys held admission 0.4 s (issue 13), a 1 MiB one minutes,
+    before its signature could be checked. Keys within 64 bits collide at most sixteen to
+    a value (eight of each sign), which costs nothing. The structural scan runs only when the bytes hold a
+    bignum tag byte at all."""
+    if _BIGNUM_TAGS[0] in data or _BIGNUM_TAGS[1] in data:
+        _refuse_bignum_keys(data)
+    return cbor2.loads(data)
+
+
+def _refuse_bignum_keys(data: bytes) -> None:
+    """Walk the CBOR items of ``data`` (no values are built) and raise ValueError at a map
+    key that is a bignum; malformed bytes are left for the decoder to refuse."""
+    n = len(data)
+    i = 0
+    # per open container: [items left, is a map, items seen]
+    stack: list[list[Any]] = [[1, False, 0]]
+    while stack and i < n:
+        top = stack[-1]
+        if top[0] == 0:
+            stack.pop()
+            continue
+        is_key = top[1] and top[2] % 2 == 0
+        top[0] -= 1
+        top[2] += 1
+        head = data[i]
+        major, info = head >> 5, head & 31
+        i += 1
+        if info < 24:
+            arg = info
+        elif info < 28:
+            width = 1 << (info - 24)
+            arg = int.from_bytes(data[i:i + width], "big")
+            i += width
+        else:
+            return  # indefinite lengths and reserved values: not canonical, refused later
+        if major == 2 or major == 3:
+            i += arg
+        elif major == 4:
+            stack.append([arg, False, 0])
+        elif major == 5:
+            stack.append([2 * arg, True, 0])
+        elif major == 6:
+            if is_key and head in _BIGNUM_TAGS:
+                raise ValueError("a map key is a bignum (keys must fit in 64 bits)")
+            top[0] += 1  # a tag wraps the next item, which takes this item's place
+            top[2] -= 1
+
+
 def decode(data: bytes) -> Any:
     """Decode bytes that were produced by :func:`encode`, without a canonicity check.
 
@@ -126,7 +184,7 @@ def decode_canonical_reference(data: bytes, what: str = "value") -> Any:
     The definition of what the chain accepts; the native fast path only ever agrees
     with it (tests/unit/test_cbor_fast.py)."""
     try:
-        value = cbor2.loads(data)
+        value = loads_untrusted(data)
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"
         raise TxRejected(f"{what} is not valid CBOR: {exc}", Code.MALFORMED) from None
     try:

@@ -127,7 +127,7 @@ def decode(raw: bytes, *, max_size: int) -> Transaction:
     canonical = envelope is not None
     if not canonical:
         try:
-            envelope = cbor2.loads(raw)
+            envelope = codec.loads_untrusted(raw)
         except Exception:  # cbor2 raises several types; all mean "not CBOR"
             raise TxRejected("transaction is not valid CBOR", Code.MALFORMED) from None
     if (

@@ -30,6 +30,7 @@ from typing import Any
 
 import cbor2
 
+from tally import codec
 from tally.admission import admit_batch
 from tally.bounded import BoundedCache
 from tally.consensus.abci import Application, abci, take_txs_within
@@ -85,7 +86,7 @@ def decode_cosign_tx(raw: bytes) -> tuple[int, dict[str, str]] | None:
     if not raw.startswith(_SYSTEM_PREFIX):  # user transactions are CBOR arrays (0x82)
         return None
     try:
-        value = cbor2.loads(raw)
+        value = codec.loads_untrusted(raw)
         body = value[_SYSTEM_KEY]
         height, lines = body["height"], body["lines"]
         if type(height) is int and isinstance(lines, dict) and all(
@@ -636,7 +637,7 @@ def _body_of(note: str) -> str:
 
 def _decode_extension(data: bytes) -> tuple[int, str] | None:
     try:
-        height, line = cbor2.loads(data)
+        height, line = codec.loads_untrusted(data)
     except Exception:
         return None
     if type(height) is int and isinstance(line, str) and line.endswith("\n") and \

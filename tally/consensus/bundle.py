@@ -54,7 +54,7 @@ def decode_bundle(raw: bytes) -> list[bytes]:
     canonical = value is not None
     if not canonical:
         try:
-            value = cbor2.loads(raw)
+            value = codec.loads_untrusted(raw)
         except Exception as exc:
             raise TxRejected(f"undecodable bundle: {exc}", Code.MALFORMED) from None
     txs = value.get("bundle") if isinstance(value, dict) and len(value) == 1 else None
