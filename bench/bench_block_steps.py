@@ -35,9 +35,9 @@ class Worst(Contract):
         pass
 
     def worst(self):
-        L = [int] * 10000
+        L = list(range(10000))
         while True:
-            r = isinstance(1, L)
+            r = isinstance(L, [int] * 10000)
 
     def plain(self):
         for i in range(10 ** 12):
