@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,9 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
         cosignatures.setdefault(height, []).append(line)
 
     custody, commercial = _Log(h), _Log(h)
+    # Signatures are checked a block's batch at a time beside the rest of the audit.
+    verifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tally-audit")
+    checks: list[tuple[str, list[tuple[bytes, Any]], Future[list[bool]]]] = []
     events = iter(db.execute("SELECT idx, height, tx_id, asset, leaf, details, type FROM events "
                              "ORDER BY idx").fetchall())
     events2 = iter(db.execute("SELECT idx, height, tx_id, contract, name, leaf FROM events2 "
@@ -220,11 +224,11 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
             if count and any(event_txs.get(i) != tx_id for i in claimed):
                 report.problems.append(f"{where}: transaction {tx_id.hex()} claims events "
                                        "that do not name it")
-        verdicts = genesis.suite.verify_many([m for _, m in signed]) if signed else []
-        for (tx_id, _), valid in zip(signed, verdicts, strict=True):
-            if not valid:
-                report.problems.append(f"{where}: transaction {tx_id.hex()}'s signature does "
-                                       "not verify")
+        if signed:  # verified on another thread (the batch releases the GIL)
+            checks.append((where, signed, verifier.submit(genesis.suite.verify_many,
+                                                          [m for _, m in signed])))
+            while len(checks) > 2:  # a few blocks in flight, not the whole chain's messages
+                _report_signatures(checks.pop(0), report)
         if merkle_root(h, [t[0] for t in txs]) != header.txs or len(txs) != header.tx_count:
             report.problems.append(f"{where}: transaction root differs")
         if header.receipts is not None:
@@ -252,6 +256,9 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
                 or cp.size != header.log_size or cp.root != header.log_root
                 or any(lines.get(k) != v for k, v in expected.items())):
             report.problems.append(f"{where}: checkpoint does not match the header")
+    for check in checks:
+        _report_signatures(check, report)
+    verifier.shutdown()
     for leftover, what in ((next_event, "events"), (next_event2, "contract events")):
         if leftover is not None:
             report.problems.append(f"{what} exist beyond the last block's log")
@@ -275,6 +282,15 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
         report.lines.append(f"{unbound_receipts} block(s) before protocol version 3 commit to "
                             "no receipts: their stored codes and messages cannot be checked")
     return latest
+
+
+def _report_signatures(check: tuple[str, list[tuple[bytes, Any]], Future[list[bool]]],
+                       report: AuditReport) -> None:
+    where, signed, verdicts = check
+    for (tx_id, _), valid in zip(signed, verdicts.result(), strict=True):
+        if not valid:
+            report.problems.append(f"{where}: transaction {tx_id.hex()}'s signature does "
+                                   "not verify")
 
 
 def _audit_state(db: sqlite3.Connection, genesis: Genesis,
