@@ -8,13 +8,10 @@ import base64
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from tally.evidence.export import export_bundle
 from tally.evidence.verify import EvidenceError, verify_bundle
@@ -23,28 +20,13 @@ from tally.keys import NamedKey, generate, save
 from tally.node.witnessing import WitnessFeeder
 from tally.witness import Witness, make_app
 from tests.integration.test_evidence import populate
-from tests.support.api import free_port
+from tests.support.api import free_port, serve_app
 from tests.support.chain import GENESIS_TIME, Chain
 
 
 @pytest.fixture
 def witness_key() -> NamedKey:
     return generate("court.example-w1", "intl")
-
-
-def _serve(app: object) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 def _request(old: int, proof: list[bytes], note: str) -> bytes:
@@ -56,7 +38,7 @@ def test_a_node_feeds_its_witness_and_bundles_carry_the_cosignature(
         intl_chain: Chain, witness_key: NamedKey, tmp_path: Path) -> None:
     chain = intl_chain
     witness = Witness(witness_key, chain.genesis, tmp_path / "witness.json")
-    for url in _serve(make_app(witness)):
+    with serve_app(make_app(witness)) as url:
         feeder = WitnessFeeder(chain.node.reader, chain.node.store, [url]).start()
         chain.node.add_listener(feeder.on_commit)
         try:

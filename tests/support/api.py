@@ -7,9 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
 
 from tally.api.limits import ApiLimits
-from tally.api.server import make_server
+from tally.api.server import make_server, server_config
 from tally.node import Node
 
 
@@ -24,7 +27,23 @@ def serve(node: Node, limits: ApiLimits | None = None) -> Iterator[str]:
     """The node's API on a free loopback port, served as ``tally node run`` serves it
     (uvicorn in a thread, with the same connection limits); yields its URL."""
     port = free_port()
-    server = make_server(node, host="127.0.0.1", port=port, limits=limits, log_level="error")
+    with _running(make_server(node, host="127.0.0.1", port=port, limits=limits,
+                              log_level="error"), port) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Any ASGI app (a witness, say) behind the API's guarded server configuration."""
+    port = free_port()
+    config = server_config(app, host="127.0.0.1", port=port, limits=ApiLimits(),
+                           log_level="error")
+    with _running(uvicorn.Server(config), port) as url:
+        yield url
+
+
+@contextmanager
+def _running(server: uvicorn.Server, port: int) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
