@@ -430,6 +430,9 @@ def evidence_verify(
         help="NAME=HEXKEY of a witness whose cosignature counts (repeatable)")] = None,
     witnesses_required: Annotated[int | None, typer.Option(
         help="how many of the --witness keys must have cosigned (default: all)")] = None,
+    bound_from_height: Annotated[int | None, typer.Option(
+        help="for a chain upgraded to protocol version 3: the upgrade height, published "
+             "with its genesis hash; checkpoints from it on must name the genesis")] = None,
 ) -> None:
     """Verify a bundle offline. Exit 0 if valid; 1 with the reason if it does not prove
     what it claims (or lacks the witness cosignatures asked for); 2 if it is unreadable
@@ -450,7 +453,8 @@ def evidence_verify(
         fail(f"cannot read {bundle}: {exc}", 2)
     try:
         doc = parse_bundle(data)
-        verdict = verify_bundle(doc, genesis_hash=genesis_hash)
+        verdict = verify_bundle(doc, genesis_hash=genesis_hash,
+                                bound_from_height=bound_from_height)
         if keys:
             required = len(keys) if witnesses_required is None else witnesses_required
             cosigned = require_witnesses(doc, keys, required)

@@ -83,10 +83,11 @@ def parse_bundle(data: str | bytes) -> dict[str, Any]:
         return tally_verify.parse_bundle(data)
 
 
-def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None
-                  ) -> Verdict:
+def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None,
+                  bound_from_height: int | None = None) -> Verdict:
     with _tally_errors():
-        return tally_verify.verify_bundle(bundle, genesis_hash=genesis_hash)
+        return tally_verify.verify_bundle(bundle, genesis_hash=genesis_hash,
+                                          bound_from_height=bound_from_height)
 
 
 def find_misbehaviour(genesis_bytes: bytes, note_a: str, note_b: str) -> Misbehaviour | None:

@@ -120,3 +120,21 @@ def test_the_standalone_verifiers_constants_are_tallys() -> None:
 
     assert tally_verify.BOUND_TO_GENESIS == versions.BOUND_TO_GENESIS
     assert tally_verify.TX_SIGNING_DOMAIN == txmod.SIGNING_DOMAIN
+
+
+def test_an_upgraded_chains_binding_height_is_enforced_when_given(chains) -> None:
+    """A chain that started before version 3 names its genesis from its upgrade height
+    on; a verifier told that height (published with the genesis hash) refuses an unbound
+    checkpoint at or above it, as a copy of the chain would make one."""
+    real, clone = chains(2)
+    forged = _forged_bundle(real, clone)
+    height = int(forged["checkpoint"].split("\nheight ", 1)[1].split("\n", 1)[0])
+    pinned = real.genesis.hash.hex()
+    with pytest.raises(EvidenceError) as caught:
+        verify_bundle(forged, genesis_hash=pinned, bound_from_height=height)
+    assert caught.value.reason == "genesis"
+    # Below the upgrade height the checkpoint is older than the binding: it verifies,
+    # with the verdict's caveat.
+    verdict = verify_bundle(forged, genesis_hash=pinned, bound_from_height=height + 1)
+    assert any("does not name its genesis" in fact for fact in verdict.facts)
+

@@ -344,8 +344,10 @@ class ValidatorHistory:
     A checkpoint is signed by a quorum of the set that voted on its block and names the
     set all updates up to it give (so none may be left out)."""
     def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str,
-                 genesis_hash: bytes | None = None, bound: bool = False) -> None:
+                 genesis_hash: bytes | None = None, bound: bool = False,
+                 bound_from: int | None = None) -> None:
         self.genesis_docs = sorted(genesis_docs, key=lambda v: v["name"])
+        self.bound_from = bound_from  # an upgraded chain's first bound height, given out of band
         self.suite, self.origin = suite, f"tally/{chain_id}/custody"
         self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
         self.genesis_hash, self.bound = genesis_hash, bound
@@ -386,7 +388,9 @@ class ValidatorHistory:
         """From protocol version 3 a checkpoint names its genesis: a copy of the chain
         (same chain id, a reused key) cannot pass its checkpoints off as this chain's."""
         if not any(e.startswith("genesis ") for e in checkpoint.extensions):
-            _require(not self.bound, "genesis", "the checkpoint does not name its genesis")
+            _require(not self.bound and (self.bound_from is None or checkpoint.number("height")
+                                         < self.bound_from),
+                     "genesis", "the checkpoint does not name its genesis")
             self.unbound = True
         else:
             _require(_b64(checkpoint.extension("genesis"), "genesis") == self.genesis_hash,
@@ -419,10 +423,12 @@ class ValidatorHistory:
 
 # -- the bundle ----------------------------------------------------------------------------
 
-def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None
-                  ) -> Verdict:
+def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None,
+                  bound_from_height: int | None = None) -> Verdict:
     """A :class:`Verdict`, or :class:`EvidenceError`. Text and bytes are parsed strictly
-    (:func:`parse_bundle`); a dict is held to the same types."""
+    (:func:`parse_bundle`); a dict is held to the same types. ``bound_from_height``: the
+    height from which a chain upgraded to protocol version 3 names its genesis in every
+    checkpoint (published with its genesis hash)."""
     if isinstance(bundle, (str, bytes)):
         bundle = parse_bundle(bundle)
     _require(isinstance(bundle, dict) and bundle.get("format") == FORMAT, "format",
@@ -431,13 +437,13 @@ def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | N
     _require(BUNDLE_FIELDS <= keys <= BUNDLE_FIELDS | OPTIONAL_FIELDS, "format",
              f"unexpected or missing fields: {sorted(keys ^ BUNDLE_FIELDS - OPTIONAL_FIELDS)}")
     try:
-        return _verify(bundle, genesis_hash)  # type: ignore[arg-type]
+        return _verify(bundle, genesis_hash, bound_from_height)  # type: ignore[arg-type]
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         if isinstance(exc, EvidenceError):
             raise
         raise EvidenceError("format", f"missing or mistyped field: {exc!r}") from None
 
-def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
+def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) -> Verdict:
     # 1. The trust anchor: genesis and its validators.
     genesis = parse_cbor(genesis_bytes := _b64(bundle["genesis"], "genesis"), "genesis")
     s = suite(genesis.get("suite"))
@@ -450,7 +456,7 @@ def _verify(bundle: dict[str, Any], pinned: str | None) -> Verdict:
              "the bundle's chain id is not the genesis's")
     # 2. The validator sets since genesis; the event's checkpoint, signed by its set.
     history = ValidatorHistory(genesis_validator_docs(genesis), s, chain_id,
-                               bytes.fromhex(actual), binds_genesis(genesis))
+                               bytes.fromhex(actual), binds_genesis(genesis), bound_from)
     history.prove(bundle["validator_updates"])
     checkpoint, signers = history.check(bundle["checkpoint"])
     # 3. The event is in its log: the custody log, or the commercial log it names.
@@ -566,11 +572,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally-verify", description=main.__doc__)
     parser.add_argument("bundle")
     parser.add_argument("--genesis-hash", help="the chain's genesis hash, obtained out of band")
+    parser.add_argument("--bound-from-height", type=int, help="an upgraded chain's first "
+                        "height at protocol version 3, published with its genesis hash")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     args = parser.parse_args(argv)
     try:
         with open(args.bundle, "rb") as file:
-            v = verify_bundle(file.read(), genesis_hash=args.genesis_hash)
+            v = verify_bundle(file.read(), genesis_hash=args.genesis_hash,
+                              bound_from_height=args.bound_from_height)
         out = {"valid": True, "facts": v.facts, "event": v.event, "signers": v.signers,
                "genesis_pinned": v.genesis_pinned}
     except (OSError, EvidenceError) as exc:
