@@ -71,26 +71,39 @@ INT_BYTES = 32  # + bits / 8
 
 def make_budget(m: Meter, limits: Limits) -> Budget:
     """Charge steps (``step``, ``tick``), frames (``entered``, the lambda pair) and
-    memory (``alloc``), and bound integers (``check_int``), all on meter ``m``; and
-    the helpers that charge for walking a value (``deep``, ``materialize``, ``sized``,
-    ``walkable``, ``spread``)."""
+    memory (``alloc``), and bound integers (``check_int``), all on meter ``m``
+    (`_charges`); the walks that charge for a whole value before it is made (``deep``,
+    ``text``, ``footprint``: `_walks`); and the helpers that charge for copying or
+    iterating one (``materialize``, ``sized``, ``walkable``, ``spread``, ``kept``:
+    `_copies`)."""
+    c = _charges(m, limits)
+    deep, text, footprint = _walks(m, limits, c.step, c.alloc, c.out_of_memory)
+    materialize, sized, walkable, spread, kept = _copies(m, c.step, c.alloc,
+                                                         c.out_of_steps, c.out_of_memory)
+    return Budget(
+        c.step, c.tick, c.entered, c.lambda_enter, c.lambda_exit, c.alloc, c.check_int, deep,
+        materialize, sized, walkable, spread, text, footprint, kept,
+    )  # fmt: skip
+
+
+class _Charges(NamedTuple):
+    step: Callable[[int], None]
+    tick: Callable[[int], bool]
+    entered: Callable[[], None]
+    lambda_enter: Callable[[int], None]
+    lambda_exit: Callable[[None, Any], Any]
+    alloc: Callable[[int], None]
+    check_int: Callable[[Any], Any]
+    out_of_steps: Callable[[], OutOfSteps]
+    out_of_memory: Callable[[], MemoryLimitExceeded]
+
+
+def _charges(m: Meter, limits: Limits) -> _Charges:
+    """The charges of single operations on meter ``m``: steps, frames, memory, and
+    the integer cap."""
     max_bits = limits.max_int_bits
     int_lim = 1 << max_bits
     max_frames = limits.max_frames
-    max_nesting = limits.max_nesting
-
-    def scalar_bytes(v: Any) -> int:
-        t = type(v)
-        if t is str:
-            return STR_BYTES + text_bytes(v)
-        if t is bytes:
-            return BYTES_BYTES + len(v)
-        if t is int and not -6 < v < 257:
-            return INT_BYTES + (v.bit_length() >> 3)
-        return 0
-
-    def too_deep() -> RecursionLimitExceeded:
-        return RecursionLimitExceeded(f"value nested deeper than {max_nesting} lists or dicts")
 
     def out_of_memory() -> MemoryLimitExceeded:
         return MemoryLimitExceeded(f"memory budget of {limits.max_memory} bytes exhausted")
@@ -141,6 +154,31 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         if type(r) is int and not -int_lim < r < int_lim:
             raise MemoryLimitExceeded(f"integer larger than {max_bits} bits")
         return r
+
+    return _Charges(step, tick, entered, lambda_enter, lambda_exit, alloc, check_int,
+                    out_of_steps, out_of_memory)
+
+
+def _walks(m: Meter, limits: Limits, step: Callable[[int], None],
+           alloc: Callable[[int], None], out_of_memory: Callable[[], MemoryLimitExceeded],
+           ) -> tuple[Callable[..., int], Callable[[Any, int, int], None], Callable[..., None]]:
+    """``deep``, ``text`` and ``footprint``: iterative walks of a whole value, level by
+    level, that charge for it before anything is made and refuse nesting past
+    ``max_nesting``."""
+    max_nesting = limits.max_nesting
+
+    def scalar_bytes(v: Any) -> int:
+        t = type(v)
+        if t is str:
+            return STR_BYTES + text_bytes(v)
+        if t is bytes:
+            return BYTES_BYTES + len(v)
+        if t is int and not -6 < v < 257:
+            return INT_BYTES + (v.bit_length() >> 3)
+        return 0
+
+    def too_deep() -> RecursionLimitExceeded:
+        return RecursionLimitExceeded(f"value nested deeper than {max_nesting} lists or dicts")
 
     def deep(x: Any, per_node: int = 1) -> int:
         """Nodes in a nested value, counted without recursion and cut off once the
@@ -337,6 +375,16 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
         step(count)
         alloc(nbytes)
 
+    return deep, text, footprint
+
+
+def _copies(m: Meter, step: Callable[[int], None], alloc: Callable[[int], None],
+            out_of_steps: Callable[[], OutOfSteps],
+            out_of_memory: Callable[[], MemoryLimitExceeded],
+            ) -> tuple[Callable[[Any], list[Any]], Callable[[Any], Any], Callable[[Any], Any],
+                       Callable[[Any], Any], Callable[[Any], Any]]:
+    """``materialize``, ``sized``, ``walkable``, ``spread`` and ``kept``: the charges for
+    copying or iterating a value, item by item or by its size."""
     def item_bytes(it: Any, t: type) -> int:
         """Bytes an item of ``it`` takes in a list made of it: a slot, and for a range
         the int it becomes, for a str past ASCII the one-character str it becomes
@@ -428,7 +476,4 @@ def make_budget(m: Meter, limits: Limits) -> Budget:
             raise out_of_memory()
         return x
 
-    return Budget(
-        step, tick, entered, lambda_enter, lambda_exit, alloc, check_int, deep,
-        materialize, sized, walkable, spread, text, footprint, kept,
-    )  # fmt: skip
+    return materialize, sized, walkable, spread, kept
