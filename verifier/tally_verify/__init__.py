@@ -1,18 +1,11 @@
-"""tally-verify: check a Tally evidence bundle (tally-evidence/v1) offline.
-
-The normative text is Tally's docs/evidence-spec.md, whose steps this module follows in
-order. It imports nothing of Tally: PyNaCl (Ed25519, libsodium), ``cbor2`` (decoding; the
-canonical form is checked by re-encoding) and OpenSSL 3's libcrypto (SM3 through hashlib,
-SM2 through ctypes). Every check reads ``_require(what must hold, reason, message)``; a
-refusal is an :class:`EvidenceError` with the spec's reason. Nothing a bundle carries
-goes unchecked: an unknown field is refused, not ignored.
-"""
-
-from __future__ import annotations
+"""tally-verify: check a Tally evidence bundle (tally-evidence/v1) offline, following the
+steps of docs/evidence-spec.md in order. It imports nothing of Tally: PyNaCl (Ed25519),
+``cbor2`` (canonical form checked by re-encoding) and OpenSSL 3's libcrypto (SM3 through
+hashlib, SM2 through ctypes). Each check is ``_require(what must hold, reason, message)``;
+a refusal is an :class:`EvidenceError` with the spec's reason. Unknown fields are refused."""
 
 import argparse
 import base64
-import binascii
 import ctypes
 import datetime as dt
 import hashlib
@@ -20,13 +13,12 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import cbor2
 import nacl.bindings
-import nacl.exceptions
 
 FORMAT = "tally-evidence/v1"
 TX_SIGNING_DOMAIN = b"tally/tx/v1\x00"
@@ -36,9 +28,10 @@ MAX_DEPTH, MAX_U63, MAX_NOTE_BYTES, MAX_SIGNATURES = 8, (1 << 63) - 1, 1 << 20, 
 BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_hash", "event",
                            "inclusion", "checkpoint", "transaction", "validator_updates"})
 OPTIONAL_FIELDS = frozenset({"consistency", "log"})
-LEAF_FIELDS = frozenset(
-    {"height", "tx", "index", "type", "asset", "from", "to", "quantity", "data", "details", "time"})
-COMMERCIAL_LEAF_FIELDS = frozenset({"tx", "data", "name", "time", "index", "height", "contract"})
+LEAF_FIELDS = {  # of the log a bundle names (``log``; custody when absent)
+    "custody": frozenset("height tx index type asset from to quantity data details time".split()),
+    "commercial": frozenset("tx data name time index height contract".split())}
+VALIDATOR_FIELDS = ("name", "public_key", "consensus_key", "power")
 
 class EvidenceError(Exception):
     """The bundle does not prove what it claims; ``reason`` is one of the spec's codes."""
@@ -54,12 +47,11 @@ def _require(condition: object, reason: str, message: str) -> None:
 class Verdict:
     """What the bundle proves, in words a person can read back."""
     event: dict[str, Any]
-    facts: list[str] = field(default_factory=list)
-    signers: list[str] = field(default_factory=list)
-    genesis_pinned: bool = False
+    facts: list[str]
+    signers: list[str]
+    genesis_pinned: bool
 
 # -- suites: intl = Ed25519 + SHA-256, gm = SM2 (default ID) + SM3 ----------------------
-
 @dataclass(frozen=True)
 class Suite:
     name: str
@@ -74,10 +66,9 @@ def _ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
     try:
         nacl.bindings.crypto_sign_open(bytes(signature) + bytes(message), bytes(public_key))
         return len(signature) == 64
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+    except Exception:  # libsodium's CryptoError, or a key or signature of the wrong type
         return False
 
-_SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 #: DER SubjectPublicKeyInfo up to the point: id-ecPublicKey, curve SM2 (1.2.156.10197.1.301).
 _SM2_SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200")
 _V, _P, _I = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
@@ -100,9 +91,10 @@ def _libcrypto() -> ctypes.CDLL:
         return lib
     raise EvidenceError("genesis", "the gm suite needs OpenSSL 3's libcrypto")
 
+@lru_cache(maxsize=1024)
 class _Sm2Key:
-    """A libcrypto SM2 public key (0 unless x, y < p and on the curve), freed with us;
-    decoding costs a tenth of a verification, and a chain has few signers."""
+    """A libcrypto SM2 public key (NULL unless on the curve), cached: decoding it costs a
+    tenth of a verification, and a chain has few signers."""
     def __init__(self, point: bytes) -> None:
         self.lib, spki = _libcrypto(), _SM2_SPKI + point
         self.pointer = self.lib.d2i_PUBKEY(None, ctypes.byref(_P(spki)), len(spki))
@@ -110,19 +102,16 @@ class _Sm2Key:
     def __del__(self) -> None:
         self.lib.EVP_PKEY_free(self.pointer)
 
-_sm2_key = lru_cache(maxsize=1024)(_Sm2Key)
-
 def _sm2(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """SM2-SM3, default ID (GB/T 32918.2); key 04 || x || y, signature r || s in [1, n-1]."""
+    """SM2-SM3, default ID (GB/T 32918.2); key 04 || x || y, signature r || s (libcrypto
+    refuses r or s outside [1, n-1])."""
     if len(signature) != 64 or len(public_key) != 65 or public_key[0] != 4:
         return False
-    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    if not (0 < r < _SM2_N and 0 < s < _SM2_N):
-        return False
-    der = b"".join(b"\x02" + bytes([(n.bit_length() + 8) // 8]) +  # room for a sign bit
-                   n.to_bytes((n.bit_length() + 8) // 8, "big") for n in (r, s))
+    rs = [int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")]
+    ints = [n.to_bytes(n.bit_length() // 8 + 1, "big") for n in rs]  # room for a sign bit
+    der = b"".join(b"\x02" + bytes([len(i)]) + i for i in ints)
     der = b"\x30" + bytes([len(der)]) + der  # ECDSA-Sig-Value, as libcrypto reads it
-    lib, key, ctx, pkey_ctx = _libcrypto(), _sm2_key(bytes(public_key)).pointer, None, _V()
+    lib, key, ctx, pkey_ctx = _libcrypto(), _Sm2Key(bytes(public_key)).pointer, None, _V()
     try:
         ok = bool(key) and bool(ctx := lib.EVP_MD_CTX_new()) \
             and lib.EVP_DigestVerifyInit_ex(ctx, ctypes.byref(pkey_ctx), b"SM3", None, None,
@@ -138,42 +127,35 @@ def _sm2(public_key: bytes, message: bytes, signature: bytes) -> bool:
 SUITES = {
     "intl": Suite("intl", lambda d: hashlib.sha256(d).digest(), _ed25519, b"\x01", b"\x04"),
     "gm": Suite("gm", lambda d: hashlib.new("sm3", d).digest(), _sm2, b"\xffsm2-sm3\x00",
-                b"\xfftally-cosignature/v1/sm2-sm3\x00"),
-}
+                b"\xfftally-cosignature/v1/sm2-sm3\x00")}
 
 def suite(name: Any) -> Suite:
     _require(name in SUITES, "genesis", f"unknown crypto suite {name!r}")
     return SUITES[name]
 
 # -- strict decoding: JSON, base64, CBOR -------------------------------------------------
-
 #: JSON strings (their brackets are not nesting), unrolled so that matching is linear.
 _STRINGS, _BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"'), re.compile(r"[\[\]{}]")
 
 def parse_bundle(data: str | bytes) -> dict[str, Any]:
-    """A bundle's JSON in its one accepted form: UTF-8 without a byte-order mark, no
-    duplicate keys, integers only (no ``58.0``, ``1e3``, ``NaN``), nesting at most
-    ``MAX_DEPTH`` (counted before parsing). Whitespace and key order carry no meaning."""
-    if isinstance(data, bytes):
-        _require(data[:3] != b"\xef\xbb\xbf" and data[:2] not in (b"\xff\xfe", b"\xfe\xff"),
-                 "format", "the bundle starts with a byte-order mark")
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise EvidenceError("format", "the bundle is not UTF-8") from None
-    _require(data[:1] != "\ufeff", "format", "the bundle starts with a byte-order mark")
+    """A bundle's JSON in its one accepted form: UTF-8 without a byte-order mark, no duplicate
+    keys, integers only (no ``58.0``, ``1e3``, ``NaN``), nesting at most ``MAX_DEPTH``."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:  # UTF-16 among others
+        raise EvidenceError("format", "the bundle is not UTF-8 (nor is a UTF-16 byte-order mark)"
+                            ) from None
+    _require(text[:1] != "\ufeff", "format", "the bundle starts with a byte-order mark")
     depth = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub("", data)):
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
         if (depth := depth + (1 if bracket in "[{" else -1)) > MAX_DEPTH:
             raise EvidenceError("format", f"the bundle nests deeper than {MAX_DEPTH} levels")
-    try:
-        value = json.loads(data, parse_float=_no_float, parse_constant=_no_float,
+    try:  # (the EvidenceError of a hook below is not a ValueError: it passes through)
+        value = json.loads(text, parse_float=_no_float, parse_constant=_no_float,
                            object_pairs_hook=lambda pairs: _require(
                                len({k for k, _ in pairs}) == len(pairs), "format",
                                "a key appears twice in one object") or dict(pairs))
     except (ValueError, RecursionError) as exc:
-        if isinstance(exc, EvidenceError):
-            raise
         raise EvidenceError("format", f"the bundle is not JSON: {exc}") from None
     _require(isinstance(value, dict), "format", "the bundle is not a JSON object")
     return value
@@ -193,7 +175,7 @@ def _b64(text: Any, what: str, reason: str = "format") -> bytes:
     """Padded standard base64 in its one canonical spelling (RFC 4648 §4)."""
     try:
         data = base64.b64decode(text, validate=True)
-    except (binascii.Error, TypeError, ValueError):
+    except (TypeError, ValueError):  # binascii.Error is a ValueError
         raise EvidenceError(reason, f"{what} is not base64") from None
     _require(base64.b64encode(data).decode() == text, reason, f"{what}: non-canonical base64")
     return data
@@ -216,7 +198,6 @@ def jsonable(value: Any) -> Any:
     return value.hex() if isinstance(value, bytes) else value
 
 # -- RFC 9162 Merkle proofs ---------------------------------------------------------------
-
 def _hashes(items: Any, s: Suite, reason: str) -> list[bytes]:
     _require(isinstance(items, list), "format", "a proof must be a list")
     out = [_b64(p, "proof hash") for p in items]
@@ -257,8 +238,15 @@ def verify_consistency(h: Callable[[bytes], bytes], size1: int, size2: int,
         fn, sn = fn >> 1, sn >> 1
     return _walk(h, fn, sn, path[0], path[1:]) == (root1, root2)
 
-# -- C2SP checkpoints in signed notes, with cosignatures -----------------------------------
+def _included(inclusion: dict[str, Any], s: Suite, index: int, leaf: bytes, size: int,
+              root: bytes, reason: str) -> None:
+    """``inclusion`` (``tree_size``, ``proof``) puts ``leaf`` at ``index`` in the tree (size, root)."""
+    _require(_int(inclusion["tree_size"], "tree_size") == size, reason,
+             "the proof is for another tree size than the checkpoint")
+    _require(verify_inclusion(s.hash, index, size, leaf, _hashes(inclusion["proof"], s, reason),
+                              root), reason, f"entry {index} is not in the log of size {size}")
 
+# -- C2SP checkpoints in signed notes, with cosignatures -----------------------------------
 _DECIMAL = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\ud800-\udfff]")  # and lone surrogates
 
@@ -328,7 +316,6 @@ def open_note(note: Any, keys: dict[str, bytes], s: Suite) -> tuple[Checkpoint, 
     return checkpoint, signed
 
 # -- validator sets ------------------------------------------------------------------------
-
 def binds_genesis(genesis: dict[str, Any]) -> bool:
     """Whether every checkpoint of a chain with this genesis document names its genesis."""
     version = genesis.get("protocol_version", 1)
@@ -342,26 +329,21 @@ def genesis_validator_docs(genesis: dict[str, Any]) -> list[dict[str, Any]]:
 class ValidatorHistory:
     """The validator set at every height: genesis plus proven ``validator.update`` events.
     A checkpoint is signed by a quorum of the set that voted on its block and names the
-    set all updates up to it give (so none may be left out)."""
+    set all updates up to it give (none may be left out). ``bound_from``: see verify_bundle."""
     def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str,
                  genesis_hash: bytes | None = None, bound: bool = False,
                  bound_from: int | None = None) -> None:
-        self.genesis_docs = sorted(genesis_docs, key=lambda v: v["name"])
-        self.bound_from = bound_from  # an upgraded chain's first bound height, given out of band
-        self.suite, self.origin = suite, f"tally/{chain_id}/custody"
+        self.suite, self.origin, self.genesis_docs = suite, f"tally/{chain_id}/custody", genesis_docs
+        self.genesis_hash, self.bound, self.bound_from = genesis_hash, bound, bound_from
         self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
-        self.genesis_hash, self.bound = genesis_hash, bound
         self.unbound = False  # set once a checkpoint is accepted without a genesis line
 
     def set_after(self, height: int) -> list[dict[str, Any]]:
-        docs = {v["name"]: v for v in self.genesis_docs}
+        """The set once the updates of blocks up to ``height`` apply (power 0 removes)."""
+        docs: dict[str, Any] = {v["name"]: v for v in self.genesis_docs}
         for d in (d for h, d in self.updates if h <= height):
-            if d["power"] == 0:
-                docs.pop(d["name"], None)
-            else:
-                docs[d["name"]] = {k: d[k] for k in ("name", "public_key", "consensus_key",
-                                                     "power")}
-        return [docs[n] for n in sorted(docs)]
+            docs[d["name"]] = None if d["power"] == 0 else {k: d[k] for k in VALIDATOR_FIELDS}
+        return [docs[n] for n in sorted(docs) if docs[n] is not None]
 
     def check(self, note: Any) -> tuple[Checkpoint, list[str]]:
         """The checkpoint of a quorum-signed note of this chain, and its signers."""
@@ -373,32 +355,26 @@ class ValidatorHistory:
         checkpoint, signers = open_note(
             note, {v["name"]: bytes.fromhex(v["public_key"]) for v in voters}, self.suite)
         power, total = sum(powers[n] for n in signers), sum(powers.values())
-        _require(power * 3 > total * 2, "checkpoint",
-                 f"no_quorum: signers hold {power} of {total} voting power; need more than 2/3")
-        _require(checkpoint.origin == self.origin, "checkpoint",
-                 f"origin {checkpoint.origin!r} is not {self.origin!r}")
+        _require(power * 3 > total * 2, "checkpoint", f"no_quorum: {power} of {total} power signed")
+        _require(checkpoint.origin == self.origin, "checkpoint", f"wrong origin {checkpoint.origin!r}")
         self.check_genesis(checkpoint)
         expected = self.suite.hash(cbor2.dumps(self.set_after(height), canonical=True))
         _require(_b64(checkpoint.extension("validators"), "validators") == expected,
-                 "validators", f"the validator set at height {height} differs from the one "
-                               "the bundle's updates give")
+                 "validators", f"the validator set at {height} is not the one the updates give")
         return checkpoint, signers
 
     def check_genesis(self, checkpoint: Checkpoint) -> None:
-        """From protocol version 3 a checkpoint names its genesis: a copy of the chain
-        (same chain id, a reused key) cannot pass its checkpoints off as this chain's."""
-        if not any(e.startswith("genesis ") for e in checkpoint.extensions):
-            _require(not self.bound and (self.bound_from is None or checkpoint.number("height")
-                                         < self.bound_from),
-                     "genesis", "the checkpoint does not name its genesis")
-            self.unbound = True
-        else:
+        """From protocol version 3 a checkpoint names its genesis: a chain's copy cannot pass."""
+        if any(e.startswith("genesis ") for e in checkpoint.extensions):
             _require(_b64(checkpoint.extension("genesis"), "genesis") == self.genesis_hash,
                      "genesis", "the checkpoint was made on a chain with another genesis")
+            return
+        late = self.bound_from is not None and checkpoint.number("height") >= self.bound_from
+        _require(not self.bound and not late, "genesis", "the checkpoint does not name its genesis")
+        self.unbound = True
 
     def prove(self, updates: Any) -> None:
-        """Learn a bundle's ``validator_updates``: all first, then each one's proof (a
-        checkpoint's signing set depends only on updates two blocks older)."""
+        """Learn ``validator_updates``: all, then their proofs (a set needs older ones only)."""
         _require(isinstance(updates, list), "format", "validator_updates must be a list")
         parsed, last, s = [], -1, self.suite
         for item in updates:
@@ -415,20 +391,14 @@ class ValidatorHistory:
             parsed.append((index, leaf, item))
         for index, leaf, item in parsed:
             checkpoint, _ = self.check(item["checkpoint"])
-            _require(_int(item["inclusion"]["tree_size"], "tree_size") == checkpoint.size,
-                     "validators", "update proof and checkpoint sizes differ")
-            proof = _hashes(item["inclusion"]["proof"], s, "validators")
-            _require(verify_inclusion(s.hash, index, checkpoint.size, leaf, proof,
-                                      checkpoint.root), "validators", f"update {index} not in log")
+            _included(item["inclusion"], s, index, leaf, checkpoint.size, checkpoint.root,
+                      "validators")
 
 # -- the bundle ----------------------------------------------------------------------------
-
 def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | None = None,
                   bound_from_height: int | None = None) -> Verdict:
-    """A :class:`Verdict`, or :class:`EvidenceError`. Text and bytes are parsed strictly
-    (:func:`parse_bundle`); a dict is held to the same types. ``bound_from_height``: the
-    height from which a chain upgraded to protocol version 3 names its genesis in every
-    checkpoint (published with its genesis hash)."""
+    """A :class:`Verdict`, or :class:`EvidenceError`; text and bytes are parsed strictly.
+    ``bound_from_height``: an upgraded chain's first height at protocol version 3."""
     if isinstance(bundle, (str, bytes)):
         bundle = parse_bundle(bundle)
     _require(isinstance(bundle, dict) and bundle.get("format") == FORMAT, "format",
@@ -436,11 +406,9 @@ def verify_bundle(bundle: dict[str, Any] | str | bytes, *, genesis_hash: str | N
     keys = set(bundle)  # type: ignore[arg-type]
     _require(BUNDLE_FIELDS <= keys <= BUNDLE_FIELDS | OPTIONAL_FIELDS, "format",
              f"unexpected or missing fields: {sorted(keys ^ BUNDLE_FIELDS - OPTIONAL_FIELDS)}")
-    try:
+    try:  # (an EvidenceError is none of these: it passes through)
         return _verify(bundle, genesis_hash, bound_from_height)  # type: ignore[arg-type]
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
-        if isinstance(exc, EvidenceError):
-            raise
         raise EvidenceError("format", f"missing or mistyped field: {exc!r}") from None
 
 def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) -> Verdict:
@@ -461,40 +429,32 @@ def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) 
     checkpoint, signers = history.check(bundle["checkpoint"])
     # 3. The event is in its log: the custody log, or the commercial log it names.
     log = bundle.get("log", "custody")
-    _require(log in ("custody", "commercial"), "format", "log is 'custody' or 'commercial'")
+    _require(log in LEAF_FIELDS, "format", "log is 'custody' or 'commercial'")
     size, root = _tree(checkpoint, commercial := log == "commercial")
-    event, inclusion = bundle["event"], bundle["inclusion"]
-    _fields(event, {"index", "leaf", "details"}, "event")
+    _fields(event := bundle["event"], {"index", "leaf", "details"}, "event")
     index, leaf = _int(event["index"], "event index"), _b64(event["leaf"], "event leaf")
-    _fields(inclusion, {"tree_size", "proof"}, "inclusion")
-    _require(_int(inclusion["tree_size"], "tree_size") == size, "inclusion",
-             "the proof is for another tree size than the checkpoint")
-    _require(verify_inclusion(s.hash, index, size, leaf,
-                              _hashes(inclusion["proof"], s, "inclusion"), root),
-             "inclusion", f"entry {index} is not in the log of size {size}")
+    _fields(bundle["inclusion"], {"tree_size", "proof"}, "inclusion")
+    _included(bundle["inclusion"], s, index, leaf, size, root, "inclusion")
     # 4. What the leaf says, its details, and the transaction behind it.
     fields, details = parse_cbor(leaf, "event leaf"), {}
-    _require(isinstance(fields, dict) and set(fields) == (
-        COMMERCIAL_LEAF_FIELDS if commercial else LEAF_FIELDS) and not (
+    _require(isinstance(fields, dict) and set(fields) == LEAF_FIELDS[log] and not (
         commercial and event["details"] is not None), "leaf", "the leaf is not a Tally event")
-    if commercial or fields["details"] is None:
-        _require(event["details"] is None, "details", "details the leaf does not name")
-    else:
-        _require(event["details"] is not None, "details", "the leaf's details are missing")
+    named = not commercial and fields["details"] is not None  # the leaf names details
+    _require((event["details"] is not None) == named, "details",
+             "the leaf's details are missing" if named else "details the leaf does not name")
+    if named:
         _require(s.hash(details_bytes := _b64(event["details"], "details")) == fields["details"],
                  "details", "the details do not hash to the leaf's details hash")
         details = parse_cbor(details_bytes, "details")
     signer = None if bundle["transaction"] is None else _transaction(
         _b64(bundle["transaction"], "transaction"), fields["tx"], chain_id, s)
-
+    data = parse_cbor(fields["data"], "contract event data") if commercial else fields["data"]
     who = f"signed by {', '.join(signers)}"
-    facts = [_describe_contract_event(fields, index, signer),
+    facts = [_describe(fields, data if commercial else details, index, signer),
              f"It is entry {index} of the commercial log, whose root at size {size} is named "
              f"by the custody checkpoint of height {checkpoint.number('height')} {who}."
-             ] if commercial else [
-        _describe(fields, details, index, signer),
-        f"It is entry {index} of log {checkpoint.origin!r}, included in the checkpoint of "
-        f"size {checkpoint.size} {who}."]
+             if commercial else f"It is entry {index} of log {checkpoint.origin!r}, included "
+             f"in the checkpoint of size {checkpoint.size} {who}."]
     if history.unbound:
         facts.append("The checkpoint does not name its genesis (protocol version 1 or 2): it "
                      "proves the event on a chain of this genesis's validators, not that no "
@@ -510,17 +470,15 @@ def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) 
         _fields(later := bundle["consistency"], {"checkpoint", "proof"}, "consistency")
         checkpoint2, signers2 = history.check(later["checkpoint"])
         size2, root2 = _tree(checkpoint2, commercial)
-        _require(verify_consistency(s.hash, size, size2, _hashes(later["proof"], s,
-                                                                 "consistency"), root, root2),
-                 "consistency", f"the log at size {size2} does not extend that at size {size}")
+        proof = _hashes(later["proof"], s, "consistency")
+        _require(verify_consistency(s.hash, size, size2, proof, root, root2), "consistency",
+                 f"the log at size {size2} does not extend that at size {size}")
         facts.append(f"The log at the later checkpoint of size {size2} (signed by "
                      f"{', '.join(signers2)}) still contains it unchanged.")
     if pinned is None:
         facts.append(f"The genesis hash {actual} was not pinned: compare it with the "
                      "consortium's published value.")
-    described = jsonable(fields) | {"details": jsonable(details)}
-    if commercial:
-        described["data"] = jsonable(parse_cbor(fields["data"], "contract event data"))
+    described = jsonable(fields | {"data": data, "details": details})
     return Verdict(described, facts, signers, pinned is not None)
 
 def _tree(checkpoint: Checkpoint, commercial: bool) -> tuple[int, bytes]:
@@ -542,46 +500,40 @@ def _transaction(raw: bytes, tx_id: bytes, chain_id: str, s: Suite) -> str:
              "transaction", "the transaction's signature does not verify")
     return s.hash(body["signer"])[:20].hex()  # the signer's account address
 
-def _when(f: dict[str, Any], signer: str | None) -> tuple[str, str]:  # for the facts
+def _describe(f: dict[str, Any], details: Any, index: int, signer: str | None) -> str:
+    """The event in words; ``details``: a contract event's decoded data instead."""
     when = dt.datetime.fromtimestamp(f["time"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return when, (f" Requested by transaction {f['tx'].hex()} signed by account {signer}."
-                  if signer else "")
-
-def _describe(f: dict[str, Any], details: dict[str, Any], index: int, signer: str | None
-              ) -> str:
-    when, requested = _when(f, signer)
-    parts = [f"Event {index} ({f['type']}) at height {f['height']}, {when}:",
-             f"{f['quantity']} units of {f['asset']}" if f["quantity"] else
-             f"asset {f['asset']}" if f["asset"] else "",
-             f"from {f['from']}" if f["from"] else "", f"to {f['to']}" if f["to"] else "",
-             "" if f["data"] is None else f"document hash {f['data'].hex()}",
-             "details " + json.dumps(jsonable(details), sort_keys=True) if details else ""]
-    return " ".join(p for p in parts if p) + "." + requested
-
-def _describe_contract_event(f: dict[str, Any], index: int, signer: str | None) -> str:
-    when, requested = _when(f, signer)
-    data = json.dumps(jsonable(parse_cbor(f["data"], "contract event data")), sort_keys=True)
-    return (f"Contract event {index}: contract {f['contract']!r} emitted {f['name']!r} "
-            f"{data} at height {f['height']}, {when}." + requested)
+    if "contract" in f:  # an event of the commercial log
+        data = json.dumps(jsonable(details), sort_keys=True)
+        text = (f"Contract event {index}: contract {f['contract']!r} emitted {f['name']!r} "
+                f"{data} at height {f['height']}, {when}.")
+    else:
+        parts = [f"Event {index} ({f['type']}) at height {f['height']}, {when}:",
+                 f"{f['quantity']} units of {f['asset']}" if f["quantity"] else
+                 f"asset {f['asset']}" if f["asset"] else "",
+                 f"from {f['from']}" if f["from"] else "", f"to {f['to']}" if f["to"] else "",
+                 "" if f["data"] is None else f"document hash {f['data'].hex()}",
+                 "details " + json.dumps(jsonable(details), sort_keys=True) if details else ""]
+        text = " ".join(p for p in parts if p) + "."
+    return text + (f" Requested by transaction {f['tx'].hex()} signed by account {signer}."
+                   if signer else "")
 
 # -- the command line ----------------------------------------------------------------------
-
 def main(argv: list[str] | None = None) -> int:
     """``tally-verify bundle.json [--genesis-hash H] [--json]``: exit 0 when the bundle
     is valid, 1 when it does not prove what it claims, 2 when unreadable or malformed."""
     parser = argparse.ArgumentParser(prog="tally-verify", description=main.__doc__)
     parser.add_argument("bundle")
     parser.add_argument("--genesis-hash", help="the chain's genesis hash, obtained out of band")
-    parser.add_argument("--bound-from-height", type=int, help="an upgraded chain's first "
-                        "height at protocol version 3, published with its genesis hash")
+    parser.add_argument("--bound-from-height", type=int,
+                        help="an upgraded chain's first height at protocol version 3")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     args = parser.parse_args(argv)
     try:
         with open(args.bundle, "rb") as file:
             v = verify_bundle(file.read(), genesis_hash=args.genesis_hash,
                               bound_from_height=args.bound_from_height)
-        out = {"valid": True, "facts": v.facts, "event": v.event, "signers": v.signers,
-               "genesis_pinned": v.genesis_pinned}
+        out = {"valid": True, **vars(v)}  # event, facts, signers, genesis_pinned
     except (OSError, EvidenceError) as exc:
         reason, message = getattr(exc, "reason", "unreadable"), getattr(exc, "message", exc)
         out = {"valid": False, "reason": reason, "message": str(message)}

@@ -1,8 +1,6 @@
 """``python -m tally_verify``: the ``tally-verify`` command (:func:`tally_verify.main`)."""
 
-import sys
-
 from tally_verify import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
