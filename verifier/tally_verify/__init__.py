@@ -29,8 +29,9 @@ BUNDLE_FIELDS = frozenset({"format", "chain_id", "suite", "genesis", "genesis_ha
                            "inclusion", "checkpoint", "transaction", "validator_updates"})
 OPTIONAL_FIELDS = frozenset({"consistency", "log"})
 LEAF_FIELDS = {  # of the log a bundle names (``log``; custody when absent)
-    "custody": frozenset("height tx index type asset from to quantity data details time".split()),
-    "commercial": frozenset("tx data name time index height contract".split())}
+    "custody": frozenset({"height", "tx", "index", "type", "asset", "from", "to", "quantity",
+                          "data", "details", "time"}),
+    "commercial": frozenset({"tx", "data", "name", "time", "index", "height", "contract"})}
 VALIDATOR_FIELDS = ("name", "public_key", "consensus_key", "power")
 
 class EvidenceError(Exception):
@@ -240,7 +241,7 @@ def verify_consistency(h: Callable[[bytes], bytes], size1: int, size2: int,
 
 def _included(inclusion: dict[str, Any], s: Suite, index: int, leaf: bytes, size: int,
               root: bytes, reason: str) -> None:
-    """``inclusion`` (``tree_size``, ``proof``) puts ``leaf`` at ``index`` in the tree (size, root)."""
+    """RFC 9162 §2.1.3.2: ``inclusion`` puts ``leaf`` at ``index`` in the tree (size, root)."""
     _require(_int(inclusion["tree_size"], "tree_size") == size, reason,
              "the proof is for another tree size than the checkpoint")
     _require(verify_inclusion(s.hash, index, size, leaf, _hashes(inclusion["proof"], s, reason),
@@ -333,8 +334,9 @@ class ValidatorHistory:
     def __init__(self, genesis_docs: list[dict[str, Any]], suite: Suite, chain_id: str,
                  genesis_hash: bytes | None = None, bound: bool = False,
                  bound_from: int | None = None) -> None:
-        self.suite, self.origin, self.genesis_docs = suite, f"tally/{chain_id}/custody", genesis_docs
-        self.genesis_hash, self.bound, self.bound_from = genesis_hash, bound, bound_from
+        self.suite, self.origin = suite, f"tally/{chain_id}/custody"
+        self.genesis_docs, self.genesis_hash = genesis_docs, genesis_hash
+        self.bound, self.bound_from = bound, bound_from
         self.updates: list[tuple[int, dict[str, Any]]] = []  # (height, details), log order
         self.unbound = False  # set once a checkpoint is accepted without a genesis line
 
@@ -356,7 +358,7 @@ class ValidatorHistory:
             note, {v["name"]: bytes.fromhex(v["public_key"]) for v in voters}, self.suite)
         power, total = sum(powers[n] for n in signers), sum(powers.values())
         _require(power * 3 > total * 2, "checkpoint", f"no_quorum: {power} of {total} power signed")
-        _require(checkpoint.origin == self.origin, "checkpoint", f"wrong origin {checkpoint.origin!r}")
+        _require(checkpoint.origin == self.origin, "checkpoint", f"origin {checkpoint.origin!r}")
         self.check_genesis(checkpoint)
         expected = self.suite.hash(cbor2.dumps(self.set_after(height), canonical=True))
         _require(_b64(checkpoint.extension("validators"), "validators") == expected,
