@@ -515,9 +515,13 @@ def witness_run(
     genesis_hash: Annotated[str | None, typer.Option(help="pin the genesis hash")] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = 26690,
+    follow: Annotated[list[str] | None, typer.Option(
+        help="URL of a node API to fetch proven validator-set changes from (repeatable; "
+             "untrusted: each change is checked against its proof)")] = None,
 ) -> None:
     """Run a C2SP tlog-witness for a chain: cosign each checkpoint a quorum of its
-    validators signed, only once it is consistent with the last one cosigned."""
+    validators signed, only once it is consistent with the last one cosigned. With
+    --follow it learns validator-set changes from the chain's own log, proven."""
     import uvicorn
 
     from tally.api.limits import ApiLimits
@@ -531,11 +535,14 @@ def witness_run(
         named = load(key)
         if genesis_hash is not None and genesis_hash.lower() != g.hash.hex():
             fail(f"genesis hash {g.hash.hex()} is not the pinned {genesis_hash}", 2)
-        w = Witness(named, g, state)
+        w = Witness(named, g, state, follow=follow or [])
     except (OSError, ValueError) as exc:
         fail(f"cannot start the witness: {exc}", 2)
     console.print(f"Witness {w.name} ({w.suite.name} key {w.public_key.hex()}) of "
                   f"{w.origin}, at size {w.size}, on http://{host}:{port}/add-checkpoint")
+    if w.follow:
+        console.print(f"Following the validator set ({len(w.updates)} update(s) known) "
+                      f"through {', '.join(w.follow)}")
     # The API's connection limits (per-client caps, head and body deadlines) apply here too.
     uvicorn.Server(server_config(make_app(w), host=host, port=port, limits=ApiLimits(),
                                  log_level="warning")).run()

@@ -495,11 +495,29 @@ class ValidatorProofs:
         for row in self.update_rows:
             if row.height > up_to_height:
                 break
-            block, note = self.first_quorum_checkpoint(row.index)
-            out.append({"index": row.index, "leaf": b64(row.leaf), "details": b64(row.details),
-                        "inclusion": self.inclusion(row.index, block.log_size),
-                        "checkpoint": note})
+            out.append(self._proven_update(row))
         return out
+
+    def proven_validator_updates(self, from_index: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` validator updates from log position ``from_index`` on, as
+        bundles carry them, stopping before the first that no quorum-signed checkpoint
+        covers yet (a witness following the validator set reads these)."""
+        out: list[dict[str, Any]] = []
+        for row in self.update_rows:
+            if row.index < from_index:
+                continue
+            if len(out) >= limit:
+                break
+            try:
+                out.append(self._proven_update(row))
+            except TallyError:  # not yet covered by a quorum-signed checkpoint
+                break
+        return out
+
+    def _proven_update(self, row: EventRow) -> dict[str, Any]:
+        block, note = self.first_quorum_checkpoint(row.index)
+        return {"index": row.index, "leaf": b64(row.leaf), "details": b64(row.details),
+                "inclusion": self.inclusion(row.index, block.log_size), "checkpoint": note}
 
 
 def _parse_hex(text: str, what: str) -> bytes:

@@ -23,10 +23,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(node: Node, limits: ApiLimits | None = None) -> Iterator[str]:
-    """The node's API on a free loopback port, served as ``tally node run`` serves it
-    (uvicorn in a thread, with the same connection limits); yields its URL."""
-    port = free_port()
+def serve(node: Node, limits: ApiLimits | None = None, port: int | None = None
+          ) -> Iterator[str]:
+    """The node's API on a loopback port (``port``, or a free one), served as ``tally node
+    run`` serves it (uvicorn in a thread, with the same connection limits); yields its URL."""
+    port = port or free_port()
     with _running(make_server(node, host="127.0.0.1", port=port, limits=limits,
                               log_level="error"), port) as url:
         yield url

@@ -8,9 +8,18 @@ from fastapi import APIRouter, Query
 
 from tally.api.routers import COMMON, MAX_POSITION, NodeDep, Position, errors
 from tally.evidence.export import export_bundle, export_commercial_bundle
-from tally.protocol.http import ConsistencyProof, EvidenceBundle, InclusionProof, StateProof
+from tally.protocol.http import (
+    ConsistencyProof,
+    EvidenceBundle,
+    InclusionProof,
+    StateProof,
+    ValidatorUpdate,
+)
 
 router = APIRouter(tags=["proofs"], responses=COMMON)
+
+#: The most validator updates one answer of /v1/evidence/validator-updates carries.
+MAX_VALIDATOR_UPDATES = 100
 
 
 @router.get("/v1/proofs/state", summary="Any state key's value or absence, with a proof",
@@ -31,6 +40,22 @@ def inclusion(node: NodeDep, index: int = Query(ge=0, le=MAX_POSITION),
 def consistency(node: NodeDep, first: int = Query(ge=0, le=MAX_POSITION),
                 second: int = Query(ge=1, le=MAX_POSITION)) -> Any:
     return node.reader.consistency_proof(first, second)
+
+
+@router.get("/v1/evidence/validator-updates",
+            summary="Validator-set changes, each proven as evidence bundles carry them",
+            response_model=list[ValidatorUpdate], responses=errors(404))
+def validator_updates(node: NodeDep,
+                      from_index: int = Query(0, ge=0, le=MAX_POSITION,
+                                              description="the first log position"),
+                      limit: int = Query(MAX_VALIDATOR_UPDATES, ge=1,
+                                         le=MAX_VALIDATOR_UPDATES)) -> Any:
+    """The ``validator.update`` events from log position ``from_index`` on, in log order,
+    each with its inclusion proof to the first checkpoint a quorum of the validators of
+    its time signed (the items of a bundle's ``validator_updates``). It stops before an
+    update no such checkpoint covers yet. A witness (``tally witness run --follow``)
+    reads it to follow the validator set; it trusts none of it without the proofs."""
+    return node.reader.validator_proofs().proven_validator_updates(from_index, limit)
 
 
 @router.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry",
