@@ -21,7 +21,13 @@ import pytest
 from tally import codec
 from tally.crypto import get_suite
 from tally.evidence.export import export_bundle
-from tally.evidence.verify import EvidenceError, genesis_validator_docs, verify_bundle
+from tally.evidence.verify import (
+    EvidenceError,
+    ValidatorHistory,
+    binds_genesis,
+    genesis_validator_docs,
+    verify_bundle,
+)
 from tally.evidence.witnessed import require_witnesses, witnesses_of
 from tally.keys import NamedKey, generate, save
 from tally.log.checkpoint import NoteSigner, sign_note
@@ -369,3 +375,23 @@ def test_a_lying_node_makes_the_witness_refuse_never_accept(
             reader.checkpoint_note(reader.height())))
         assert ok.status == 200, ok
         assert honest.updates == real
+
+
+def test_the_verifier_refuses_an_update_proven_by_the_key_it_adds(intl_chain: Chain) -> None:
+    """A made-up validator update "proven" by a checkpoint that only its own new key signs
+    is refused by the offline verifier itself (not only by the witness): a bundle carrying
+    it would otherwise let that key sign any later checkpoint."""
+    chain = intl_chain
+    chain.issue()
+    mallory = generate("mallory", "intl")
+    forged, later = _forged_update(chain, mallory, 3)
+    doc = chain.genesis.to_doc()
+    history = ValidatorHistory(genesis_validator_docs(doc), chain.suite, chain.genesis.chain_id,
+                               chain.genesis.hash, binds_genesis(doc))
+    with pytest.raises(EvidenceError) as refused:
+        history.prove([forged])
+    assert refused.value.reason == "validators"
+    fresh = ValidatorHistory(genesis_validator_docs(doc), chain.suite, chain.genesis.chain_id,
+                             chain.genesis.hash, binds_genesis(doc))
+    with pytest.raises(EvidenceError):
+        fresh.check(later)

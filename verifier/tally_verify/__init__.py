@@ -376,7 +376,9 @@ class ValidatorHistory:
         self.unbound = True
 
     def prove(self, updates: Any) -> None:
-        """Learn ``validator_updates``: all, then their proofs (a set needs older ones only)."""
+        """Learn ``validator_updates``: all, then their proofs. Each update of block u is
+        proven by a checkpoint of block u or u + 1, so signed by the set before it: an
+        update signed by the key it adds would prove itself."""
         _require(isinstance(updates, list), "format", "validator_updates must be a list")
         parsed, last, s = [], -1, self.suite
         for item in updates:
@@ -389,10 +391,14 @@ class ValidatorHistory:
             _require(isinstance(fields, dict) and fields.get("type") == "validator.update"
                      and fields.get("details") == s.hash(details), "validators",
                      f"entry {index} is not a validator update")
+            _require(not self.updates or fields["height"] >= self.updates[-1][0], "validators",
+                     "updates out of order")
             self.updates.append((fields["height"], parse_cbor(details, "update details")))
-            parsed.append((index, leaf, item))
-        for index, leaf, item in parsed:
+            parsed.append((fields["height"], index, leaf, item))
+        for height, index, leaf, item in parsed:
             checkpoint, _ = self.check(item["checkpoint"])
+            _require(checkpoint.number("height") < height + VALIDATOR_UPDATE_DELAY,
+                     "validators", f"update {index} is not proven by the set before it")
             _included(item["inclusion"], s, index, leaf, checkpoint.size, checkpoint.root,
                       "validators")
 
