@@ -48,27 +48,31 @@ not by its certificate's hash: an ECDSA signature has two valid forms (``s`` and
 ``n - s``), so anyone can re-encode an intermediate CA certificate under a new
 certificate hash, but not under a new key.
 
-Parsing uses ``cryptography`` for dates, serials, names and extensions, and a small
-strict DER walk (here) for what must be exact: the signed bytes, the signature, the
-algorithm identifiers and the public key, which ``cryptography`` cannot load for SM2.
-Decision 0027 records why.
+Parsing is a small strict DER walk (X.690 DER; here) for everything a verdict depends
+on: the signed bytes, the signature, the algorithm identifiers, the public key (which
+``cryptography`` cannot load for SM2), the serial, the names as bytes, basicConstraints,
+keyUsage and the critical flags. ``cryptography`` parses the whole certificate as a
+second gate and supplies the two validity times and the RFC 4514 names shown to people.
+So a newer ``cryptography`` that grows stricter about some extension cannot change an
+answer, while one that refuses a certificate outright changes it visibly (``malformed``);
+its version is pinned with the chain's (decision 0027).
 """
 
 from __future__ import annotations
 
 import binascii
-import calendar
 import hashlib
+import warnings
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtensionOID
 
 from tally.crypto import get_suite, sm2
 from tally.crypto.sm3 import sm3
@@ -201,6 +205,22 @@ def _bit_string(data: bytes, start: int, end: int) -> bytes:
     return data[start + 1 : end]
 
 
+def _check_name(data: bytes, start: int, end: int) -> None:
+    """A Name's contents: SETs of (OID, value) SEQUENCEs, nothing else. Names are
+    compared as bytes; this keeps what is compared well-formed."""
+    at = start
+    while at < end:
+        set_start, at = _expect(data, at, end, 0x31)
+        if set_start == at:
+            raise _Malformed("an empty RelativeDistinguishedName")
+        inner = set_start
+        while inner < at:
+            pair_start, inner = _expect(data, inner, at, 0x30)
+            _, oid_end = _expect(data, pair_start, inner, 0x06)
+            if _tlv(data, oid_end, inner)[2] != inner:
+                raise _Malformed("an attribute is an OID and one value")
+
+
 def _dotted(oid: bytes) -> str:
     """An OID's dotted form, for messages and unknown algorithm names."""
     arcs: list[int] = []
@@ -272,9 +292,6 @@ class Certificate:
     #: Issuer and subject Name DER, compared byte for byte when chaining.
     issuer_der: bytes
     subject_der: bytes
-    #: RFC 4514 forms, for people.
-    issuer: str
-    subject: str
     not_before_ms: int
     not_after_ms: int
     #: basicConstraints: CA flag and pathLenConstraint (None: absent or unlimited).
@@ -284,11 +301,28 @@ class Certificate:
     key_usage: tuple[str, ...] | None
     #: Dotted OIDs of critical extensions this module does not enforce, sorted.
     unhandled_critical: tuple[str, ...]
+    _x509: x509.Certificate = field(compare=False, repr=False)
+
+    @property
+    def subject(self) -> str:
+        """The subject in RFC 4514 form, for people. Made on demand (``cryptography``
+        builds a Name in about as long as the rest of a parse takes) and never raising:
+        a name it cannot render is shown as ``#`` and its DER in hex."""
+        return _rfc4514(self._x509, self.subject_der, subject=True)
+
+    @property
+    def issuer(self) -> str:
+        """The issuer in RFC 4514 form (like :attr:`subject`)."""
+        return _rfc4514(self._x509, self.issuer_der, subject=False)
 
 
-_KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment",
-                   "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
-_HANDLED = (ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE)
+def _rfc4514(cert: x509.Certificate, der: bytes, *, subject: bool) -> str:
+    try:
+        with warnings.catch_warnings():  # cryptography warns of odd attribute lengths
+            warnings.simplefilter("ignore")
+            return (cert.subject if subject else cert.issuer).rfc4514_string()
+    except Exception:  # a name cryptography does not decode; it was compared as bytes
+        return "#" + der.hex()
 
 
 def _malformed(message: str) -> CertificateError:
@@ -312,8 +346,12 @@ def _der_of(data: bytes) -> bytes:
         raise _malformed(f"PEM body is not base64: {exc}") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def _milliseconds(moment: datetime) -> int:
-    return calendar.timegm(moment.utctimetuple()) * 1000
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def parse_certificate(data: bytes | bytearray | memoryview) -> Certificate:
@@ -335,14 +373,27 @@ def _parse_der(der: bytes) -> Certificate:
     except _Malformed as exc:
         raise _malformed(f"not a DER certificate: {exc}") from None
     try:
-        return _complete(der, *fields)
+        return _complete(der, fields)
     except CertificateError:
         raise
     except Exception as exc:  # cryptography's parser refuses with several exception types
         raise _malformed(f"not a valid X.509 certificate: {exc}") from None
 
 
-def _walk(der: bytes) -> tuple[bytes, bytes, str, str, bytes, bytes, bytes, bytes]:
+def _serial(contents: bytes) -> int:
+    """A serial number: a positive INTEGER of at most 20 octets, minimally encoded
+    (RFC 5280 §4.1.2.2, X.690 §8.3.2)."""
+    if not 1 <= len(contents) <= 20:
+        raise _Malformed("a serial number has 1 to 20 octets")
+    if len(contents) > 1 and contents[0] == 0 and not contents[1] & 0x80:
+        raise _Malformed("a serial number is minimally encoded")
+    value = int.from_bytes(contents, "big", signed=True)
+    if value <= 0:
+        raise _Malformed("a serial number is positive")
+    return value
+
+
+def _walk(der: bytes) -> _Fields:
     end = len(der)
     cert_start, cert_end = _expect(der, 0, end, 0x30)
     if cert_end != end:
@@ -361,16 +412,19 @@ def _walk(der: bytes) -> tuple[bytes, bytes, str, str, bytes, bytes, bytes, byte
     tag, _, stop = _tlv(der, at, tbs_end)
     if tag == 0xA0:
         at = stop
-    _, at = _expect(der, at, tbs_end, 0x02)
+    serial_start, at = _expect(der, at, tbs_end, 0x02)
+    serial = _serial(der[serial_start:at])
     inner_start, inner_end = _expect(der, at, tbs_end, 0x30)
     if der[inner_start:inner_end] != outer:
         raise _Malformed("the signed and the outer signature algorithms differ")
     signature_algorithm = _signature_algorithm(*_algorithm(der, inner_start, inner_end))
     issuer_at = inner_end
-    _, issuer_end = _expect(der, issuer_at, tbs_end, 0x30)
+    issuer_start, issuer_end = _expect(der, issuer_at, tbs_end, 0x30)
+    _check_name(der, issuer_start, issuer_end)
     _, validity_end = _expect(der, issuer_end, tbs_end, 0x30)
     subject_at = validity_end
-    _, subject_end = _expect(der, subject_at, tbs_end, 0x30)
+    subject_start, subject_end = _expect(der, subject_at, tbs_end, 0x30)
+    _check_name(der, subject_start, subject_end)
     spki_start, spki_end = _expect(der, subject_end, tbs_end, 0x30)
     alg_start, alg_end = _expect(der, spki_start, spki_end, 0x30)
     key_oid, key_params = _algorithm(der, alg_start, alg_end)
@@ -378,33 +432,131 @@ def _walk(der: bytes) -> tuple[bytes, bytes, str, str, bytes, bytes, bytes, byte
     if bits_end != spki_end:
         raise _Malformed("bytes after the public key")
     key_algorithm, public_key = _key(key_oid, key_params, _bit_string(der, bits_start, bits_end))
-    return (tbs, signature, signature_algorithm, key_algorithm, public_key,
-            der[subject_end:spki_end], der[issuer_at:issuer_end], der[subject_at:subject_end])
+    at = spki_end
+    for optional in (0x81, 0x82):  # issuerUniqueID, subjectUniqueID: read past them
+        if at < tbs_end and der[at] == optional:
+            at = _tlv(der, at, tbs_end)[2]
+    extensions = _Extensions(False, None, None, ())
+    if at < tbs_end:
+        outer_start, outer_end = _expect(der, at, tbs_end, 0xA3)
+        list_start, list_end = _expect(der, outer_start, outer_end, 0x30)
+        if list_end != outer_end or outer_end != tbs_end:
+            raise _Malformed("bytes after the extensions")
+        extensions = _extensions(der, list_start, list_end)
+    return _Fields(tbs, signature, signature_algorithm, key_algorithm, public_key,
+                   der[subject_end:spki_end], der[issuer_at:issuer_end],
+                   der[subject_at:subject_end], serial, extensions)
 
 
-def _complete(der: bytes, tbs: bytes, signature: bytes, signature_algorithm: str,
-              key_algorithm: str, public_key: bytes, spki: bytes, issuer_der: bytes,
-              subject_der: bytes) -> Certificate:
-    cert = x509.load_der_x509_certificate(der)
+class _Extensions(NamedTuple):
+    is_ca: bool
+    path_length: int | None
+    key_usage: tuple[str, ...] | None
+    unhandled_critical: tuple[str, ...]
+
+
+class _Fields(NamedTuple):
+    tbs: bytes
+    signature: bytes
+    signature_algorithm: str
+    key_algorithm: str
+    public_key: bytes
+    spki: bytes
+    issuer_der: bytes
+    subject_der: bytes
+    serial: int
+    extensions: _Extensions
+
+
+_OID_BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
+_OID_KEY_USAGE = bytes.fromhex("551d0f")  # 2.5.29.15
+#: keyUsage's named bits, in bit order (RFC 5280 §4.2.1.3).
+_KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment",
+                   "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                   "encipher_only", "decipher_only")
+
+
+def _extensions(der: bytes, start: int, end: int) -> _Extensions:
+    """The two extensions Tally enforces, read here, and the OIDs of other critical
+    ones. Non-critical extensions Tally does not use are not decoded at all."""
+    seen: set[bytes] = set()
     is_ca, path_length, key_usage = False, None, None
-    unhandled = []
-    for extension in cert.extensions:  # raises on a duplicate or undecodable extension
-        value = extension.value
-        if isinstance(value, x509.BasicConstraints):
-            is_ca, path_length = value.ca, value.path_length
-        elif isinstance(value, x509.KeyUsage):
-            key_usage = tuple(sorted(b for b in _KEY_USAGE_BITS if getattr(value, b)))
-        if extension.critical and extension.oid not in _HANDLED:
-            unhandled.append(extension.oid.dotted_string)
+    unhandled: list[str] = []
+    at = start
+    while at < end:
+        ext_start, at = _expect(der, at, end, 0x30)
+        oid_start, oid_end = _expect(der, ext_start, at, 0x06)
+        oid = der[oid_start:oid_end]
+        if oid in seen:
+            raise _Malformed(f"extension {_dotted(oid)} appears twice")
+        seen.add(oid)
+        critical = False
+        inner = oid_end
+        if inner < at and der[inner] == 0x01:
+            bool_start, inner = _expect(der, inner, at, 0x01)
+            if der[bool_start:inner] != b"\xff":  # DER: TRUE is 0xff, FALSE is left out
+                raise _Malformed("critical is encoded TRUE or not at all")
+            critical = True
+        value_start, value_end = _expect(der, inner, at, 0x04)
+        if value_end != at:
+            raise _Malformed("bytes after an extension's value")
+        if oid == _OID_BASIC_CONSTRAINTS:
+            is_ca, path_length = _basic_constraints(der, value_start, value_end)
+        elif oid == _OID_KEY_USAGE:
+            key_usage = _key_usage(der, value_start, value_end)
+        elif critical:
+            unhandled.append(_dotted(oid))
+    return _Extensions(is_ca, path_length, key_usage, tuple(sorted(unhandled)))
+
+
+def _basic_constraints(der: bytes, start: int, end: int) -> tuple[bool, int | None]:
+    seq_start, seq_end = _expect(der, start, end, 0x30)
+    if seq_end != end:
+        raise _Malformed("bytes after basicConstraints")
+    at, is_ca, path_length = seq_start, False, None
+    if at < seq_end and der[at] == 0x01:
+        bool_start, at = _expect(der, at, seq_end, 0x01)
+        if der[bool_start:at] != b"\xff":
+            raise _Malformed("basicConstraints cA is encoded TRUE or not at all")
+        is_ca = True
+    if at < seq_end:
+        int_start, at = _expect(der, at, seq_end, 0x02)
+        contents = der[int_start:at]
+        if not 1 <= len(contents) <= 2 or contents[0] & 0x80 or (
+                len(contents) == 2 and contents[0] == 0 and not contents[1] & 0x80):
+            raise _Malformed("pathLenConstraint is a small non-negative INTEGER")
+        path_length = int.from_bytes(contents, "big")
+    if at != seq_end:
+        raise _Malformed("bytes after pathLenConstraint")
+    return is_ca, path_length
+
+
+def _key_usage(der: bytes, start: int, end: int) -> tuple[str, ...]:
+    bits_start, bits_end = _expect(der, start, end, 0x03)
+    if bits_end != end or bits_start == bits_end:
+        raise _Malformed("keyUsage is one BIT STRING")
+    unused, data = der[bits_start], der[bits_start + 1 : bits_end]
+    if unused > 7 or (unused and not data) or (data and data[-1] & ((1 << unused) - 1)):
+        raise _Malformed("keyUsage has bad unused bits")
+    value = int.from_bytes(data, "big") >> unused if data else 0
+    width = 8 * len(data) - unused
+    return tuple(sorted(name for bit, name in enumerate(_KEY_USAGE_BITS)
+                        if bit < width and value >> (width - 1 - bit) & 1))
+
+
+def _complete(der: bytes, fields: _Fields) -> Certificate:
+    cert = x509.load_der_x509_certificate(der)
+    extensions = fields.extensions
     return Certificate(
-        der=der, tbs=tbs, signature=signature, signature_algorithm=signature_algorithm,
-        key_algorithm=key_algorithm, public_key=public_key, spki=spki,
-        serial=cert.serial_number, issuer_der=issuer_der, subject_der=subject_der,
-        issuer=cert.issuer.rfc4514_string(), subject=cert.subject.rfc4514_string(),
+        der=der, tbs=fields.tbs, signature=fields.signature,
+        signature_algorithm=fields.signature_algorithm, key_algorithm=fields.key_algorithm,
+        public_key=fields.public_key, spki=fields.spki, serial=fields.serial,
+        issuer_der=fields.issuer_der, subject_der=fields.subject_der,
         not_before_ms=_milliseconds(cert.not_valid_before_utc),
         not_after_ms=_milliseconds(cert.not_valid_after_utc),
-        is_ca=is_ca, path_length=path_length, key_usage=key_usage,
-        unhandled_critical=tuple(sorted(unhandled)),
+        is_ca=extensions.is_ca, path_length=extensions.path_length,
+        key_usage=extensions.key_usage, unhandled_critical=extensions.unhandled_critical,
+        _x509=cert,
     )
 
 
@@ -504,8 +656,9 @@ class VerifiedChain:
 
     #: leaf first, root last.
     path: tuple[Certificate, ...]
-    #: The leaf's subject (RFC 4514), serial and key (Tally's raw encoding).
-    subject: str
+    #: The leaf's subject (DER, canonical; and RFC 4514 for people), serial and key
+    #: (Tally's raw encoding).
+    subject_der: bytes
     serial: int
     key_algorithm: str
     public_key: bytes
@@ -513,6 +666,10 @@ class VerifiedChain:
     #: the root certificate (the member CA as registered).
     issuer_key_fingerprint: str
     root_fingerprint: str
+
+    @property
+    def subject(self) -> str:
+        return self.path[0].subject
 
 
 def _refuse(reason: str, message: str) -> CertificateError:
@@ -667,7 +824,7 @@ def verify_chain(
                               f"{cert.subject!r} (serial {cert.serial}) is revoked by "
                               f"{issuer.subject!r}")
     return VerifiedChain(
-        path=path, subject=leaf.subject, serial=leaf.serial,
+        path=path, subject_der=leaf.subject_der, serial=leaf.serial,
         key_algorithm=leaf.key_algorithm, public_key=leaf.public_key,
         issuer_key_fingerprint=key_fingerprint(path[1], suite_name),
         root_fingerprint=fingerprint(root, suite_name),

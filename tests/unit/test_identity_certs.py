@@ -8,6 +8,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -294,6 +296,51 @@ def test_path_length_constraint(setup: Setup, pki: OpensslPki) -> None:
     refused(E.CHAIN_TOO_LONG, lambda: setup.verify(deep, [parse_ca(inter_ca)], roots=[root]))
 
 
+@pytest.mark.parametrize("extensions", [
+    CA_EXTENSIONS,
+    ["basicConstraints = critical,CA:TRUE,pathlen:3", "keyUsage = keyCertSign,digitalSignature"],
+    LEAF_EXTENSIONS,
+    ["keyUsage = critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment,"
+     "keyAgreement,keyCertSign,cRLSign,encipherOnly,decipherOnly"],
+    ["subjectAltName = critical,email:a@example.cn", "certificatePolicies = 1.2.3.4"],
+], ids=["ca", "pathlen", "leaf", "every-bit", "other-critical"])
+def test_extensions_read_as_cryptography_reads_them(pki: OpensslPki,
+                                                    extensions: list[str]) -> None:
+    """The DER walk reads basicConstraints, keyUsage and criticality as cryptography does."""
+    root_ca = pki.root("Bank ed25519", "ed25519")
+    ours = parse_certificate(pki.leaf(root_ca, "x", extensions=extensions))
+    theirs = x509.load_der_x509_certificate(ours.der)
+    constraints = {e.oid: e for e in theirs.extensions}
+    bc = constraints.get(ExtensionOID.BASIC_CONSTRAINTS)
+    assert ours.is_ca == (bc is not None and bc.value.ca)  # type: ignore[attr-defined]
+    assert ours.path_length == (bc.value.path_length if bc else None)  # type: ignore[attr-defined]
+    ku = constraints.get(ExtensionOID.KEY_USAGE)
+    if ku is None:
+        assert ours.key_usage is None
+    else:
+        value = ku.value
+        names = ["digital_signature", "content_commitment", "key_encipherment",
+                 "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign"]
+        expected = {n for n in names if getattr(value, n)}
+        if value.key_agreement:  # type: ignore[attr-defined]
+            expected |= {n for n in ("encipher_only", "decipher_only") if getattr(value, n)}
+        assert set(ours.key_usage or ()) == expected
+    critical = sorted(e.oid.dotted_string for e in theirs.extensions if e.critical
+                      and e.oid not in (ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE))
+    assert list(ours.unhandled_critical) == critical
+
+
+def test_extensions_cryptography_refuses_are_read_by_the_rfc(pki: OpensslPki) -> None:
+    """cryptography refuses decipherOnly without keyAgreement when asked for the
+    extension; RFC 5280 leaves it undefined, not invalid. The walk reads the bits, and
+    no newer cryptography rule about extensions can change a verdict."""
+    root_ca = pki.root("Bank ed25519", "ed25519")
+    ours = parse_certificate(pki.leaf(root_ca, "y", extensions=["keyUsage = decipherOnly"]))
+    assert ours.key_usage == ("decipher_only",)
+    with pytest.raises(ValueError):
+        _ = x509.load_der_x509_certificate(ours.der).extensions
+
+
 # --- algorithms -------------------------------------------------------------------------
 
 
@@ -387,6 +434,17 @@ def test_outer_and_signed_algorithms_must_agree(pki: OpensslPki) -> None:
     at = der.rfind(ecdsa_sha256)
     sha384 = ecdsa_sha256[:-1] + b"\x03"
     refused(E.MALFORMED, lambda: parse_certificate(der[:at] + sha384 + der[at + 12:]))
+
+
+def test_a_name_cryptography_cannot_decode_is_compared_as_bytes(setup: Setup) -> None:
+    """Found by the byte flips: a subject value with a tag no string type has (0x0d)
+    passes the DER walk; the signature fails, and showing the name does not raise."""
+    der = setup.leaf.der
+    alice = b"\x0c\x05alice"  # UTF8String "alice"
+    assert der.count(alice) == 1
+    odd = parse_certificate(der.replace(alice, b"\x0d\x05alice"))
+    assert odd.subject.startswith("#30")
+    refused(E.BAD_SIGNATURE, lambda: setup.verify(odd))
 
 
 @pytest.fixture(scope="session")
