@@ -54,8 +54,8 @@ on: the signed bytes, the signature, the algorithm identifiers, the public key (
 keyUsage and the critical flags. ``cryptography`` parses the whole certificate as a
 second gate and supplies the two validity times and the RFC 4514 names shown to people.
 So a newer ``cryptography`` that grows stricter about some extension cannot change an
-answer, while one that refuses a certificate outright changes it visibly (``malformed``);
-its version is pinned with the chain's (decision 0027).
+answer; one that refuses a certificate outright would (``malformed``), which makes an
+upgrade of ``cryptography`` a change every validator makes together (decision 0027).
 """
 
 from __future__ import annotations
