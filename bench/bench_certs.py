@@ -36,7 +36,7 @@ def microseconds(operation: Callable[[], object], number: int, rounds: int = 5) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     number = 200 if parser.parse_args().quick else 2000
     print(f"python {platform.python_version()} on {platform.machine()}")
