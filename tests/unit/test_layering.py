@@ -33,7 +33,8 @@ import pytest
 #: The layers, lowest first: (name, module prefixes). The root package ``tally`` itself
 #: (its ``__init__``) is matched exactly, not as a prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("tally", "tally.errors", "tally.codec", "tally.crypto", "tally.bounded")),
+    ("foundations", ("tally", "tally.errors", "tally.codec", "tally.crypto", "tally.bounded",
+                     "tally.identity", "tally.identity.certs", "tally.identity.credit_code")),
     ("formats", ("tally.log", "tally.state", "tally.protocol", "tally.tx", "tally.keys",
                  "tally.genesis", "tally.evidence", "tally.evidence.verify")),
     ("contract VM", ("tally.vm",)),
