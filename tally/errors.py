@@ -37,6 +37,15 @@ class Code(StrEnum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     INSUFFICIENT_UNITS = "INSUFFICIENT_UNITS"
     ASSET_RETIRED = "ASSET_RETIRED"
+    #: Version 4: the sender is not a registered account (refused before it runs).
+    UNREGISTERED = "TX_UNREGISTERED"
+    #: Version 4: the sender's account is frozen or closed, or its member suspended.
+    ACCOUNT_INACTIVE = "TX_ACCOUNT_INACTIVE"
+    #: Version 4: a vote or withdrawal on a proposal that passed, failed, expired or
+    #: was withdrawn.
+    PROPOSAL_CLOSED = "PROPOSAL_CLOSED"
+    #: Version 4: a certificate that does not verify (its reason names why).
+    BAD_CERTIFICATE = "BAD_CERTIFICATE"
     #: The block's shared step budget for contract code was spent before this call could
     #: run it (tally.exec.context.BlockSteps): submit it again, it fits a later block.
     BLOCK_STEPS_SPENT = "BLOCK_STEPS_SPENT"
@@ -128,7 +137,7 @@ class VerificationFailed(TallyError):
 ADMISSION_CODES = frozenset({
     Code.MALFORMED, Code.OVERSIZE, Code.BAD_SIGNATURE, Code.WRONG_CHAIN, Code.WRONG_SUITE,
     Code.NONCE_REPLAYED, Code.NONCE_GAP, Code.EXPIRED, Code.UNKNOWN_KIND, Code.DUPLICATE,
-    Code.MEMPOOL_FULL,
+    Code.MEMPOOL_FULL, Code.UNREGISTERED, Code.ACCOUNT_INACTIVE,
 })
 
 
@@ -169,6 +178,8 @@ ABCI_CODES: dict[str, int] = {
     Code.VM_VIEW_WRITE: 38, Code.VM_NO_CONTRACT: 39, Code.VM_NO_METHOD: 40, Code.VM_BAD_ARGS: 41,
     Code.VM_ALREADY_DEPLOYED: 42, Code.VM_HOST_ERROR: 43, Code.VM_NO_HOST: 44, Code.VM_BUSY: 45,
     Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.RATE_LIMITED: 48,
+    Code.UNREGISTERED: 20, Code.ACCOUNT_INACTIVE: 21, Code.PROPOSAL_CLOSED: 22,
+    Code.BAD_CERTIFICATE: 23,
     Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

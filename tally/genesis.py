@@ -16,10 +16,11 @@ from typing import Any
 
 from tally import codec
 from tally.crypto import PrivateKey, Suite, get_suite
-from tally.protocol.versions import KNOWN_VERSIONS, LATEST_VERSION
+from tally.protocol.versions import IDENTITY, KNOWN_VERSIONS, LATEST_VERSION
 
 #: The roles an account may hold (tally.exec.roles gives them their meaning).
 ROLES = ("admin", "issuer", "custodian", "regulator")
+_MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CHAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 
@@ -81,6 +82,13 @@ class Genesis:
     #: The protocol version of block 1 (tally.protocol.versions). A genesis document
     #: without the field is version 1, so the hash of every older genesis is unchanged.
     protocol_version: int = 1
+    #: Version 4 (tally.exec.identity): founding members {id, name, credit_code, cas: [PEM]},
+    #: their accounts {member, public_key, commitment, kyc}, and the committee's seats
+    #: {address: weight} (by default one seat of weight 1 per ``admin``). Left out of the
+    #: document when empty, so earlier genesis hashes are unchanged.
+    members: tuple[dict[str, Any], ...] = ()
+    accounts: tuple[dict[str, Any], ...] = ()
+    committee: dict[str, int] = field(default_factory=dict)
 
     @property
     def suite(self) -> Suite:
@@ -97,6 +105,12 @@ class Genesis:
         }
         if self.protocol_version != 1:
             doc["protocol_version"] = self.protocol_version
+        if self.members:
+            doc["members"] = [dict(m) for m in self.members]
+        if self.accounts:
+            doc["accounts"] = [dict(a) for a in self.accounts]
+        if self.committee:
+            doc["committee"] = dict(sorted(self.committee.items()))
         return doc
 
     def canonical_bytes(self) -> bytes:
@@ -128,23 +142,72 @@ class Genesis:
             if not validators or any(v.power <= 0 for v in validators):
                 raise ValueError("genesis needs at least one validator with positive power")
             roles = {a: tuple(r) for a, r in doc.get("roles", {}).items()}
+            version = doc.get("protocol_version", 1)
+            known_roles = (*ROLES, "registrar") if version >= IDENTITY else ROLES
             for account_roles in roles.values():
                 for role in account_roles:
-                    if role not in ROLES:
+                    if role not in known_roles:
                         raise ValueError(f"unknown role {role!r}")
             params = Params.from_doc(doc.get("params", {}))
-            version = doc.get("protocol_version", 1)
             if version not in KNOWN_VERSIONS or (version == 1 and "protocol_version" in doc):
                 raise ValueError(f"protocol_version must be one of {KNOWN_VERSIONS[1:]} "
                                  "(leave it out for version 1)")
+            members, accounts, committee = _identity_parts(doc, version)
             return cls(chain_id, suite_name, int(doc["genesis_time_ms"]), validators, roles, params,
-                       version)
+                       version, members, accounts, committee)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed genesis document: {exc}") from exc
 
     @classmethod
     def read(cls, path: Path) -> Genesis:
         return cls.from_doc(json.loads(Path(path).read_text()))
+
+
+def _identity_parts(doc: dict[str, Any], version: int
+                    ) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...],
+                               dict[str, int]]:
+    """Genesis's members, accounts and committee seats (version 4 on), checked."""
+    members = tuple(doc.get("members", ()))
+    accounts = tuple(doc.get("accounts", ()))
+    committee = dict(doc.get("committee", {}))
+    if not (members or accounts or committee):
+        return (), (), {}
+    if version < IDENTITY:
+        raise ValueError(f"members, accounts and committee need protocol_version {IDENTITY}")
+    _check_members(members, accounts, doc["suite"], int(doc["genesis_time_ms"]))
+    for account, weight in committee.items():
+        if not isinstance(account, str) or type(weight) is not int or not 0 < weight <= 10**6:
+            raise ValueError("committee seats are {address: weight from 1 to 1,000,000}")
+    return members, accounts, committee
+
+
+def _check_members(members: tuple[dict[str, Any], ...], accounts: tuple[dict[str, Any], ...],
+                   suite_name: str, time_ms: int) -> None:
+    """Credit codes, CA certificates usable at genesis time, accounts of known members."""
+    from tally.identity import certs
+    from tally.identity.credit_code import check_credit_code
+
+    ids = set()
+    for member in members:
+        if not isinstance(member, dict) or set(member) != {"id", "name", "credit_code", "cas"}:
+            raise ValueError("a genesis member has exactly id, name, credit_code and cas")
+        if not isinstance(member["id"], str) or not _MEMBER_RE.match(member["id"]) \
+                or member["id"] in ids:
+            raise ValueError(f"member id {member['id']!r} is malformed or repeated")
+        check_credit_code(member["credit_code"])
+        if not isinstance(member["cas"], list) or not member["cas"]:
+            raise ValueError(f"member {member['id']} needs a CA certificate (PEM)")
+        for pem in member["cas"]:
+            certs.check_root(certs.parse_certificate(pem.encode()), at_ms=time_ms,
+                           suite_name=suite_name)
+        ids.add(member["id"])
+    for account in accounts:
+        if not isinstance(account, dict) or account.get("member") not in ids or \
+                not set(account) <= {"member", "public_key", "commitment", "kyc"}:
+            raise ValueError(f"a genesis account names a known member and has public_key, "
+                             f"commitment, kyc: {account!r}")
+        bytes.fromhex(account["public_key"])
+        bytes.fromhex(account.get("commitment", ""))
 
 
 def make_genesis(
@@ -156,6 +219,9 @@ def make_genesis(
     params: Params | None = None,
     consensus_keys: dict[str, bytes] | None = None,
     protocol_version: int = LATEST_VERSION,
+    members: tuple[dict[str, Any], ...] = (),
+    accounts: tuple[dict[str, Any], ...] = (),
+    committee: dict[str, int] | None = None,
 ) -> Genesis:
     consensus_keys = consensus_keys or {}
     return Genesis(
@@ -167,4 +233,7 @@ def make_genesis(
         roles={account: tuple(sorted(r)) for account, r in roles.items()},
         params=params or Params(),
         protocol_version=protocol_version,
+        members=tuple(members),
+        accounts=tuple(accounts),
+        committee=dict(committee or {}),
     )

@@ -102,6 +102,9 @@ class TxContext:
     contract_events: list[ContractEvent] = field(default_factory=list)
     #: What the transaction returns to its sender (a contract call's return value).
     result: Any = None
+    #: Version 4: the chain's policies allowed the sender this transaction
+    #: (tally.exec.policy.authorize), so a module's own role checks give way to them.
+    authorized: bool = False
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

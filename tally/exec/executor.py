@@ -19,11 +19,12 @@ from typing import Any
 
 from tally import tx as txmod
 from tally.errors import Code, ExecutionFailed, TallyError, TxRejected
-from tally.exec import upgrade
+from tally.exec import policy, upgrade
 from tally.exec.context import BlockSteps, ContractEvent, Event, TxContext
 from tally.exec.rules import Rules, rules_for
 from tally.exec.state import BlockState
 from tally.genesis import Genesis
+from tally.protocol.versions import IDENTITY
 from tally.tx import Transaction
 from tally.vm import VM
 
@@ -185,6 +186,7 @@ class Executor:
             op = rules.operations.get(tx.kind)
             if op is None:  # admitted under the rules of the version before this block
                 raise TxRejected(f"unknown transaction kind {tx.kind!r}", Code.UNKNOWN_KIND)
+            who = policy.admit(state, tx.sender) if rules.version >= IDENTITY else None
             expected = state.get(nonce_key(tx.sender)) or 0
             self.check_nonce_and_expiry(tx, expected, height,
                                         rules.param(state, self.genesis, "max_expiry_window"))
@@ -199,6 +201,9 @@ class Executor:
             # upgrade parses again by its own rules.
             parsed = tx.parsed if tx.parsed is not None and rules is self.rules \
                 else op.parse(tx.payload)
+            if who is not None:
+                policy.authorize(state, who, tx.kind, parsed)
+                ctx.authorized = True
             op.apply(ctx, parsed)
         except TallyError as exc:
             state.rollback()

@@ -192,6 +192,10 @@ def _genesis(genesis: Genesis) -> dict[bytes, Any]:
                              for v in sorted(genesis.validators, key=lambda v: v.name)]}
 
 
+#: Version 4: the validator set's genesis only (the committee module proposes and votes).
+VALIDATORS_MODULE = Module("validators", genesis=_genesis)
+
+
 def make_module(actions: Iterable[Action]) -> Module:
     """The governance module over the committee actions of a chain's other modules (its
     own, ``validator.set``, included)."""

@@ -28,9 +28,10 @@ from tally.errors import Code, ExecutionFailed
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
 from tally.exec.module import Action, Module
+from tally.exec.registry import BASE_ROLES, ROLES_DEFINED_KEY, SEATS_KEY
 from tally.exec.state import StateAccess, StateReader
 from tally.genesis import PARAM_BOUNDS, Genesis, Params
-from tally.protocol.versions import KNOWN_VERSIONS
+from tally.protocol.versions import IDENTITY, KNOWN_VERSIONS
 
 PROTOCOL_KEY = b"protocol"
 PARAMS_KEY = b"params"
@@ -59,8 +60,21 @@ def begin_block(state: StateAccess, genesis: Genesis, height: int) -> int:
     if record["version"] < 2 <= upgrade["version"]:
         # Parameters move from genesis into state, where the committee can change them.
         state.put(PARAMS_KEY, genesis.params.to_doc())
+    if record["version"] < IDENTITY <= upgrade["version"]:
+        migrate_to_identity(state)
     state.put(PROTOCOL_KEY, {"version": upgrade["version"]})
     return upgrade["version"]
+
+
+def migrate_to_identity(state: StateAccess) -> None:
+    """A chain moving to version 4: each ``admin`` of the old committee holds one seat of
+    weight 1, so the committee that voted the upgrade governs after it; the base roles are
+    defined; registration is not yet required (the committee requires it by proposal,
+    ``identity.require``, once its members and their accounts are registered)."""
+    if state.get(SEATS_KEY) is None:
+        state.put(SEATS_KEY, {a: 1 for a in sorted(state.get(b"committee") or [])})
+    if state.get(ROLES_DEFINED_KEY) is None:
+        state.put(ROLES_DEFINED_KEY, list(BASE_ROLES))
 
 
 def genesis_writes(genesis: Genesis) -> dict[bytes, Any]:

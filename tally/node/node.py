@@ -54,7 +54,8 @@ class Node:
         self._height_changed = threading.Condition()
         self.engine: Engine = make_engine(self.ledger, self._on_commit, comet=comet,
                                           validator=validator,
-                                          committed_nonce=self.reader.nonce, clock_ms=clock_ms)
+                                          committed_nonce=self.reader.admission_nonce,
+                                          clock_ms=clock_ms)
         self.metrics = NodeMetrics(self.reader, self.engine,
                                    validator.name if validator else None)
         self.add_listener(self.metrics.on_commit)

@@ -50,6 +50,7 @@ from tally.log.merkle import leaf_hash
 from tally.log.tree import MerkleLog
 from tally.protocol.header import BlockHeader
 from tally.protocol.receipt import Receipt
+from tally.protocol.versions import IDENTITY
 from tally.state.store import BlockRow, EventRow, Store, TxRow
 from tally.state.trie import StateTrie
 
@@ -330,6 +331,18 @@ class ChainReader:
     def nonce(self, address: str) -> int:
         """The next nonce the committed state expects from ``address``."""
         return self.value(nonce_key(address)) or 0
+
+    def admission_nonce(self, address: str) -> int:
+        """:meth:`nonce`, for admitting a transaction: from protocol version 4, a sender
+        that may not act at all (unregistered, frozen...) is refused here already, so its
+        transactions never reach a block (execution refuses them again regardless)."""
+        from tally.exec import policy
+        from tally.exec.upgrade import current_version
+
+        state = _ValueReader(self)
+        if current_version(state, self.genesis) >= IDENTITY:
+            policy.admit(state, address)
+        return self.nonce(address)
 
     def asset(self, asset: str) -> dict[str, Any]:
         record = self.value(asset_key(asset))

@@ -18,15 +18,21 @@ version  what it is
 3        evidence bound to its chain: every checkpoint names the genesis hash (a ``genesis``
          line that every validator signature covers), and the header commits to every
          transaction's receipt (``receipts``, an RFC 9162 root), decision 0023
+4        members and identities: institutions with CA certificates, real-name accounts
+         registered by certificate, claims, roles scoped to a member, policies as data,
+         a committee with weighted seats that votes for and against proposals which expire
+         and can be withdrawn; roles change only by proposal (decision 0028)
 =======  ====================================================================================
 """
 
 from __future__ import annotations
 
 #: Every version this build can execute, oldest first.
-KNOWN_VERSIONS: tuple[int, ...] = (1, 2, 3)
+KNOWN_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 #: The version a new chain starts at.
 LATEST_VERSION = KNOWN_VERSIONS[-1]
 #: The first version whose checkpoints name their genesis and whose headers commit to
 #: receipts.
 BOUND_TO_GENESIS = 3
+#: The first version with members, registered accounts, policies and the voting committee.
+IDENTITY = 4

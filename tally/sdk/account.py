@@ -106,7 +106,55 @@ class Operations(Generic[R]):
         return self._op("document.attest", payload)
 
     def grant_role(self, account: str, role: str) -> R:
+        """Protocol versions 1-3: an admin grants a role. From version 4 roles change only
+        by proposal: ``propose("role.grant", account=..., role=...)``."""
         return self._op("role.grant", {"account": account, "role": role})
+
+    # Identities (protocol version 4).
+    def register_account(self, certificate: bytes, *, commitment: bytes, kyc: int,
+                         chain: list[bytes] | None = None) -> R:
+        """A registrar registers the account its member's CA certified (PEM or DER);
+        ``commitment`` is :func:`tally.identity.commitment.commit` of the person's data."""
+        payload: dict[str, Any] = {"certificate": certificate, "commitment": commitment,
+                                   "kyc": kyc}
+        if chain:
+            payload["chain"] = list(chain)
+        return self._op("account.register", payload)
+
+    def freeze_account(self, account: str, reason: str = "") -> R:
+        return self._op("account.freeze", {"account": account, "reason": reason})
+
+    def unfreeze_account(self, account: str, reason: str = "") -> R:
+        return self._op("account.unfreeze", {"account": account, "reason": reason})
+
+    def close_account(self, account: str, reason: str = "") -> R:
+        return self._op("account.close", {"account": account, "reason": reason})
+
+    def rotate_key(self, certificate: bytes, *, assets: list[str] | None = None,
+                   chain: list[bytes] | None = None) -> R:
+        """This account moves to the key ``certificate`` certifies, taking ``assets``."""
+        payload: dict[str, Any] = {"certificate": certificate, "assets": list(assets or [])}
+        if chain:
+            payload["chain"] = list(chain)
+        return self._op("account.rotate", payload)
+
+    def recover_account(self, account: str, certificate: bytes, *, reason: str,
+                        assets: list[str] | None = None) -> R:
+        return self._op("account.recover", {"account": account, "certificate": certificate,
+                                            "reason": reason, "assets": list(assets or [])})
+
+    def revoke_certificate(self, issuer: str, serial: int, reason: str = "") -> R:
+        return self._op("cert.revoke", {"issuer": issuer, "serial": serial, "reason": reason})
+
+    def issue_claim(self, subject: str, topic: str, value: int | str, *,
+                    expires_ms: int | None = None) -> R:
+        payload: dict[str, Any] = {"subject": subject, "topic": topic, "value": value}
+        if expires_ms is not None:
+            payload["expires_ms"] = expires_ms
+        return self._op("claim.issue", payload)
+
+    def revoke_claim(self, subject: str, topic: str, reason: str = "") -> R:
+        return self._op("claim.revoke", {"subject": subject, "topic": topic, "reason": reason})
 
     # Governance and contracts.
     def propose(self, action: str, **args: Any) -> R:
@@ -115,6 +163,14 @@ class Operations(Generic[R]):
 
     def approve(self, proposal_id: str) -> R:
         return self._op("gov.approve", {"proposal": proposal_id})
+
+    def vote(self, proposal_id: str, vote: str) -> R:
+        """Version 4: vote ``for`` or ``against`` a proposal."""
+        return self._op("gov.vote", {"proposal": proposal_id, "vote": vote})
+
+    def withdraw(self, proposal_id: str) -> R:
+        """Version 4: the proposer withdraws its open proposal."""
+        return self._op("gov.withdraw", {"proposal": proposal_id})
 
     def call(self, contract: str, method: str, *args: Any, steps: int | None = None,
              check: bool = True) -> R:

@@ -131,7 +131,7 @@ def test_free_units_only(h: AppChain) -> None:
     assert pledge.code == "UNAUTHORISED", pledge
     # ... but custodians still freeze them: alice's 10 GOLD, 7 frozen by two orders.
     with h.batch():
-        h.ok("admin", "role.grant", {"account": h.account("custodian"), "role": "custodian"})
+        h.grant(h.account("custodian"), "custodian")
         for quantity in (4, 3):
             h.ok("custodian", "custody.freeze", {"asset": "GOLD", "holder": alice,
                                                  "quantity": quantity, "reason": "court"})
@@ -146,7 +146,7 @@ def test_free_units_only(h: AppChain) -> None:
 def test_uncontrolled_assets_move_for_an_appointed_agent(h: AppChain) -> None:
     alice, bob, probe = h.account("alice"), h.account("bob"), h.contract_address("probe")
     with h.batch():  # BOX: a plain asset of alice's, no controlling contract
-        h.ok("admin", "role.grant", {"account": h.account("issuer"), "role": "issuer"})
+        h.grant(h.account("issuer"), "issuer")
         h.ok("issuer", "asset.issue", {"asset": "BOX", "class": "document", "name": "Box",
                                        "quantity": 5, "to": alice})
     host_fails(h, "probe", "custody.transfer_from", ["BOX", alice, bob, 1], "UNAUTHORISED")

@@ -19,7 +19,7 @@ def deploy(chain: Chain, name: str, template: str, args: list) -> None:
     receipt = chain.send("admin", "gov.propose", {"action": "contract.deploy", "name": name,
                                                   "source": source(template), "args": args})
     assert receipt.ok, receipt
-    chain.ok("admin", "role.grant", {"account": contract_address(name), "role": "issuer"})
+    chain.grant(contract_address(name), "issuer")
 
 
 def call(chain: Chain, who: str, contract: str, method: str, *args):

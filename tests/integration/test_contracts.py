@@ -97,7 +97,7 @@ def test_deploy_needs_the_committee_and_keeps_the_source(chain: Chain) -> None:
     refused = chain.send("alice", "gov.propose", {"action": "contract.deploy", "name": "token",
                                                   "source": TOKEN})
     assert refused.code == Code.UNAUTHORISED
-    chain.ok("admin", "role.grant", {"account": chain.addr("bob"), "role": "admin"})
+    chain.add_to_committee(chain.addr("bob"))
     proposal = deploy(chain, "token", TOKEN, [1000])  # 1 of 2 admins: not yet
     assert proposal.ok
     with pytest.raises(Exception, match="no contract"):
@@ -179,7 +179,7 @@ def test_contracts_move_custody_only_through_the_custody_interface(chain: Chain)
     assert deploy(chain, "vault", VAULT).ok
     refused = call(chain, "alice", "vault", "open", "VBOND", 1000)
     assert refused.code == Code.UNAUTHORISED and "issuer role" in refused.message
-    chain.ok("admin", "role.grant", {"account": vault, "role": "issuer"})
+    chain.grant(vault, "issuer")
     assert call(chain, "alice", "vault", "open", "VBOND", 1000).ok
     paid = call(chain, "alice", "vault", "pay", "VBOND", chain.addr("bob"), 40)
     assert paid.ok
@@ -226,7 +226,7 @@ def test_blocks_with_contracts_replay_identically_under_other_hash_seeds(
     chain = token_chain
     chain.ok("admin", "gov.propose", {"action": "contract.deploy", "name": "vault",
                                       "source": VAULT})
-    chain.ok("admin", "role.grant", {"account": contract_address("vault"), "role": "issuer"})
+    chain.grant(contract_address("vault"), "issuer")
     raws = [chain.sign("admin", "contract.call", {"contract": "token", "method": "transfer",
                                                   "args": [chain.addr(n), i + 1]}, tier=2)
             for i, n in enumerate(["alice", "bob", "carol"] * 4)]

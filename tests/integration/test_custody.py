@@ -147,11 +147,11 @@ def test_attest_document(chain: Chain) -> None:
 
 
 def test_roles_are_granted_by_admins_only(chain: Chain) -> None:
-    payload = {"account": chain.addr("bob"), "role": "issuer"}
-    assert chain.send("issuer", "role.grant", payload).code == Code.UNAUTHORISED
-    assert chain.ok("admin", "role.grant", payload)
+    grant = chain.grant_tx(chain.addr("bob"), "issuer")
+    assert chain.send("issuer", *grant).code == Code.UNAUTHORISED
+    assert chain.ok("admin", *grant)
     assert chain.node.reader.account(chain.addr("bob"))["roles"] == ["issuer"]
     assert chain.ok("bob", "asset.issue", {"asset": "B2", "class": "other", "name": "b",
                                            "quantity": 1})
-    assert chain.ok("admin", "role.revoke", payload)
+    assert chain.ok("admin", *chain.grant_tx(chain.addr("bob"), "issuer", "role.revoke"))
     assert chain.node.reader.account(chain.addr("bob"))["roles"] == []

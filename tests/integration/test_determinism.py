@@ -31,7 +31,7 @@ def history(chain: Chain) -> None:
         assert r.ok
     chain.ok("lender", "custody.enforce", {"pledge": pledge.tx})
     chain.ok("regulator", "custody.unfreeze", {"freeze": freeze.tx})
-    chain.ok("admin", "role.grant", {"account": chain.addr("bob"), "role": "issuer"})
+    chain.grant(chain.addr("bob"), "issuer")
 
 
 def test_replays_on_fresh_nodes_under_different_hash_seeds(chain: Chain, tmp_path: Path) -> None:

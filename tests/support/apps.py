@@ -32,6 +32,7 @@ from tally.genesis import make_genesis
 from tally.keys import NamedKey, generate
 from tally.node import Node
 from tally.protocol.receipt import Receipt
+from tally.protocol.versions import IDENTITY
 
 CHAIN = "apps-test"
 GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -154,9 +155,23 @@ class AppChain:
         return self.ok(COMMITTEE[1], "gov.approve", {"proposal": proposal})
 
     def grant_issuer(self, contract: str) -> None:
-        """Role ``issuer`` for a contract's custody account, granted by an admin."""
-        self.ok(COMMITTEE[0], "role.grant",
-                {"account": contract_address(contract), "role": "issuer"})
+        """Role ``issuer`` for a contract's custody account, granted by the committee."""
+        self.grant(contract_address(contract), "issuer")
+
+    def grant(self, account: str, role: str) -> None:
+        """Give ``account`` a role: from protocol version 4 by a committee proposal (the
+        first member proposes, the second approves), before it by an admin's
+        ``role.grant``."""
+        if self.genesis.protocol_version < IDENTITY:
+            self.ok(COMMITTEE[0], "role.grant", {"account": account, "role": role})
+            return
+        raw = self.sign(COMMITTEE[0], "gov.propose", {
+            "action": "role.grant", "account": account, "role": role})
+        proposed = self._submit(raw)
+        if proposed is not None and not proposed.ok:
+            raise CallFailed(proposed)
+        self.ok(COMMITTEE[1], "gov.approve",
+                {"proposal": txmod.decode(raw, max_size=len(raw)).id_hex})
 
     def receipt(self, contract: str, method: str, *args: Any, caller: str) -> Receipt:
         """Send a ``contract.call`` signed by ``caller`` (a label or an address)."""

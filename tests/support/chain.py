@@ -9,10 +9,10 @@ from typing import Any
 
 from tally import tx as txmod
 from tally.crypto import get_suite
-from tally.genesis import Params, make_genesis
+from tally.genesis import Genesis, Params, make_genesis
 from tally.keys import NamedKey, generate
 from tally.node import Node
-from tally.protocol.versions import LATEST_VERSION
+from tally.protocol.versions import IDENTITY, LATEST_VERSION
 
 CHAIN = "test-chain"
 GENESIS_TIME = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -41,14 +41,37 @@ class Chain:
             self.keys["custodian"].address: ["custodian"],
             self.keys["regulator"].address: ["regulator"],
         }
-        self.genesis = make_genesis(CHAIN, self.suite, [(self.validator.name, self.validator.key)],
-                                    roles, genesis_time, params,
-                                    protocol_version=protocol_version)
+        self.genesis = self.make_genesis(roles, genesis_time, params, protocol_version)
         self.data_dir = tmp / "node"
         clock = itertools.count(genesis_time + 1000, 1000)
         self.node = Node(self.data_dir, self.genesis, self.validator, clock_ms=lambda: next(clock))
         self.node.start()
         self._nonces: dict[str, int] = {}
+
+    def make_genesis(self, roles: dict[str, list[str]], genesis_time: int,
+                     params: Params | None, protocol_version: int) -> Genesis:
+        return make_genesis(CHAIN, self.suite, [(self.validator.name, self.validator.key)],
+                            roles, genesis_time, params, protocol_version=protocol_version)
+
+    def grant_tx(self, account: str, role: str, kind: str = "role.grant"
+                 ) -> tuple[str, dict[str, Any]]:
+        """The transaction that gives ``account`` a role (or takes it, ``role.revoke``): a
+        committee proposal from protocol version 4 (one admin's seat passes it alone), the
+        plain operation before."""
+        if self.genesis.protocol_version >= IDENTITY:
+            return "gov.propose", {"action": kind, "account": account, "role": role}
+        return kind, {"account": account, "role": role}
+
+    def add_to_committee(self, account: str) -> Any:
+        """A second committee member: a seat from version 4, the admin role before."""
+        if self.genesis.protocol_version >= IDENTITY:
+            return self.ok("admin", "gov.propose", {"action": "committee.seat",
+                                                    "account": account, "weight": 1})
+        return self.ok("admin", "role.grant", {"account": account, "role": "admin"})
+
+    def grant(self, account: str, role: str, by: str = "admin") -> Any:
+        kind, payload = self.grant_tx(account, role)
+        return self.ok(by, kind, payload)
 
     def addr(self, name: str) -> str:
         return self.keys[name].address

@@ -323,12 +323,13 @@ def test_one_changed_byte_anywhere_is_caught(suite_name: str,
 
 
 @pytest.mark.parametrize(("version", "file"), [
-    (1, "golden-intl-before-versions.json"), (2, "golden-intl-version-2.json")])
+    (1, "golden-intl-before-versions.json"), (2, "golden-intl-version-2.json"),
+    (3, "golden-intl-version-3.json")])
 def test_an_older_version_writes_the_bytes_it_always_wrote(version: int, file: str,
                                                             tmp_path: Path) -> None:
     """tests/vectors/golden-intl-before-versions.json was written by the code before
-    protocol versions existed, golden-intl-version-2.json by the code before version 3;
-    neither is ever regenerated: a chain at that protocol version must produce exactly
+    protocol versions existed, golden-intl-version-2.json by the code before version 3,
+    golden-intl-version-3.json by the code before version 4; none is ever regenerated: a chain at that protocol version must produce exactly
     its genesis, transaction, header, block hash, checkpoint and evidence bundle, so that
     every older chain replays and its evidence stays valid."""
     before = json.loads((VECTORS / file).read_text())
