@@ -5,6 +5,12 @@ moment the last one's block is durable. Two paths: in-process (Node.submit_many,
 engine's own ceiling) and over HTTP (the batch endpoint, as a client would).
 
     python bench/bench_custody.py [--suite intl|gm] [--txs 20000] [--senders 200] [--http]
+    python bench/bench_custody.py --compare-permissions
+
+``--compare-permissions`` measures the same transfers side by side on a protocol-version-3
+chain (roles only) and on a version-4 chain whose every sender is a registered account of
+a member and whose every transaction passes the policy check (tally.exec.policy), and
+prints the cost of the checks (issue 15's target: at most 10 %).
 """
 
 from __future__ import annotations
@@ -26,17 +32,30 @@ from tally.crypto import get_suite  # noqa: E402
 from tally.genesis import make_genesis  # noqa: E402
 from tally.keys import generate  # noqa: E402
 from tally.node import Node  # noqa: E402
+from tally.protocol.versions import IDENTITY, LATEST_VERSION  # noqa: E402
 
 CHAIN = "bench"
 
 
-def setup(suite_name: str, senders: int, data_dir: Path):
+def setup(suite_name: str, senders: int, data_dir: Path, version: int = LATEST_VERSION,
+          registered: bool = False):
+    """A started node funded for ``senders``; ``registered``: a version-4 chain with one
+    member whose accounts are the issuer and every sender (registration required)."""
     suite = get_suite(suite_name)
     validator = generate("validator-0", suite_name)
     issuer = generate("issuer", suite_name)
     accounts = [generate(f"acct-{i}", suite_name) for i in range(senders)]
-    genesis = make_genesis(CHAIN, suite, [(validator.name, validator.key)],
-                           {issuer.address: ["issuer"]}, 1_700_000_000_000)
+    staff = {issuer.address: ["issuer", "admin"]}
+    extra: dict = {}
+    if registered:
+        from identity_setup import GENESIS_TIME_MS, identity_parts, member_ca
+
+        ca_pem, _ = member_ca(suite_name, data_dir.parent)
+        keys = {a.address: a.public_key for a in (issuer, *accounts)}
+        extra = identity_parts(ca_pem, staff, keys) | {"time_ms": GENESIS_TIME_MS}
+    genesis = make_genesis(CHAIN, suite, [(validator.name, validator.key)], staff,
+                           extra.pop("time_ms", 1_700_000_000_000), protocol_version=version,
+                           **extra)
     node = Node(data_dir, genesis, validator).start()
     # Fund every sender: one issue, then one transfer each (not timed).
     raws = [txmod.sign(issuer.key, chain=CHAIN, nonce=0, expiry=10_000, kind="asset.issue",
@@ -124,14 +143,41 @@ def run_http(node: Node, raws: list[bytes], chunk: int = 1000, clients: int = 2)
     return elapsed
 
 
+def compare_permissions(args: argparse.Namespace, tmp: Path) -> None:
+    """Alternating rounds (so machine load hits both alike); the best round of each."""
+    best: dict[str, float] = {}
+    for round_ in range(args.rounds):
+        for label, version, registered in (("v3 roles", 3, False),
+                                           ("v4 registered+policy", IDENTITY, True)):
+            node, accounts = setup(args.suite, args.senders, tmp / f"{label}-{round_}"
+                                   .replace(" ", "_").replace("+", "_"), version, registered)
+            raws = presign(accounts, args.txs)
+            rate = len(raws) / run_inprocess(node, raws)
+            node.stop()
+            best[label] = max(best.get(label, 0.0), rate)
+            print(f"round {round_ + 1} suite={args.suite} {label}: {rate:,.0f} tx/s")
+    before, after = best["v3 roles"], best["v4 registered+policy"]
+    print(f"best: v3 {before:,.0f} tx/s, v4 {after:,.0f} tx/s; the identity and policy "
+          f"checks cost {100 * (1 - after / before):.1f} % of throughput (target <= 10 %)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--suite", default="intl", choices=["intl", "gm"])
     ap.add_argument("--txs", type=int, default=20_000)
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--http", action="store_true", help="also measure through the HTTP API")
+    ap.add_argument("--compare-permissions", action="store_true",
+                    help="version 3 against version 4 with registered senders, side by side")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --compare-permissions")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tally-bench-"))
+    if args.compare_permissions:
+        try:
+            compare_permissions(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         node, accounts = setup(args.suite, args.senders, tmp / "inproc")
         raws = presign(accounts, args.txs)

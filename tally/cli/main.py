@@ -437,6 +437,7 @@ def evidence_verify(
     """Verify a bundle offline. Exit 0 if valid; 1 with the reason if it does not prove
     what it claims (or lacks the witness cosignatures asked for); 2 if it is unreadable
     or malformed (reason ``format``)."""
+    from tally.evidence.identity import identity_facts
     from tally.evidence.verify import EvidenceError, parse_bundle, verify_bundle
     from tally.evidence.witnessed import require_witnesses
 
@@ -455,6 +456,7 @@ def evidence_verify(
         doc = parse_bundle(data)
         verdict = verify_bundle(doc, genesis_hash=genesis_hash,
                                 bound_from_height=bound_from_height)
+        verdict.facts.extend(identity_facts(doc, verdict.event))
         if keys:
             required = len(keys) if witnesses_required is None else witnesses_required
             cosigned = require_witnesses(doc, keys, required)

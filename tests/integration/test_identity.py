@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from tally.errors import Code, TallyError
+from tally.evidence.export import export_bundle
+from tally.evidence.identity import identity_facts
+from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.identity import certs, commitment
 from tally.keys import generate
 from tally.node.reader import event_to_dict
 from tests.support.consortium import Consortium
 from tests.support.openssl_ca import OpensslPki
+from tests.support.replay import recorded_blocks, replay_under_seeds
 
 
 @pytest.fixture(scope="session")
@@ -257,3 +261,50 @@ def test_contracts_read_identities_and_claims(intl: Consortium) -> None:
     nobody = c.ok("alice", "contract.call", {"contract": "whois", "method": "who",
                                              "args": [c.addr("bob")]}).result
     assert nobody == [None, None]
+
+
+def test_a_registration_bundle_proves_who_the_account_is(consortium: Consortium) -> None:
+    """Evidence covers identity: the bundle of an ``account.register`` event verifies,
+    and the certificate path it records verifies again offline at the block's time, to
+    the CA genesis names for the member."""
+    c = consortium
+    receipt = c.register("alice")
+    c.issue()  # a later block, so the registration's checkpoint exists
+    reader = c.node.reader
+    bundle = export_bundle(reader, receipt.events[0])
+    verdict = verify_bundle(bundle, genesis_hash=c.genesis.hash.hex())
+    facts = identity_facts(bundle, verdict.event)
+    assert f"Account {c.addr('alice')} was registered for member bank" in facts[0]
+    assert c.commit("alice").hex() in facts[0]
+    assert "a CA that genesis names for member bank" in facts[1]
+    other = export_bundle(reader, receipt.events[0] + 1)
+    assert identity_facts(other, verify_bundle(other).event) == []
+    forged = dict(verdict.event, to=c.addr("bob"))
+    with pytest.raises(EvidenceError) as refused:
+        identity_facts(bundle, forged)
+    assert refused.value.reason == "identity"
+
+
+def test_identity_blocks_replay_to_the_same_roots(intl: Consortium, tmp_path: Path) -> None:
+    """Registrations (X.509 chains checked at block time), refusals, votes, claims, a
+    rotation and a revocation replay on fresh nodes under other hash seeds to the same
+    block hashes and state roots."""
+    c = intl
+    c.issue()
+    c.register("alice")
+    c.register("bob", member="broker")
+    code_of(c, "admin", "account.register", {"certificate": c.certificate("carol", "broker"),
+                                             "commitment": c.commit("carol"), "kyc": 1})
+    c.vote_through("admin", "claim.topic", topic="kyc", issuers=[c.addr("broker")])
+    c.ok("broker", "claim.issue", {"subject": c.addr("alice"), "topic": "kyc", "value": 3})
+    c.ok("issuer", "custody.transfer", {"asset": "BOND", "to": c.addr("alice"), "quantity": 9})
+    c.keys["alice2"] = generate("alice2", "intl")
+    c.ok("alice", "account.rotate", {"certificate": c.certificate("alice2"),
+                                     "assets": ["BOND"]})
+    bob = c.node.reader.value(f"account/{c.addr('bob')}".encode())
+    c.ok("broker", "cert.revoke", {"issuer": bob["issuer"], "serial": bob["serial"]})
+    proposal = c.ok("admin", "gov.propose", {"action": "role.define", "role": "auditor"}).tx
+    c.ok("broker", "gov.vote", {"proposal": proposal, "vote": "against"})
+    blocks, expected = recorded_blocks(c.node)
+    for replayed in replay_under_seeds(c.genesis, blocks, tmp_path):
+        assert replayed == expected
