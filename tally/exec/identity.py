@@ -35,6 +35,7 @@ from tally.errors import Code, ExecutionFailed
 from tally.exec import custody, policy
 from tally.exec import payload as p
 from tally.exec.context import Event, TxContext
+from tally.exec.contracts import contract_key
 from tally.exec.module import Action, Module
 from tally.exec.operation import Operation
 from tally.exec.registry import (
@@ -537,45 +538,61 @@ def _apply_ca_remove(ctx: TxContext, args: dict[str, Any], proposal: dict[str, A
 # --- committee actions: roles and the registration rule ------------------------------------
 
 def _parse_role(args: dict[str, Any]) -> dict[str, Any]:
-    return p.parse(args, {"account": p.address, "role": p.identifier})
+    """``account``, or ``contract``: a deployed contract's custody account, which has no
+    key and is never registered (a token contract needs ``issuer`` to issue its units)."""
+    parsed = p.parse(args, {"role": p.identifier},
+                     {"account": p.address, "contract": p.identifier})
+    if ("account" in parsed) == ("contract" in parsed):
+        raise p.invalid("name either account or contract")
+    return parsed
+
+
+def _role_holder(ctx: TxContext, args: dict[str, Any]) -> str:
+    if "contract" not in args:
+        return args["account"]
+    if ctx.state.get(contract_key(args["contract"])) is None:
+        raise ExecutionFailed(f"no contract {args['contract']!r}", Code.NOT_FOUND)
+    return custody.contract_address(args["contract"])
 
 
 def _check_role_grant(ctx: TxContext, args: dict[str, Any]) -> None:
     if args["role"] not in defined_roles(ctx.state):
         raise ExecutionFailed(f"no role {args['role']!r} is defined", Code.NOT_FOUND)
-    who = Subject.of(ctx.state, args["account"])
-    if not who.active:
+    holder = _role_holder(ctx, args)
+    who = Subject.of(ctx.state, holder)
+    if "account" in args and not who.active:
         raise ExecutionFailed(f"a role needs an active account: {who.why_not}",
                               Code.INVALID_PAYLOAD)
     if args["role"] in who.roles:
-        raise ExecutionFailed(f"{args['account']} already holds {args['role']}",
-                              Code.ALREADY_EXISTS)
+        raise ExecutionFailed(f"{holder} already holds {args['role']}", Code.ALREADY_EXISTS)
 
 
 def _apply_role_grant(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any],
                       proposal_id: str) -> None:
-    held = ctx.state.get(role_key(args["account"])) or []
-    ctx.state.put(role_key(args["account"]), sorted([*held, args["role"]]))
-    ctx.emit(Event("role.grant", to=args["account"], details={
-        "role": args["role"], "member": Subject.of(ctx.state, args["account"]).member or "",
-        "proposal": proposal_id}))
+    holder = _role_holder(ctx, args)
+    held = ctx.state.get(role_key(holder)) or []
+    ctx.state.put(role_key(holder), sorted([*held, args["role"]]))
+    ctx.emit(Event("role.grant", to=holder, details={
+        "role": args["role"], "member": Subject.of(ctx.state, holder).member or "",
+        "proposal": proposal_id} | ({"contract": args["contract"]} if "contract" in args
+                                    else {})))
 
 
 def _check_role_revoke(ctx: TxContext, args: dict[str, Any]) -> None:
-    if args["role"] not in (ctx.state.get(role_key(args["account"])) or []):
-        raise ExecutionFailed(f"{args['account']} does not hold {args['role']}",
-                              Code.NOT_FOUND)
+    holder = _role_holder(ctx, args)
+    if args["role"] not in (ctx.state.get(role_key(holder)) or []):
+        raise ExecutionFailed(f"{holder} does not hold {args['role']}", Code.NOT_FOUND)
 
 
 def _apply_role_revoke(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any],
                        proposal_id: str) -> None:
-    remaining = [r for r in ctx.state.get(role_key(args["account"])) or []
-                 if r != args["role"]]
+    holder = _role_holder(ctx, args)
+    remaining = [r for r in ctx.state.get(role_key(holder)) or [] if r != args["role"]]
     if remaining:
-        ctx.state.put(role_key(args["account"]), remaining)
+        ctx.state.put(role_key(holder), remaining)
     else:
-        ctx.state.delete(role_key(args["account"]))
-    ctx.emit(Event("role.revoke", sender=args["account"], details={
+        ctx.state.delete(role_key(holder))
+    ctx.emit(Event("role.revoke", sender=holder, details={
         "role": args["role"], "proposal": proposal_id}))
 
 
