@@ -92,6 +92,25 @@ def test_init_rejects_agents_that_are_not_addresses(env: Env) -> None:
     assert info.value.message == "INVALID: agents are addresses"
 
 
+def test_identities_come_from_the_token_unless_init_says_chain(tok: Env, env: Env) -> None:
+    assert tok.query("bond", "identity_settings") == {
+        "source": "token", "investor_topic": "qualified_investor", "country_topic": "jurisdiction",
+    }
+    owner = a(env, "owner")
+    for args, message in [
+        (["ledger"], "INVALID: the identity source is \"token\" or \"chain\", not 'ledger'"),
+        (["chain", "qualified investor"], "INVALID: 'qualified investor' is not a claim topic"),
+        (["chain", "qualified_investor", "-x"], "INVALID: '-x' is not a claim topic"),
+    ]:
+        with pytest.raises(CallFailed) as info:
+            env.deploy("bad", source("security_token"), "X", "X", [], owner, *args)
+        assert info.value.message == message
+    env.deploy("fund", source("security_token"), "FUND", "Fund", [], owner, "chain", "pro", "kyc")
+    assert env.query("fund", "identity_settings") == {
+        "source": "chain", "investor_topic": "pro", "country_topic": "kyc",
+    }
+
+
 def test_owner_adds_and_removes_agents(tok: Env) -> None:
     owner, agent, agent2 = a(tok, "owner"), a(tok, "agent"), a(tok, "agent2")
     assert refused(tok, "add_agent", agent2, caller=agent).startswith("UNAUTHORISED:")

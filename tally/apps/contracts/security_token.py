@@ -3,11 +3,20 @@
 """A permissioned security token in the spirit of ERC-3643 (T-REX).
 
 The units are a custody asset of class "security" that this contract controls, so they
-move only under its rules: an identity registry (only verified accounts receive),
+move only under its rules: identities (only verified accounts receive),
 compliance (a maximum number of holders, countries whose investors may not hold),
 pause, frozen wallets and partly frozen balances. Agents run the token day to day
 (identities, issue, burn, freezes, forced transfers, recovery of lost wallets); the
 owner appoints agents and sets the compliance rules. A new token starts paused.
+
+Identities come from one of two sources, chosen at init:
+  "token" (the default): the token's own registry, kept by its agents
+      (register_identity, update_identity, remove_identity);
+  "chain": the chain's real-name accounts and claims (protocol version 4): an account is
+      verified while it is registered and active and holds a valid claim of the investor
+      topic (default "qualified_investor") whose value is not 0 or ""; its country is the
+      value of its country-topic claim (default "jurisdiction"). An account without a
+      valid country claim is refused while any country is blocked.
 
 A refused transfer fails with an ERC-1400 style reason code at the start of the message:
 0x50 transfer failure, 0x52 insufficient balance, 0x54 transfers halted, 0x55 funds
@@ -23,6 +32,7 @@ from std.checks import (
     is_address,
     is_amount,
     is_country,
+    is_identifier,
     require_address,
     require_amount,
     require_optional_address,
@@ -54,14 +64,68 @@ def only_agent(c):
     return who
 
 
+def chain_identity(c, account):
+    # The account's identity from the chain's accounts and claims (identity source
+    # "chain"), or the reason it is not verified (text).
+    if not is_address(account):
+        return f"{account} is not a verified investor"
+    info = host_call("identity.account", account)
+    if info is None:
+        return f"{account} is not a registered account"
+    if not info["active"]:
+        return f"{account}'s account may not act (status {info['status']})"
+    investor = host_call("identity.claim", account, c.investor_topic)
+    if investor is None or investor == 0 or investor == "":
+        return f"{account} holds no valid {c.investor_topic} claim"
+    country = host_call("identity.claim", account, c.country_topic)
+    if not is_country(country):
+        country = ""
+    return {
+        "country": country,
+        "investor_type": investor,
+        "member": info["member"],
+        "kyc": info["kyc"],
+    }
+
+
+def identity_of(c, account):
+    # The account's identity if it is verified, else the reason it is not (text).
+    if c.identity_source == "chain":
+        return chain_identity(c, account)
+    ident = c.identities.get(account, None)
+    if ident is None:
+        return f"{account} is not a verified investor"
+    return ident
+
+
+def require_verified(c, account):
+    ident = identity_of(c, account)
+    if isinstance(ident, str):
+        raise ContractError(f"0x57 invalid receiver: {ident}")
+
+
+def require_token_registry(c):
+    require(
+        c.identity_source != "chain",
+        f"INVALID: {c.name}'s identities come from the chain's claims "
+        f"({c.investor_topic}, {c.country_topic}), not from a registry of its own",
+    )
+
+
 def receive_problem(c, to, amount, new_holder_leaves):
     # Identity and compliance checks on the receiving side (ERC-3643 isVerified and
     # the compliance modules).
-    ident = c.identities.get(to, None)
-    if ident is None:
-        return f"0x57 invalid receiver: {to} is not a verified investor"
-    if c.country_blocked.get(ident["country"], False):
-        return f"0x57 invalid receiver: investors in {ident['country']} may not hold {c.asset}"
+    ident = identity_of(c, to)
+    if isinstance(ident, str):
+        return f"0x57 invalid receiver: {ident}"
+    country = ident["country"]
+    if country == "" and c.blocked_countries:
+        return (
+            f"0x57 invalid receiver: {to} has no valid {c.country_topic} claim "
+            f"and {c.asset} blocks investors of some countries"
+        )
+    if c.country_blocked.get(country, False):
+        return f"0x57 invalid receiver: investors in {country} may not hold {c.asset}"
     full = c.max_holders and c.holders >= c.max_holders
     if full and not new_holder_leaves and balance_of(c, to) == 0:
         return f"0x50 transfer failure: {c.asset} already has the maximum of {c.max_holders} holders"
@@ -138,7 +202,10 @@ class SecurityToken(Contract):
     paused = Var(bool)
     agent_flags = Map(str, bool)
     agent_list = Var(list)
-    identities = Map(str, dict)  # account -> {"country", "investor_type", "since"}
+    identity_source = Var(str)  # "token" (the registry below) or "chain" (claims)
+    investor_topic = Var(str)  # "chain": the claim topic that verifies an investor
+    country_topic = Var(str)  # "chain": the claim topic whose value is the country
+    identities = Map(str, dict)  # "token": account -> {"country", "investor_type", "since"}
     wallet_frozen = Map(str, bool)
     partial_frozen = Map(str, int)  # units of the account that may not move
     holders = Var(int)  # accounts holding units
@@ -147,9 +214,30 @@ class SecurityToken(Contract):
     blocked_countries = Var(list)
     approvals = Map(str, bool)  # "<holder>/<operator contract>" -> True
 
-    def init(self, asset: str, name: str, agents: list, owner: str = ""):
+    def init(
+        self,
+        asset: str,
+        name: str,
+        agents: list,
+        owner: str = "",
+        identity_source: str = "token",
+        investor_topic: str = "qualified_investor",
+        country_topic: str = "jurisdiction",
+    ):
         require(asset != "" and name != "", "INVALID: asset and name are required")
         require_optional_address(owner, "owner")
+        require(
+            identity_source == "token" or identity_source == "chain",
+            f"INVALID: the identity source is \"token\" or \"chain\", not {identity_source!r}",
+        )
+        for topic in [investor_topic, country_topic]:
+            require(
+                is_identifier(topic) and topic[0] not in "._:-",
+                f"INVALID: {topic!r} is not a claim topic",
+            )
+        self.identity_source = identity_source
+        self.investor_topic = investor_topic
+        self.country_topic = country_topic
         self.owner = owner or caller_account()
         self.asset = asset
         self.name = name
@@ -210,6 +298,7 @@ class SecurityToken(Contract):
 
     def register_identity(self, account: str, country: str, investor_type: str):
         agent = only_agent(self)
+        require_token_registry(self)
         require_address(account, account)
         check_identity_fields(country, investor_type)
         require(account not in self.identities, f"ALREADY_EXISTS: {account} is registered")
@@ -225,6 +314,7 @@ class SecurityToken(Contract):
 
     def update_identity(self, account: str, country: str, investor_type: str):
         agent = only_agent(self)
+        require_token_registry(self)
         check_identity_fields(country, investor_type)
         ident = self.identities.get(account, None)
         require(ident is not None, f"NOT_FOUND: {account} is not registered")
@@ -238,6 +328,7 @@ class SecurityToken(Contract):
 
     def remove_identity(self, account: str):
         agent = only_agent(self)
+        require_token_registry(self)
         require(account in self.identities, f"NOT_FOUND: {account} is not registered")
         del self.identities[account]
         emit("IdentityRemoved", {"account": account, "by": agent})
@@ -314,7 +405,7 @@ class SecurityToken(Contract):
         agent = only_agent(self)
         require_amount(amount)
         require(holder != to, "0x57 invalid receiver: sender and receiver are the same account")
-        require(to in self.identities, f"0x57 invalid receiver: {to} is not a verified investor")
+        require_verified(self, to)
         release_locked(self, holder, amount)
         move(self, holder, to, amount)
         emit("ForcedTransfer", {"from": holder, "to": to, "amount": amount, "by": agent})
@@ -322,10 +413,7 @@ class SecurityToken(Contract):
     def recover(self, lost_account: str, new_account: str):
         agent = only_agent(self)
         require(lost_account != new_account, "INVALID: the new account is the lost one")
-        require(
-            new_account in self.identities,
-            f"0x57 invalid receiver: {new_account} is not a verified investor",
-        )
+        require_verified(self, new_account)
         amount = free_units(held(self, lost_account))
         locked = self.partial_frozen.get(lost_account, 0)
         moved_lock = min(locked, amount)
@@ -403,11 +491,22 @@ class SecurityToken(Contract):
 
     @view
     def identity(self, account: str) -> dict | None:
-        return self.identities.get(account, None)
+        ident = identity_of(self, account)
+        if isinstance(ident, str):
+            return None
+        return ident
 
     @view
     def is_verified(self, account: str) -> bool:
-        return account in self.identities
+        return not isinstance(identity_of(self, account), str)
+
+    @view
+    def identity_settings(self) -> dict:
+        return {
+            "source": self.identity_source or "token",  # "": upgraded from before sources
+            "investor_topic": self.investor_topic,
+            "country_topic": self.country_topic,
+        }
 
     @view
     def compliance(self) -> dict:
