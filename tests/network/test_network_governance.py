@@ -256,3 +256,44 @@ def test_governance_changes_validators_and_evidence_follows(net: Path) -> None:
     # Evidence of an event from before the changes still verifies.
     early = evidence_when_ready(client, 0)
     assert verify_bundle(early, genesis_hash=genesis_hash).event["type"] == "asset.issue"
+
+
+def test_the_committee_refuses_bad_votes_on_the_network(net: Path) -> None:
+    """Protocol version 4's committee on CometBFT: a vote by an account without a seat, a
+    double vote, a vote on a withdrawn or an expired proposal, a withdrawal by another
+    seat, and a policy that would let a minority govern are refused with their codes, and
+    every validator ends with the same state; the seat given for the test is taken back
+    by vote."""
+    specs = load_localnet(net)
+    home = Home(net)
+    client = TallyClient(api_url(specs[0]))
+    admin, bob, lender = (client.account(home.key(n)) for n in ("admin", "bob", "lender"))
+    admin.send("gov.propose", {"action": "committee.seat", "account": bob.address,
+                               "weight": 1})  # one seat of one: passes at once
+    open_one = admin.send("gov.propose", {"action": "role.define", "role": "auditor"}).tx
+    assert lender.send("gov.vote", {"proposal": open_one, "vote": "for"},
+                       check=False).code == "UNAUTHORISED"
+    assert admin.send("gov.vote", {"proposal": open_one, "vote": "for"},
+                      check=False).code == "ALREADY_EXISTS"
+    assert bob.send("gov.withdraw", {"proposal": open_one}, check=False).code == "UNAUTHORISED"
+    admin.send("gov.withdraw", {"proposal": open_one})
+    assert bob.send("gov.vote", {"proposal": open_one, "vote": "for"},
+                    check=False).code == "PROPOSAL_CLOSED"
+    short = admin.send("gov.propose", {"action": "role.define", "role": "auditor",
+                                       "ttl": 1})
+    wait_until(lambda: client.status().height > short.height + 1, what="the expiry")
+    assert bob.send("gov.vote", {"proposal": short.tx, "vote": "for"},
+                    check=False).code == "PROPOSAL_CLOSED"
+    minority = admin.send("gov.propose", {
+        "action": "policy.set", "resource": "gov:committee.seat",
+        "vote": {"participation": 2000, "win": 2000}}, check=False)
+    assert minority.code == "INVALID_PAYLOAD"
+    removal = admin.send("gov.propose", {"action": "committee.seat", "account": bob.address,
+                                         "weight": 0}).tx
+    last = bob.send("gov.vote", {"proposal": removal, "vote": "for"})
+    roots = set()
+    for spec in specs[:4]:
+        with TallyClient(api_url(spec)) as each:
+            wait_until(lambda each=each: each.status().height >= last.height, what="height")
+            roots.add(each.block(last.height).header.state)
+    assert len(roots) == 1  # every node holds the same committee, proposals and votes
