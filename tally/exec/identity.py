@@ -310,7 +310,26 @@ def _succeed(ctx: TxContext, old: str, args: dict[str, Any], kind: str) -> str:
     new = ctx.suite.address(verified.public_key)
     if account(ctx.state, new) is not None:
         raise ExecutionFailed(f"account {new} is already registered", Code.ALREADY_EXISTS)
-    for asset in args.get("assets", []):
+    _move_holdings(ctx, old, new, args.get("assets", []), kind)
+    ctx.state.put(account_key(new), {
+        **record, "key": verified.public_key.hex(), "issuer": verified.issuer_key_fingerprint,
+        "serial": verified.serial, "status": "active", "height": ctx.height,
+        "predecessor": old})
+    _record_issuers(ctx.state, ctx.suite.name, record["member"], verified)
+    ctx.state.put(serial_key(verified.issuer_key_fingerprint, verified.serial), new)
+    ctx.state.put(account_key(old), {**record, "status": "rotated", "successor": new})
+    _carry_roles_and_seat(ctx.state, old, new)
+    ctx.emit(Event(kind, sender=ctx.sender, to=new, details={
+        "account": old, "member": record["member"], "reason": args.get("reason", "")}
+        | _certificate_details(verified)))
+    return new
+
+
+def _move_holdings(ctx: TxContext, old: str, new: str, assets: list[str], kind: str
+                   ) -> None:
+    """All units of ``assets`` pass from ``old`` to ``new``; pledged or frozen units refuse
+    the move (their pledge and freeze records name ``old``)."""
+    for asset in assets:
         holding = custody.get_holding(ctx.state, asset, old)
         if holding["p"] or holding["f"]:
             raise ExecutionFailed(f"{old} has pledged or frozen units of {asset}: release "
@@ -319,25 +338,17 @@ def _succeed(ctx: TxContext, old: str, args: dict[str, Any], kind: str) -> str:
             custody.move_units(ctx.state, asset, old, new, holding["q"])
             ctx.emit(Event("custody.transfer", asset, old, new, holding["q"],
                            details={"reason": kind}))
-    ctx.state.put(account_key(new), {
-        **record, "key": verified.public_key.hex(), "issuer": verified.issuer_key_fingerprint,
-        "serial": verified.serial, "status": "active", "height": ctx.height,
-        "predecessor": old})
-    _record_issuers(ctx.state, ctx.suite.name, record["member"], verified)
-    ctx.state.put(serial_key(verified.issuer_key_fingerprint, verified.serial), new)
-    ctx.state.put(account_key(old), {**record, "status": "rotated", "successor": new})
-    roles = ctx.state.get(role_key(old))
+
+
+def _carry_roles_and_seat(state: StateAccess, old: str, new: str) -> None:
+    roles = state.get(role_key(old))
     if roles:
-        ctx.state.put(role_key(new), roles)
-        ctx.state.delete(role_key(old))
-    seats = ctx.state.get(SEATS_KEY) or {}
+        state.put(role_key(new), roles)
+        state.delete(role_key(old))
+    seats = state.get(SEATS_KEY) or {}
     if old in seats:
         moved = {**{a: w for a, w in seats.items() if a != old}, new: seats[old]}
-        ctx.state.put(SEATS_KEY, {a: moved[a] for a in sorted(moved)})
-    ctx.emit(Event(kind, sender=ctx.sender, to=new, details={
-        "account": old, "member": record["member"], "reason": args.get("reason", "")}
-        | _certificate_details(verified)))
-    return new
+        state.put(SEATS_KEY, {a: moved[a] for a in sorted(moved)})
 
 
 def _rotate(ctx: TxContext, args: dict[str, Any]) -> None:
