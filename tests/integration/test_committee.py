@@ -4,6 +4,7 @@ no way for one seat — or a bad change — to take governance away."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +207,59 @@ def test_malformed_policies_are_refused(c: Consortium) -> None:
     assert code_of(c, "admin", "gov.propose", {
         "action": "policy.set", "resource": "nothing:here", "allow": {"any": True}}) == \
         Code.INVALID_PAYLOAD
+
+
+def test_a_chain_upgraded_to_version_4_keeps_working_until_it_requires_registration(
+        tmp_path: Path, pki: OpensslPki) -> None:
+    """A version-3 chain moves to version 4 at a height its committee votes: its admins
+    hold seats of weight 1, roles then change only by proposal, and no account is locked
+    out; requiring registration is refused while the seat holder is unregistered, and
+    passes once a member admitted by vote registered it. Every block replays."""
+    from tally.keys import generate
+    from tests.support.chain import Chain
+    from tests.support.replay import recorded_blocks, replay_under_seeds
+
+    chain = Chain(tmp_path / "chain", "intl", protocol_version=3,
+                  genesis_time=(int(time.time()) + 2) * 1000)  # after the CA's notBefore
+    try:
+        height = chain.node.ledger.height
+        chain.ok("admin", "gov.propose", {"action": "protocol.upgrade", "version": 4,
+                                          "height": height + 2})
+        chain.issue()
+        chain.issue("OTHER")
+        assert chain.node.reader.value(b"seats") == {chain.addr("admin"): 1}
+        assert code_of_chain(chain, "admin", "role.grant", {
+            "account": chain.addr("bob"), "role": "issuer"}) == Code.UNKNOWN_KIND
+        chain.ok("alice", "custody.appoint_agent", {"agent": chain.addr("bob")})
+        locked = chain.send("admin", "gov.propose", {"action": "identity.require",
+                                                     "required": "yes"})
+        assert locked.code == Code.INVALID_PAYLOAD and "locked out" in locked.message
+        ca = pki.root("Upgrade Bank CA", "ed25519")
+        chain.keys["registrar"] = generate("registrar", "intl")
+        chain.ok("admin", "gov.propose", {
+            "action": "member.admit", "id": "bank", "name": "Upgrade Bank",
+            "credit_code": credit_code("91310000600000006"), "cas": [ca.pem],
+            "registrars": [pki.leaf(ca, "Registrar", public_key=chain.keys[
+                "registrar"].public_key)]})
+        chain.ok("registrar", "account.register", {
+            "certificate": pki.leaf(ca, "Admin", public_key=chain.keys["admin"].public_key),
+            "commitment": b"\x01" * 32, "kyc": 3})
+        chain.ok("admin", "gov.propose", {"action": "identity.require", "required": "yes"})
+        with pytest.raises(TallyError) as refused:
+            chain.node.submit(chain.sign("alice", "custody.appoint_agent",
+                                         {"agent": chain.addr("carol")}))
+        assert refused.value.code == Code.UNREGISTERED
+        blocks, expected = recorded_blocks(chain.node)
+        assert {f["version"] for f in expected} == {3, 4}
+        for replayed in replay_under_seeds(chain.genesis, blocks, tmp_path):
+            assert replayed == expected
+    finally:
+        chain.stop()
+
+
+def code_of_chain(chain: object, name: str, kind: str, payload: dict) -> str:
+    try:
+        return chain.send(name, kind, payload).code  # type: ignore[attr-defined]
+    except TallyError as exc:
+        chain._nonces[name] -= 1  # type: ignore[attr-defined]
+        return exc.code
