@@ -66,13 +66,25 @@ def keys_new(name: str, out: Annotated[Path, typer.Option(help="key file to writ
     console.print(f"{named.name}: address {named.address} ({suite}) → {out}")
 
 
-@keys_app.command("show")
-def keys_show(path: Path) -> None:
+@keys_app.command("show", epilog="Example: tally keys show --pem alice.json > alice.pub.pem "
+                                   "(then: openssl x509 ... -force_pubkey alice.pub.pem; "
+                                   "docs/identity.md)")
+def keys_show(path: Path,
+              pem: Annotated[bool, typer.Option(
+                  "--pem", help="print the public key as a PEM SubjectPublicKeyInfo, for a "
+                                "member's CA to certify with openssl x509 -force_pubkey")]
+              = False) -> None:
     """Print a key file's name, suite, public key and address (never the private key)."""
     try:
         named = keyfiles.load(path)
     except ValueError as exc:
         fail(str(exc))
+    if pem:
+        from tally.identity.certs import SUITE_KEY_ALGORITHM, public_key_pem
+
+        sys.stdout.write(public_key_pem(SUITE_KEY_ALGORITHM[named.key.suite.name],
+                                        named.public_key).decode())
+        return
     console.print_json(json.dumps({"name": named.name, "suite": named.key.suite.name,
                                    "public_key": named.public_key.hex(),
                                    "address": named.address}))
