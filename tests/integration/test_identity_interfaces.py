@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Consortiu
     c.stop()
 
 
-def get(url: str, path: str, **params: object) -> httpx.Response:
+def get(url: str, path: str, **params: str | int) -> httpx.Response:
     return httpx.get(url + path, params=params, timeout=30)
 
 
@@ -241,7 +242,7 @@ def tally(*args: str | Path, url: str | None = None) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=120)
 
 
-def answer(run: subprocess.CompletedProcess[str]) -> object:
+def answer(run: subprocess.CompletedProcess[str]) -> Any:
     assert run.returncode == 0, run.stderr + run.stdout
     return json.loads(run.stdout)
 
@@ -285,15 +286,15 @@ def test_cli_end_to_end(served: tuple[Consortium, str], tmp_path: Path) -> None:
     receipt = answer(tally("account", "register", tmp_path / "dave.pem", "--commitment",
                            disclosure["commitment"], "--kyc", "2", "--key",
                            tmp_path / "admin.json", url=url))
-    assert receipt["code"] == "OK"  # type: ignore[index]
+    assert receipt["code"] == "OK"
     shown = answer(tally("account", "show", dave, url=url))
-    assert shown["member"] == "bank" and shown["active"] is True  # type: ignore[index]
-    assert shown["commitment"] == disclosure["commitment"]  # type: ignore[index]
+    assert shown["member"] == "bank" and shown["active"] is True
+    assert shown["commitment"] == disclosure["commitment"]
 
     # the disclosure checks against the chain; a tampered one does not
     checked = answer(tally("account", "check-disclosure", tmp_path / "dave.disclosure.json",
                            "--account", dave, url=url))
-    assert checked["matches"] is True  # type: ignore[index]
+    assert checked["matches"] is True
     forged = dict(disclosure, record={**disclosure["record"], "name": "Eve"})
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     bad = tally("account", "check-disclosure", tmp_path / "forged.json", "--account", dave,
@@ -302,35 +303,35 @@ def test_cli_end_to_end(served: tuple[Consortium, str], tmp_path: Path) -> None:
 
     # policy: Dave may not issue, until the committee grants him the role
     shown_policy = answer(tally("policy", "show", "tx:asset.issue", url=url))
-    assert shown_policy["describe"] == "the role issuer"  # type: ignore[index]
+    assert shown_policy["describe"] == "the role issuer"
     may = tally("policy", "may", dave, "tx:asset.issue", url=url)
     assert may.returncode == 1 and '"allowed": false' in may.stdout
     proposed = answer(tally("proposal", "propose", "role.grant", "--arg", f"account={dave}",
                             "--arg", "role=issuer", "--key", tmp_path / "admin.json",
                             url=url))
-    proposal = proposed["proposal"]  # type: ignore[index]
-    assert proposed["status"] == "open"  # type: ignore[index]
+    proposal = proposed["proposal"]
+    assert proposed["status"] == "open"
     listed = answer(tally("proposal", "list", url=url))
-    assert proposal in [p["id"] for p in listed]  # type: ignore[union-attr]
+    assert proposal in [p["id"] for p in listed]
     voted = answer(tally("proposal", "vote", proposal, "for", "--key",
                          tmp_path / "broker.json", url=url))
-    assert voted["status"] == "open"  # type: ignore[index]
+    assert voted["status"] == "open"
     voted = answer(tally("proposal", "vote", proposal, "for", "--key",
                          tmp_path / "custodian.json", url=url))
-    assert voted["status"] == "passed"  # type: ignore[index]
-    assert voted["tally"] == {"for": 3, "against": 0, "total": 4}  # type: ignore[index]
+    assert voted["status"] == "passed"
+    assert voted["tally"] == {"for": 3, "against": 0, "total": 4}
     assert tally("policy", "may", dave, "tx:asset.issue", url=url).returncode == 0
-    assert answer(tally("proposal", "show", proposal, url=url))["status"] == "passed"  # type: ignore[index]
+    assert answer(tally("proposal", "show", proposal, url=url))["status"] == "passed"
 
     # a committee action of its own group, then withdrawn
     topic = answer(tally("claim", "topic", "accredited", "--issuer", c.addr("broker"),
                          "--key", tmp_path / "admin.json", url=url))
-    withdrawn = tally("proposal", "withdraw", topic["proposal"], "--key",  # type: ignore[index]
+    withdrawn = tally("proposal", "withdraw", topic["proposal"], "--key",
                       tmp_path / "admin.json", url=url)
     assert withdrawn.returncode == 0, withdrawn.stderr
-    assert answer(tally("claim", "list", dave, url=url))["claims"] == []  # type: ignore[index]
+    assert answer(tally("claim", "list", dave, url=url))["claims"] == []
     members = answer(tally("member", "list", url=url))
-    assert len(members) == 4  # type: ignore[arg-type]
+    assert len(members) == 4
 
     # refusals: a malformed address, a vote by a non-seat, an unknown proposal
     malformed = tally("account", "show", "xyz", url=url)
