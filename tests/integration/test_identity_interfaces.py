@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,3 +363,31 @@ def _commands(group: str) -> list:
     from tally.cli.identity import GROUPS
 
     return dict(GROUPS)[group].registered_commands
+
+
+def docs_openssl(suite: str) -> str:
+    """docs/identity.md's openssl commands for ``suite``: the first (intl) or second (gm)
+    shell block after "Making a CA"."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "identity.md").read_text()
+    section = docs[docs.index("Making a CA"):docs.index("## Real-name accounts")]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh\n")[1:]]
+    return blocks[{"intl": 0, "gm": 1}[suite]]
+
+
+@pytest.mark.parametrize("suite", ["intl", "gm"])
+def test_docs_openssl_commands_certify_a_tally_key(suite: str, tmp_path: Path) -> None:
+    """docs/identity.md's commands, as written there, make a certificate Tally verifies
+    for the key ``tally keys show --pem`` printed."""
+    script = docs_openssl(suite)
+    assert "-force_pubkey alice.pub.pem" in script and "tally keys show --pem" in script
+    (tmp_path / "tally").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tally "$@"\n')
+    (tmp_path / "tally").chmod(0o755)
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert run.returncode == 0, run.stderr
+    verified = certs.verify_chain(
+        certs.parse_certificate((tmp_path / "alice.pem").read_bytes()), [],
+        [certs.parse_certificate((tmp_path / "ca.pem").read_bytes())],
+        at_ms=int(time.time() * 1000) + 60_000, suite_name=suite, usage="account")
+    assert verified.public_key == keyfiles.load(tmp_path / "alice.json").public_key
