@@ -1,7 +1,7 @@
 """The HTTP API of a node (FastAPI). Its OpenAPI document is served at /openapi.json.
 
 The routes live in :mod:`tally.api.routers`, one router per domain (chain, transactions,
-custody, proofs, contracts, events), each route with a response model from
+custody, proofs, contracts, events, identity), each route with a response model from
 :mod:`tally.protocol.http`. This module composes them and keeps what every route shares:
 errors as JSON ``{"code": ..., "message": ...}`` with a stable code from
 :mod:`tally.errors` (whether they come from admission, a lookup or request validation),
@@ -25,7 +25,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tally.api.guard import BodyGuard, send_error
 from tally.api.limits import ApiLimits
 from tally.api.queries import QueryGate
-from tally.api.routers import chain, contracts, custody, events, proofs, transactions
+from tally.api.routers import (
+    chain,
+    contracts,
+    custody,
+    events,
+    identity,
+    proofs,
+    transactions,
+)
 from tally.errors import Code, TallyError
 from tally.node import Node
 
@@ -40,7 +48,7 @@ STATUS_OF = {
 }
 log = logging.getLogger("tally.api")
 ROUTERS = [chain.router, transactions.router, custody.router, proofs.router,
-           contracts.router, events.router]
+           contracts.router, events.router, identity.router]
 
 
 def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:

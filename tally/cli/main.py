@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from tally import keys as keyfiles
+from tally.cli import identity
+from tally.cli.common import DEFAULT_URL, UrlOpt, console, err, fail
+from tally.cli.common import call as _call
 
 app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and Python contracts.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -35,19 +37,11 @@ app.add_typer(evidence_app, name="evidence")
 witness_app = typer.Typer(help="Witness a chain: cosign its checkpoints (C2SP tlog-witness).",
                           no_args_is_help=True)
 app.add_typer(witness_app, name="witness")
-
-console = Console()
-err = Console(stderr=True)
+for _name, _group in identity.GROUPS:
+    app.add_typer(_group, name=_name)
 
 DEFAULT_HOME = Path(os.environ.get("TALLY_HOME", ".tally"))
-DEFAULT_URL = os.environ.get("TALLY_URL", "http://127.0.0.1:26680")
 HomeOpt = Annotated[Path, typer.Option("--home", help="node home directory", envvar="TALLY_HOME")]
-UrlOpt = Annotated[str, typer.Option("--url", help="node API URL", envvar="TALLY_URL")]
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -66,13 +60,25 @@ def keys_new(name: str, out: Annotated[Path, typer.Option(help="key file to writ
     console.print(f"{named.name}: address {named.address} ({suite}) → {out}")
 
 
-@keys_app.command("show")
-def keys_show(path: Path) -> None:
+@keys_app.command("show", epilog="Example: tally keys show --pem alice.json > alice.pub.pem "
+                                   "(then: openssl x509 ... -force_pubkey alice.pub.pem; "
+                                   "docs/identity.md)")
+def keys_show(path: Path,
+              pem: Annotated[bool, typer.Option(
+                  "--pem", help="print the public key as a PEM SubjectPublicKeyInfo, for a "
+                                "member's CA to certify with openssl x509 -force_pubkey")]
+              = False) -> None:
     """Print a key file's name, suite, public key and address (never the private key)."""
     try:
         named = keyfiles.load(path)
     except ValueError as exc:
         fail(str(exc))
+    if pem:
+        from tally.identity.certs import SUITE_KEY_ALGORITHM, public_key_pem
+
+        sys.stdout.write(public_key_pem(SUITE_KEY_ALGORITHM[named.key.suite.name],
+                                        named.public_key).decode())
+        return
     console.print_json(json.dumps({"name": named.name, "suite": named.key.suite.name,
                                    "public_key": named.public_key.hex(),
                                    "address": named.address}))
@@ -626,17 +632,6 @@ def audit(home: HomeOpt = DEFAULT_HOME) -> None:
 def _hex_to_bytes(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: bytes.fromhex(v[2:]) if isinstance(v, str) and v.startswith("0x") else v
             for k, v in obj.items()}
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    from tally.sdk import ApiError
-
-    try:
-        return fn(*args)
-    except ApiError as exc:
-        fail(f"{exc.code}: {exc.message}")
-    except Exception as exc:  # connection errors and the like
-        fail(f"cannot reach the node: {exc}")
 
 
 if __name__ == "__main__":

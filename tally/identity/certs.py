@@ -71,8 +71,8 @@ from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tally.crypto import get_suite, sm2
 from tally.crypto.sm3 import sm3
@@ -90,6 +90,8 @@ __all__ = [
     "key_fingerprint",
     "key_matches",
     "parse_certificate",
+    "pem",
+    "public_key_pem",
     "verify_chain",
 ]
 
@@ -586,6 +588,46 @@ def key_matches(cert: Certificate, public_key: bytes, suite_name: str) -> bool:
     if suite_name not in _ACCOUNT_KEY:
         raise ValueError(f"unknown crypto suite {suite_name!r}")
     return cert.key_algorithm == _ACCOUNT_KEY[suite_name] and cert.public_key == bytes(public_key)
+
+
+# --- PEM -------------------------------------------------------------------------------
+
+#: SEQUENCE { SEQUENCE { id-ecPublicKey, sm2 (1.2.156.10197.1.301) }, BIT STRING (66) }:
+#: what precedes an SM2 point in its SubjectPublicKeyInfo (cryptography has no SM2).
+_SM2_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200")
+#: A suite's account key algorithm, as openssl names it.
+SUITE_KEY_ALGORITHM = {"intl": "ed25519", "gm": "sm2"}
+
+
+def _pem_block(label: str, der: bytes) -> bytes:
+    body = binascii.b2a_base64(der, newline=False).decode()
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n".encode()
+
+
+def pem(der: bytes) -> str:
+    """A certificate's DER as one PEM ``CERTIFICATE`` block."""
+    return _pem_block("CERTIFICATE", bytes(der)).decode()
+
+
+def public_key_pem(algorithm: str, raw: bytes) -> bytes:
+    """A raw public key (Tally's encoding: 32 bytes of Ed25519, a 65-byte uncompressed
+    SM2 or P-256 point) as a PEM SubjectPublicKeyInfo, as ``openssl x509 -force_pubkey``
+    reads it (``algorithm``: ed25519, sm2 or p256; :data:`SUITE_KEY_ALGORITHM` names a
+    suite's). An SM2 key is id-ecPublicKey with the curve OID 1.2.156.10197.1.301."""
+    if algorithm == "ed25519":
+        key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey = (
+            ed25519.Ed25519PublicKey.from_public_bytes(bytes(raw)))
+    elif algorithm == "p256":
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(raw))
+    elif algorithm == "sm2":
+        if len(raw) != 65 or raw[0] != 0x04:
+            raise ValueError("an SM2 public key is a 65-byte uncompressed point")
+        return _pem_block("PUBLIC KEY", _SM2_SPKI_PREFIX + bytes(raw))
+    else:
+        raise ValueError(f"no raw encoding for {algorithm}")
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 # --- signatures --------------------------------------------------------------------------

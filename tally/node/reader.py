@@ -24,7 +24,9 @@ What it offers, by family:
 from __future__ import annotations
 
 import base64
+import functools
 import queue
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -58,6 +60,10 @@ __all__ = ["ChainReader", "ValidatorProofs", "event_to_dict", "jsonable", "recei
 
 #: How many blocks past the first one covering an event to look for a quorum checkpoint.
 SEARCH_WINDOW = 64
+#: How many records one identity read returns at most (each scan is bounded).
+MAX_MEMBERS = 1000
+MAX_CLAIMS = 256
+MAX_PROPOSALS = 256
 
 
 def b64(data: bytes) -> str:
@@ -444,6 +450,184 @@ class ChainReader:
             self._query_vms.put(vm)
         return result.return_value
 
+    # --- identities and governance (protocol version 4) ----------------------------------
+
+    def _state(self) -> _ValueReader:
+        return _ValueReader(self)
+
+    def _latest_time(self) -> tuple[int, int]:
+        """(height, block time in ms) of the latest committed block; (0, genesis time)."""
+        latest = self._store.latest_block()
+        if latest is None:
+            return 0, self.genesis.time_ms
+        return latest.height, BlockHeader.decode(latest.header).time
+
+    def members(self, limit: int = MAX_MEMBERS) -> list[dict[str, Any]]:
+        """Members (institutions) in id order, at most ``limit``."""
+        return [_member_doc(codec.decode(raw))
+                for _key, raw in self._store.read_prefix(b"member/", limit)]
+
+    def member(self, member_id: str) -> dict[str, Any]:
+        """A member's record, its CA certificates as PEM, and its status."""
+        from tally.exec import registry
+        from tally.identity.certs import pem
+
+        check_member_id(member_id)
+        with self.snapshot():
+            record = self.value(registry.member_key(member_id))
+            if record is None:
+                raise NotFound(f"no member {member_id!r}")
+            cas = []
+            for fingerprint in record["cas"]:
+                ca = self.value(registry.ca_key(fingerprint)) or {}
+                cas.append({"fingerprint": fingerprint,
+                            "pem": pem(ca["der"]) if "der" in ca else None})
+        return _member_doc(record) | {"ca_certificates": cas}
+
+    def identity(self, address: str) -> dict[str, Any]:
+        """Who a registered account is (never the person's data: the commitment to it),
+        and whether it may act now (:class:`tally.exec.registry.Subject`)."""
+        from tally.exec.registry import Subject, account
+
+        check_address(address)
+        with self.snapshot():
+            state = self._state()
+            record = account(state, address)
+            if record is None:
+                raise NotFound(f"account {address} is not registered")
+            who = Subject.of(state, address)
+        out = {"address": address, "member": record["member"], "kyc": record["kyc"],
+               "status": record["status"], "commitment": record["commitment"],
+               "key": record["key"], "issuer": record.get("issuer", ""),
+               "serial": record.get("serial", 0), "height": record["height"],
+               "roles": list(who.roles), "active": who.active, "why_not": who.why_not}
+        for link in ("predecessor", "successor"):
+            if link in record:
+                out[link] = record[link]
+        return out
+
+    def claims(self, address: str, limit: int = MAX_CLAIMS) -> dict[str, Any]:
+        """The claims an account holds, each with whether it counts at the latest
+        block's time (:func:`tally.exec.claims.valid_claim`), and why not."""
+        from tally.exec.claims import trusted_issuers, valid_claim
+
+        check_address(address)
+        with self.snapshot():
+            state = self._state()
+            height, time_ms = self._latest_time()
+            prefix = f"claim/{address}/".encode()
+            out = []
+            for key, raw in self._store.read_prefix(prefix, limit):
+                topic = key[len(prefix):].decode()
+                claim = codec.decode(raw)
+                expires = claim.get("expires_ms", 0)
+                expired = bool(expires) and time_ms >= expires
+                trusted = claim["issuer"] in trusted_issuers(state, topic)
+                valid = valid_claim(state, address, topic, time_ms) is not None
+                out.append({"topic": topic, "value": claim["value"],
+                            "issuer": claim["issuer"], "height": claim["height"],
+                            "expires_ms": expires, "expired": expired, "trusted": trusted,
+                            "valid": valid})
+        return {"address": address, "height": height, "time": time_ms, "claims": out}
+
+    def proposals(self, status: str = "open", limit: int = MAX_PROPOSALS
+                  ) -> list[dict[str, Any]]:
+        """Proposals as of the latest height: the open ones (``proposals/open``; one past
+        its expiry reads ``expired`` until the next committee transaction closes it), or
+        ``all`` of them in id order, at most ``limit``."""
+        from tally.exec.committee import open_proposals, proposal_key
+
+        if status not in ("open", "all"):
+            raise TallyError("status must be open or all", Code.INVALID_REQUEST)
+        with self.snapshot():
+            state = self._state()
+            if status == "open":
+                rows = [(i, self.value(proposal_key(i))) for i in open_proposals(state)[:limit]]
+            else:
+                rows = [(key.decode()[len("proposal/"):], codec.decode(raw))
+                        for key, raw in self._store.read_prefix(b"proposal/", limit)]
+            return [self._proposal_doc(state, i, p) for i, p in rows if p is not None]
+
+    def proposal(self, proposal_id: str) -> dict[str, Any]:
+        from tally.exec.committee import proposal_key
+
+        check_proposal_id(proposal_id)
+        with self.snapshot():
+            record = self.value(proposal_key(proposal_id))
+            if record is None:
+                raise NotFound(f"no proposal {proposal_id}")
+            return self._proposal_doc(self._state(), proposal_id, record)
+
+    def _proposal_doc(self, state: _ValueReader, proposal_id: str, record: dict[str, Any]
+                      ) -> dict[str, Any]:
+        from tally.exec.committee import status_at, tally_votes
+        from tally.exec.policy import vote_policy
+
+        height = self.height()
+        closed = record["status"] != "open"
+        return {"id": proposal_id, "action": record["action"], "args": jsonable(record["args"]),
+                "proposer": record["proposer"], "height": record["height"],
+                "expires": record["expires"], "votes": dict(record["votes"]),
+                "status": status_at(record, height), "as_of": height,
+                # a closed proposal's tally counts today's seats, not those of its close
+                "tally": tally_votes(state, record),
+                "vote_policy": None if closed else vote_policy(state, record["action"])}
+
+    def policy(self, resource: str) -> dict[str, Any]:
+        """A resource's effective policy: the stored record, or the default."""
+        from tally.exec import policy
+
+        resource = check_resource(resource)
+        with self.snapshot():
+            state = self._state()
+            stored = self.value(policy.policy_key(resource)) is not None
+            if resource.startswith("gov:"):
+                action = resource[4:]
+                if action not in self._actions():
+                    raise NotFound(f"no committee action {action!r}")
+                return {"resource": resource, "kind": "vote", "stored": stored,
+                        "record": policy.vote_policy(state, action)}
+            record = policy.signer_record(state, resource)
+        return {"resource": resource, "kind": "signer", "stored": stored,
+                "record": jsonable(record), "describe": policy.describe(record["allow"])}
+
+    def may(self, address: str, resource: str) -> dict[str, Any]:
+        """May ``address`` act on ``resource`` now (:func:`tally.exec.policy.may`)?"""
+        from tally.exec import policy
+
+        check_address(address)
+        resource = check_resource(resource)
+        if resource.startswith("gov:"):
+            raise TallyError("may answers for tx: and call: resources; a gov: resource "
+                             "holds a vote policy (GET /v1/policies/gov:<action>)",
+                             Code.INVALID_REQUEST)
+        with self.snapshot():
+            verdict = policy.may(self._state(), address, resource)
+        return {"account": address, "resource": resource, "allowed": verdict.allowed,
+                "reason": verdict.reason}
+
+    def committee(self) -> dict[str, Any]:
+        """The committee's seats (weights, whether each may vote now), their total
+        weight, and the vote policy of every committee action."""
+        from tally.exec import policy
+        from tally.exec.registry import Subject, seats
+
+        with self.snapshot():
+            state = self._state()
+            held = seats(state)
+            return {
+                "seats": [{"account": a, "weight": w, "active": Subject.of(state, a).active}
+                          for a, w in sorted(held.items())],
+                "total_weight": sum(held.values()),
+                "actions": {a: policy.vote_policy(state, a) for a in sorted(self._actions())},
+                "height": self.height()}
+
+    def _actions(self) -> tuple[str, ...]:
+        from tally.exec.upgrade import current_version
+
+        return _committee_actions(current_version(self._state(), self.genesis))
+
+
 
 class ValidatorProofs:
     """As of the latest committed block: every validator-set change since genesis, each
@@ -531,6 +715,55 @@ class ValidatorProofs:
         block, note = self.first_quorum_checkpoint(row.index)
         return {"index": row.index, "leaf": b64(row.leaf), "details": b64(row.details),
                 "inclusion": self.inclusion(row.index, block.log_size), "checkpoint": note}
+
+
+_ADDRESS = re.compile(r"^[0-9a-f]{40}$")
+_MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_PROPOSAL_ID = re.compile(r"^[0-9a-f]{2,128}$")
+
+
+def check_address(text: str) -> str:
+    if not _ADDRESS.match(text):
+        raise TallyError("an account address is 40 lowercase hex digits",
+                         Code.INVALID_REQUEST)
+    return text
+
+
+def check_member_id(text: str) -> str:
+    if not _MEMBER_ID.match(text):
+        raise TallyError("a member id is 1-64 letters, digits and . _ : -",
+                         Code.INVALID_REQUEST)
+    return text
+
+
+def check_proposal_id(text: str) -> str:
+    if not _PROPOSAL_ID.match(text):
+        raise TallyError("a proposal id is the hex id of the transaction that proposed it",
+                         Code.INVALID_REQUEST)
+    return text
+
+
+def check_resource(text: str) -> str:
+    """A policy resource name (tally.exec.policy.check_resource), as a request error."""
+    from tally.exec.policy import check_resource as check
+
+    try:
+        return check("resource", text)
+    except TallyError as exc:
+        raise TallyError(exc.message, Code.INVALID_REQUEST) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _committee_actions(version: int) -> tuple[str, ...]:
+    """The committee actions of a protocol version's rules."""
+    from tally.exec.rules import rules_for
+
+    return tuple(sorted(rules_for(version).actions))
+
+
+def _member_doc(record: dict[str, Any]) -> dict[str, Any]:
+    return {"id": record["id"], "name": record["name"], "credit_code": record["credit_code"],
+            "status": record["status"], "cas": list(record["cas"]), "height": record["height"]}
 
 
 def _parse_hex(text: str, what: str) -> bytes:

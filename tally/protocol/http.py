@@ -346,3 +346,121 @@ class CommercialEvent(Model):
     tx: str
     index: int
     time: int
+
+
+# --- identities and governance (protocol version 4) ----------------------------------------
+
+
+class Member(OpenModel):
+    """A member institution (docs/identity.md)."""
+
+    id: str
+    name: str
+    credit_code: str = Field(description="unified social credit code (GB 32100-2015)")
+    status: str = Field(description="active, suspended or expelled")
+    cas: list[str] = Field(description="fingerprints of its CA certificates (suite hash of "
+                                       "the DER, hex)")
+    height: int = Field(description="the height it was admitted at (0: genesis)")
+
+
+class CaCertificate(Model):
+    fingerprint: str
+    pem: str | None = Field(description="the CA certificate, PEM")
+
+
+class MemberDetail(Member):
+    ca_certificates: list[CaCertificate]
+
+
+class Identity(OpenModel):
+    """Who a registered account is: never the person's data, the commitment to it."""
+
+    address: str
+    member: str
+    kyc: int = Field(description="the KYC level its member attests, 0 to 5")
+    status: str = Field(description="active, frozen, closed or rotated")
+    commitment: str = Field(description="the commitment to the person's record, hex "
+                                        "(tally account check-disclosure)")
+    key: str = Field(description="the account's public key, hex")
+    issuer: str = Field(description="the issuing CA key's fingerprint, hex ('' in genesis)")
+    serial: int = Field(description="the certificate's serial (0 in genesis)")
+    height: int = Field(description="the height it was registered at")
+    roles: list[str]
+    active: bool = Field(description="whether it may act now (its member active too)")
+    why_not: str = Field(description="why it may not act, or ''")
+    predecessor: str | None = Field(None, description="the account it was rotated from")
+    successor: str | None = Field(None, description="the account it was rotated to")
+
+
+class Claim(Model):
+    topic: str
+    value: int | str
+    issuer: str
+    height: int
+    expires_ms: int = Field(description="block time it expires at (0: never)")
+    expired: bool = Field(description="expired at the latest block's time")
+    trusted: bool = Field(description="its issuer is still trusted for the topic")
+    valid: bool = Field(description="it counts now (tally.exec.claims.valid_claim)")
+
+
+class Claims(Model):
+    address: str
+    height: int = Field(description="the height the claims were read at")
+    time: int = Field(description="that block's time, ms since the Unix epoch")
+    claims: list[Claim]
+
+
+class VotePolicy(Model):
+    participation: int = Field(description="basis points of the seats' weight that must vote")
+    win: int = Field(description="basis points of the weight that voted that must vote for")
+
+
+class VoteTally(Model):
+    votes_for: int = Field(alias="for", description="weight that voted for")
+    against: int
+    total: int = Field(description="the weight of every seat now")
+
+
+class Proposal(OpenModel):
+    id: str = Field(description="the id of the transaction that proposed it, hex")
+    action: str
+    args: dict[str, Any]
+    proposer: str
+    height: int
+    expires: int = Field(description="the last height it may pass at")
+    votes: dict[str, str] = Field(description="address: for | against")
+    status: str = Field(description="open, passed, rejected, withdrawn or expired, as of "
+                                    "as_of")
+    as_of: int = Field(description="the height the status and tally were read at")
+    tally: VoteTally
+    vote_policy: VotePolicy | None = Field(description="the thresholds it is open under "
+                                                       "(null once closed)")
+
+
+class Policy(Model):
+    resource: str
+    kind: Literal["signer", "vote"]
+    stored: bool = Field(description="false: the default applies")
+    record: dict[str, Any] = Field(description="signer: {allow, deny?}; vote: {participation, "
+                                               "win}")
+    describe: str | None = Field(None, description="the signer policy in words")
+
+
+class MayVerdict(Model):
+    account: str
+    resource: str
+    allowed: bool
+    reason: str
+
+
+class Seat(Model):
+    account: str
+    weight: int
+    active: bool = Field(description="its account may act (and so vote) now")
+
+
+class Committee(Model):
+    seats: list[Seat]
+    total_weight: int
+    actions: dict[str, VotePolicy] = Field(description="each committee action's vote policy")
+    height: int

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import cbor2
 import httpx
@@ -29,13 +30,21 @@ from tally.protocol.http import (
     AccountInfo,
     Asset,
     Block,
+    Claims,
     CommercialEvent,
+    Committee,
     ConsistencyProof,
     Contract,
     Event,
     EvidenceBundle,
     GenesisDocument,
+    Identity,
     InclusionProof,
+    MayVerdict,
+    Member,
+    MemberDetail,
+    Policy,
+    Proposal,
     StateProof,
     Status,
     Transaction,
@@ -253,6 +262,43 @@ class Endpoints:
         return Call(self.request("POST", f"/v1/contracts/{contract}/query",
                                  json={"method": method, "args": args}),
                     lambda r: r.json()["result"])
+
+    # identities and governance (protocol version 4); path parts are quoted, so that a
+    # resource such as ``call:bond:transfer`` or a stray ``/`` names nothing else
+    def members(self, limit: int) -> Call[list[Member]]:
+        return self._get("/v1/members", _list_of(Member), {"limit": limit})
+
+    def member(self, member_id: str) -> Call[MemberDetail]:
+        return self._get(f"/v1/members/{_part(member_id)}", _model(MemberDetail))
+
+    def identity(self, address: str) -> Call[Identity]:
+        return self._get(f"/v1/accounts/{_part(address)}/identity", _model(Identity))
+
+    def claims(self, address: str, limit: int) -> Call[Claims]:
+        return self._get(f"/v1/accounts/{_part(address)}/claims", _model(Claims),
+                         {"limit": limit})
+
+    def proposals(self, status: str, limit: int) -> Call[list[Proposal]]:
+        return self._get("/v1/proposals", _list_of(Proposal), {"status": status,
+                                                               "limit": limit})
+
+    def proposal(self, proposal_id: str) -> Call[Proposal]:
+        return self._get(f"/v1/proposals/{_part(proposal_id)}", _model(Proposal))
+
+    def policy(self, resource: str) -> Call[Policy]:
+        return self._get(f"/v1/policies/{_part(resource)}", _model(Policy))
+
+    def may(self, account: str, resource: str) -> Call[MayVerdict]:
+        return self._get("/v1/may", _model(MayVerdict), {"account": account,
+                                                         "resource": resource})
+
+    def committee(self) -> Call[Committee]:
+        return self._get("/v1/committee", _model(Committee))
+
+
+def _part(text: str) -> str:
+    """One path segment, percent-encoded."""
+    return quote(text, safe=":")
 
 
 # --- verified reads ---------------------------------------------------------------------

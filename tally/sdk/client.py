@@ -38,13 +38,21 @@ from tally.protocol.http import (
     AccountInfo,
     Asset,
     Block,
+    Claims,
     CommercialEvent,
+    Committee,
     ConsistencyProof,
     Contract,
     Event,
     EvidenceBundle,
     GenesisDocument,
+    Identity,
     InclusionProof,
+    MayVerdict,
+    Member,
+    MemberDetail,
+    Policy,
+    Proposal,
     StateProof,
     Status,
     Transaction,
@@ -250,6 +258,37 @@ class TallyClient(_Base):
         bundle = self.evidence(event_index, consistency=consistency)
         return bundle, verify_evidence(bundle, self.genesis().hash)
 
+    # --- identities and governance (protocol version 4) -------------------------------
+
+    def members(self, limit: int = 1000) -> list[Member]:
+        return self.run(self.api.members(limit))
+
+    def member(self, member_id: str) -> MemberDetail:
+        return self.run(self.api.member(member_id))
+
+    def identity(self, address: str) -> Identity:
+        """Who a registered account is (NotFound if it is not registered)."""
+        return self.run(self.api.identity(address))
+
+    def claims(self, address: str, limit: int = 256) -> Claims:
+        return self.run(self.api.claims(address, limit))
+
+    def proposals(self, status: str = "open", limit: int = 256) -> list[Proposal]:
+        return self.run(self.api.proposals(status, limit))
+
+    def proposal(self, proposal_id: str) -> Proposal:
+        return self.run(self.api.proposal(proposal_id))
+
+    def policy(self, resource: str) -> Policy:
+        return self.run(self.api.policy(resource))
+
+    def may(self, account: str, resource: str) -> MayVerdict:
+        """May ``account`` act on ``resource`` now, and why (tally.exec.policy.may)."""
+        return self.run(self.api.may(account, resource))
+
+    def committee(self) -> Committee:
+        return self.run(self.api.committee())
+
 
 class AsyncTallyClient(_Base):
     """An asynchronous client (``httpx.AsyncClient``): the same calls, awaited."""
@@ -388,3 +427,34 @@ class AsyncTallyClient(_Base):
                                 ) -> tuple[EvidenceBundle, Verdict]:
         bundle = await self.evidence(event_index, consistency=consistency)
         return bundle, verify_evidence(bundle, (await self.genesis()).hash)
+
+    # --- identities and governance (protocol version 4) -------------------------------
+
+    async def members(self, limit: int = 1000) -> list[Member]:
+        return await self.run(self.api.members(limit))
+
+    async def member(self, member_id: str) -> MemberDetail:
+        return await self.run(self.api.member(member_id))
+
+    async def identity(self, address: str) -> Identity:
+        """Who a registered account is (NotFound if it is not registered)."""
+        return await self.run(self.api.identity(address))
+
+    async def claims(self, address: str, limit: int = 256) -> Claims:
+        return await self.run(self.api.claims(address, limit))
+
+    async def proposals(self, status: str = "open", limit: int = 256) -> list[Proposal]:
+        return await self.run(self.api.proposals(status, limit))
+
+    async def proposal(self, proposal_id: str) -> Proposal:
+        return await self.run(self.api.proposal(proposal_id))
+
+    async def policy(self, resource: str) -> Policy:
+        return await self.run(self.api.policy(resource))
+
+    async def may(self, account: str, resource: str) -> MayVerdict:
+        """May ``account`` act on ``resource`` now, and why (tally.exec.policy.may)."""
+        return await self.run(self.api.may(account, resource))
+
+    async def committee(self) -> Committee:
+        return await self.run(self.api.committee())

@@ -33,7 +33,11 @@ def test_openapi_document_lists_the_api(api) -> None:
     for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{tx_id}", "/v1/blocks/{height}",
                  "/v1/assets/{asset}", "/v1/assets/{asset}/history", "/v1/proofs/state",
                  "/v1/proofs/inclusion", "/v1/proofs/consistency", "/v1/evidence/{event_index}",
-                 "/v1/events/stream", "/v1/checkpoints/{height}"]:
+                 "/v1/events/stream", "/v1/checkpoints/{height}", "/v1/members",
+                 "/v1/members/{member_id}", "/v1/accounts/{address}/identity",
+                 "/v1/accounts/{address}/claims", "/v1/proposals",
+                 "/v1/proposals/{proposal_id}", "/v1/policies/{resource}", "/v1/may",
+                 "/v1/committee"]:
         assert path in doc["paths"], path
 
 

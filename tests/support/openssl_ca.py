@@ -5,7 +5,8 @@ directory of their own (OpenSSL 3.0 or later).
 * roots are self-signed (``req -x509``); intermediates are issued from a CSR
   (``req`` then ``x509 -req``);
 * a leaf for a key Tally generated binds *that* key: the raw key is written as a PEM
-  SubjectPublicKeyInfo and placed with ``x509 -new -force_pubkey``;
+  SubjectPublicKeyInfo (:func:`tally.identity.certs.public_key_pem`, what ``tally keys
+  show --pem`` prints) and placed with ``x509 -new -force_pubkey``;
 * a leaf with chosen dates in the past or future is issued by ``openssl ca
   -startdate/-enddate`` (``x509`` in OpenSSL 3.0 has only ``-days``), from a CSR;
 * SM2 certificates are signed ``-sm3 -sigopt distid:1234567812345678``: GM/T 0015's
@@ -17,14 +18,12 @@ one per test session and ask it for the same CA again.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from tally.identity.certs import public_key_pem
 
 #: Key algorithms openssl makes here: Tally's three, and RSA (which Tally refuses).
 ALGORITHMS = ("ed25519", "p256", "sm2", "rsa")
@@ -37,11 +36,6 @@ _GENPKEY = {
     "sm2": ["-algorithm", "SM2"],
     "rsa": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
 }
-_SM2_CURVE_SPKI_PREFIX = bytes.fromhex(
-    # SEQUENCE { SEQUENCE { id-ecPublicKey, sm2 (1.2.156.10197.1.301) }, BIT STRING (66) }
-    "3059301306072a8648ce3d020106082a811ccf5501822d034200"
-)
-
 CA_EXTENSIONS = ["basicConstraints = critical,CA:TRUE", "keyUsage = critical,keyCertSign,cRLSign",
                  "subjectKeyIdentifier = hash"]
 LEAF_EXTENSIONS = ["basicConstraints = critical,CA:FALSE", "keyUsage = critical,digitalSignature",
@@ -63,24 +57,6 @@ def sign_options(algorithm: str, sm2_id: str | None = SM2_DEFAULT_ID) -> list[st
     if algorithm == "sm2":
         return ["-sm3"] + ([] if sm2_id is None else ["-sigopt", f"distid:{sm2_id}"])
     return [] if algorithm == "ed25519" else ["-sha256"]
-
-
-def public_key_pem(algorithm: str, raw: bytes) -> bytes:
-    """A raw public key (Tally's encoding) as a PEM SubjectPublicKeyInfo."""
-    if algorithm == "ed25519":
-        key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey = (
-            ed25519.Ed25519PublicKey.from_public_bytes(raw))
-    elif algorithm == "p256":
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
-    elif algorithm == "sm2":  # cryptography has no SM2: the DER is written here
-        if len(raw) != 65 or raw[0] != 0x04:
-            raise ValueError("an SM2 public key is a 65-byte uncompressed point")
-        body = base64.encodebytes(_SM2_CURVE_SPKI_PREFIX + raw).decode()
-        return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n".encode()
-    else:
-        raise ValueError(f"no raw encoding for {algorithm}")
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True)
