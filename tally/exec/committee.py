@@ -109,9 +109,10 @@ def _open_proposal(ctx: TxContext, proposal_id: str) -> dict[str, Any]:
 
 
 def _close(ctx: TxContext, proposal_id: str, proposal: dict[str, Any], status: str) -> None:
-    ctx.state.put(proposal_key(proposal_id), {**proposal, "status": status})
-    ctx.state.put(OPEN_KEY, [i for i in open_proposals(ctx.state) if i != proposal_id])
+    """Close a proposal; its record keeps the final tally (seats change later)."""
     votes = tally_votes(ctx.state, proposal)
+    ctx.state.put(proposal_key(proposal_id), {**proposal, "status": status, "tally": votes})
+    ctx.state.put(OPEN_KEY, [i for i in open_proposals(ctx.state) if i != proposal_id])
     ctx.emit(Event(_RESULT_EVENTS[status], sender=ctx.sender,
                    details={"proposal": proposal_id, "action": proposal["action"], **votes}))
 

@@ -104,7 +104,8 @@ def _credit_code(name: str, value: Any) -> str:
 def _fingerprint(name: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) != 64 or \
             any(c not in "0123456789abcdef" for c in value):
-        raise p.invalid(f"{name} must be a certificate's SHA-256 fingerprint (64 hex digits)")
+        raise p.invalid(f"{name} must be a key fingerprint: the suite hash (SHA-256 or SM3) "
+                        "as 64 hex digits")
     return value
 
 

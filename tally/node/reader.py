@@ -569,8 +569,8 @@ class ChainReader:
                 "proposer": record["proposer"], "height": record["height"],
                 "expires": record["expires"], "votes": dict(record["votes"]),
                 "status": status_at(record, height), "as_of": height,
-                # a closed proposal's tally counts today's seats, not those of its close
-                "tally": tally_votes(state, record),
+                # a closed proposal keeps the tally of its close; an open one counts now
+                "tally": record.get("tally") or tally_votes(state, record),
                 "vote_policy": None if closed else vote_policy(state, record["action"])}
 
     def policy(self, resource: str) -> dict[str, Any]:
