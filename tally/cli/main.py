@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from tally import keys as keyfiles
+from tally.cli.net_ceremony import register as register_ceremony
 
 app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and Python contracts.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -296,6 +297,9 @@ def net_status_cmd(dir: NetDir = DEFAULT_NET) -> None:
         table.add_row(r["node"], shown(r["cometbft"], r["here"]), shown(r["app"], r["here"]),
                       height, str(r.get("log_size", "")), r.get("state_root", ""), r["api"])
     console.print(table)
+
+
+register_ceremony(net_app)  # keygen, genesis, check-genesis, configure, propose-join
 
 
 @net_app.command("logs")
