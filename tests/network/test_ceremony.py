@@ -179,3 +179,40 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
         if newcomer_net is not None:
             newcomer_net.stop()
         net.stop()
+
+
+def test_a_founder_refuses_a_genesis_that_altered_its_material(tmp_path: Path) -> None:
+    """check-genesis fails (exit 1, saying what) when the coordinator's genesis changed a
+    founder's member record, keys or seat; genesis refuses two founders sharing a key."""
+    from tally.genesis import Genesis
+    from tally.net.ceremony import CeremonyError, assemble_genesis, check_genesis, keygen
+
+    pki = OpensslPki(tmp_path / "pki")
+    made = [keygen(tmp_path / m, member_id=m, name=name, credit_code=credit_code(body),
+                   ca_pems=[pki.root(f"{name} CA", "ed25519").pem], roles=tuple(roles))
+            for m, (name, body, roles) in list(FOUNDERS.items())[:2]]
+    genesis = assemble_genesis("ceremony-net", "intl", made)
+    assert len(check_genesis(genesis, tmp_path / "bank")) == 3
+    intruder = generate("intruder", "intl")
+    doc = genesis.to_doc()
+    alterations = {
+        "member name": lambda d: d["members"][0].update(name="Bank Z"),
+        "validator key": lambda d: d["validators"][0].update(public_key=intruder.public_key.hex()),
+        "admin key": lambda d: d["accounts"][0].update(public_key=intruder.public_key.hex()),
+        "seat": lambda d: d.update(committee={intruder.address: 1}),
+        "roles": lambda d: d["roles"].update({made[0].admin_address: ["admin"]}),
+    }
+    for what, alter in alterations.items():
+        changed = json.loads(json.dumps(doc))
+        alter(changed)
+        with pytest.raises(CeremonyError):
+            check_genesis(Genesis.from_doc(changed), tmp_path / "bank")
+        path = tmp_path / f"altered-{what.replace(' ', '-')}.json"
+        path.write_text(json.dumps(changed))
+        result = CliRunner().invoke(app, ["net", "check-genesis", str(path), "--dir",
+                                          str(tmp_path / "bank")])
+        assert result.exit_code == 1 and "error" in result.output, what
+    twin = Institution.parse(json.loads(json.dumps(made[1].doc)) | {
+        "validator": made[0].doc["validator"]})
+    with pytest.raises(CeremonyError, match="share"):
+        assemble_genesis("ceremony-net", "intl", [made[0], twin])
