@@ -451,10 +451,24 @@ def validator_change(inst: Institution, power: int = POWER) -> dict[str, Any]:
             "consensus_key": v.consensus_key}
 
 
+def wait_until_valid(client: Any, certificates: list[bytes], timeout: float = 30.0) -> None:
+    """Wait until the chain's block time reaches every certificate's notBefore. The chain
+    checks a certificate at the block's time, which trails the wall clock by up to a
+    block: one made this very second may not be valid yet."""
+    start = max(certs.parse_certificate(c).not_before_ms for c in certificates)
+    deadline = time.monotonic() + timeout
+    while client.block("latest").header.time < start:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the chain's time did not reach the certificates' notBefore")
+        time.sleep(0.2)
+
+
 def propose_join(account: Any, inst: Institution, *, observer: bool = False) -> list[str]:
     """A seat holder's ``account`` (tally.sdk Account) proposes the newcomer's admission
     and, unless it joins as an observer (a full node that does not vote), its validator;
     the proposal ids, which the other seats vote on."""
+    if inst.registrar_certificate is not None:
+        wait_until_valid(account.client, [inst.registrar_certificate])
     proposals = [account.propose("member.admit", **admission(inst)).tx]
     if not observer:
         proposals.append(account.propose("validator.set", **validator_change(inst)).tx)

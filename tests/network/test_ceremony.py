@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 from tally.cli.main import app
 from tally.identity import commitment
 from tally.keys import generate, load
-from tally.net.ceremony import PRIVATE_FILES, PUBLIC, Institution, propose_join
+from tally.net.ceremony import (
+    PRIVATE_FILES,
+    PUBLIC,
+    Institution,
+    propose_join,
+    wait_until_valid,
+)
 from tally.net.cometbft.localnet import Localnet, free_port_block, load_localnet
 from tally.net.cometbft.rpc import CometRPC
 from tally.net.local import api_url, tally_node_argv, wait_for_apis
@@ -114,10 +120,13 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
         # Real-name customers, registered by the bank's registrar; one transfers.
         bank_ca = pki.root("Bank A CA", "ed25519")
         customers = {n: generate(n, "intl") for n in ("alice", "bob")}
-        for n, key in customers.items():
+        made = {n: pki.leaf(bank_ca, n.title(), public_key=key.public_key)
+                for n, key in customers.items()}
+        wait_until_valid(client, list(made.values()))
+        for n in customers:
             record = {"name": n.title(), "id_number": f"1101011990010100{len(n)}"}
             admins["bank"].register_account(
-                pki.leaf(bank_ca, n.title(), public_key=key.public_key),
+                made[n],
                 commitment=commitment.commit(client.suite, record, commitment.new_salt()),
                 kyc=2)
         admins["bank"].issue("BOND", asset_class="security", name="Bond", quantity=100,
@@ -171,8 +180,10 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
         # The newcomer's registrar acts: it registers its own customer.
         carol = generate("carol", "intl")
         fifth_admin = fifth.account(load(dirs[member] / "admin.json"))
+        carol_pem = pki.leaf(fifth_ca, "Carol", public_key=carol.public_key)
+        wait_until_valid(fifth, [carol_pem])
         assert fifth_admin.register_account(
-            pki.leaf(fifth_ca, "Carol", public_key=carol.public_key),
+            carol_pem,
             commitment=commitment.commit(client.suite, {"name": "Carol"},
                                          commitment.new_salt()), kyc=1).ok
     finally:

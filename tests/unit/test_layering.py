@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("node", ("tally.node",)),
     ("API", ("tally.api",)),
     ("clients and tools", ("tally.sdk", "tally.cli", "tally.cli.net_ceremony", "tally.demo",
+                           "tally.demo_consortium",
                            "tally.home", "tally.net", "tally.net.ceremony", "tally.apps",
                            "tally.witness", "tally.__main__")),
 ]
