@@ -17,6 +17,7 @@ from rich.console import Console
 from tally.errors import TallyError
 from tally.evidence.verify import EvidenceError, verify_bundle
 from tally.home import Home
+from tally.keys import NamedKey
 from tally.sdk import TallyClient
 
 
@@ -29,12 +30,15 @@ class DemoResult:
     final_holdings: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def run_scenario(client: TallyClient, home: Home, out_dir: Path,
+def run_scenario(client: TallyClient, home: Home | dict[str, NamedKey], out_dir: Path,
                  console: Console | None = None) -> DemoResult:
+    """The scenario, with the keys of ``home`` (a development home or network directory)
+    or the given keys by the scenario's names (the consortium's)."""
     console = console or Console()
     say = console.print
     names = ["issuer", "custodian", "regulator", "alice", "bob", "lender", "supplier", "factor"]
-    acct = {name: client.account(home.key(name)) for name in names}
+    key = home.__getitem__ if isinstance(home, dict) else home.key
+    acct = {name: client.account(key(name)) for name in names}
     addr = {name: a.address for name, a in acct.items()}
     status = client.status()
     say(f"[bold]Chain[/] {status.chain_id} (suite {status.suite}, engine "

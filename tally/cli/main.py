@@ -22,6 +22,7 @@ from tally import keys as keyfiles
 from tally.cli import identity
 from tally.cli.common import DEFAULT_URL, UrlOpt, console, err, fail
 from tally.cli.common import call as _call
+from tally.cli.net_ceremony import register as register_ceremony
 
 app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and Python contracts.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -304,6 +305,9 @@ def net_status_cmd(dir: NetDir = DEFAULT_NET) -> None:
     console.print(table)
 
 
+register_ceremony(net_app)  # keygen, genesis, check-genesis, configure, propose-join
+
+
 @net_app.command("logs")
 def net_logs_cmd(node: int, dir: NetDir = DEFAULT_NET,
                  lines: Annotated[int, typer.Option(help="lines per log")] = 40) -> None:
@@ -340,19 +344,31 @@ def _wait_for_api(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
 @app.command()
 def demo(suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
          engine: Annotated[str, typer.Option(
-             help="cometbft: a 4-validator network; solo: one embedded node")] = "cometbft",
+             help="cometbft: a consortium of four institutions on CometBFT, each with its "
+                  "own CA and keys; solo: one embedded node")] = "cometbft",
          validators: Annotated[int, typer.Option(help="validators of the network")] = 4,
          out: Annotated[Path, typer.Option(help="where to write the evidence bundle")] = Path(
              "demo-output")) -> None:
-    """Start a network (or an embedded node), run the custody scenario, export and verify
-    evidence, stop everything."""
+    """Found a consortium of four institutions (or start an embedded node), register
+    real-name customers, run the custody scenario, export and verify evidence, admit a
+    fifth member and its node by the committee's vote, stop everything."""
     from tally.demo import run_scenario
     from tally.home import Home, init_home
     from tally.sdk import TallyClient
 
     tmp = Path(tempfile.mkdtemp(prefix="tally-demo-"))
     try:
-        if engine == "cometbft":
+        if engine == "cometbft" and validators == 4 and _openssl_available():
+            from tally.demo_consortium import run_consortium_demo
+
+            console.rule(f"Tally custody demo — a consortium of four institutions on "
+                         f"CometBFT, suite {suite}")
+            result = run_consortium_demo(tmp, suite, out, console, run_scenario)
+        elif engine == "cometbft":
+            if validators == 4:
+                console.print("[yellow]openssl not found[/] (Debian/Ubuntu: apt-get install "
+                              "openssl): the members' CAs need it, so this demo runs a "
+                              "development network without members instead.")
             from tally.net.local import api_url, net_down, net_init, net_up
 
             console.rule(f"Tally custody demo — {validators} validators on CometBFT, "
@@ -375,6 +391,10 @@ def demo(suite: Annotated[str, typer.Option(help="intl or gm")] = "intl",
     console.rule("done")
     if not (result.verified and result.tamper_detected):
         fail("the demo's evidence checks did not hold")
+
+
+def _openssl_available() -> bool:
+    return shutil.which("openssl") is not None
 
 
 def _demo_solo(home: Path, out: Path, run_scenario: Any) -> Any:

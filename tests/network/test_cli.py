@@ -26,6 +26,11 @@ def test_demo_runs_the_custody_scenario_and_verifies_evidence(suite: str, tmp_pa
     assert "refused (INSUFFICIENT_UNITS)" in text and "refused (UNAUTHORISED)" in text
     assert "held 7,500, pledged 0, frozen 0, free 7,500" in text
     assert "✓ rejected" in text
+    # The consortium: four founders with their own CAs, real-name customers, a fifth
+    # member and its node admitted by vote (skip these where openssl is missing).
+    assert "all 4 founders checked their entries" in text
+    assert text.count("(block ") >= 5 and "Zhang Li (Alice)" in text
+    assert "3 of 4 seats, passed" in text and "one of 5 validators cosigning" in text
     bundle = out / "evidence-alice-to-bob.json"
     verified = tally("evidence", "verify", str(bundle), "--json")
     assert verified.returncode == 0, verified.stderr

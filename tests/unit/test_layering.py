@@ -45,8 +45,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("consumers of the reader", ("tally.evidence.export", "tally.metrics", "tally.audit")),
     ("node", ("tally.node",)),
     ("API", ("tally.api",)),
-    ("clients and tools", ("tally.sdk", "tally.cli", "tally.demo", "tally.home", "tally.net",
-                           "tally.apps", "tally.witness", "tally.__main__")),
+    ("clients and tools", ("tally.sdk", "tally.cli", "tally.cli.net_ceremony", "tally.demo",
+                           "tally.demo_consortium",
+                           "tally.home", "tally.net", "tally.net.ceremony", "tally.apps",
+                           "tally.witness", "tally.__main__")),
 ]
 
 #: What Tally's evidence verifier may import (besides its own package's __init__): the
