@@ -70,12 +70,6 @@ POWER = 1
 SEAT_WEIGHT = 1
 ADMIN_KYC = 3
 _MEMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SPKI_PREFIX = {
-    # SEQUENCE { SEQUENCE { id-Ed25519 }, BIT STRING (32 bytes) }
-    "intl": bytes.fromhex("302a300506032b6570032100"),
-    # SEQUENCE { SEQUENCE { id-ecPublicKey, sm2 }, BIT STRING (65 bytes) }
-    "gm": bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200"),
-}
 #: Files a public.json must never contain a trace of (checked by the tests).
 PRIVATE_FILES = ("admin.json", "identity.json", "node/config/node_key.json",
                  "node/config/priv_validator_key.json", "node/app/validator.json")
@@ -175,8 +169,7 @@ class Institution:
 def public_key_pem(suite_name: str, raw: bytes) -> str:
     """An account key as a PEM SubjectPublicKeyInfo, which ``openssl x509 -force_pubkey``
     takes to certify it."""
-    body = base64.encodebytes(_SPKI_PREFIX[suite_name] + raw).decode()
-    return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n"
+    return certs.public_key_pem(certs.SUITE_KEY_ALGORITHM[suite_name], raw).decode()
 
 
 def _write_private(path: Path, text: str) -> None:
