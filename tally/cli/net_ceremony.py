@@ -152,6 +152,32 @@ def propose_join_cmd(public: Annotated[Path, typer.Argument(help="the newcomer's
                   "'{\"proposal\": \"<id>\", \"vote\": \"for\"}' --key <their key>")
 
 
+def join_cmd(genesis: Annotated[Path, typer.Argument(help="the chain's genesis.json")],
+             dir: DirOpt,
+             peers: Annotated[list[Path] | None, typer.Option(
+                 help="another institution's public.json (repeatable)")] = None,
+             timeout: Annotated[float, typer.Option(help="seconds to wait")] = 120.0) -> None:
+    """Join a running consortium from this institution's side: configure and start its
+    node, wait until it has caught up, and say whether the committee has admitted the
+    member and made the node a validator yet (a seat holder proposes it with
+    `tally net propose-join public.json`; the other seats vote).
+
+    Example: tally net join genesis.json --dir fifth --peers bank/public.json"""
+    from tally.genesis import Genesis
+    from tally.net.ceremony import CeremonyError, Institution, join
+
+    try:
+        state = join(dir, Genesis.read(genesis), [Institution.read(p) for p in peers or []],
+                     timeout=timeout)
+    except (OSError, CeremonyError, ValueError, TimeoutError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"node at height {state.height}, "
+                  f"{'caught up' if state.caught_up else 'still catching up'}; member: "
+                  f"{state.member}; "
+                  f"{'a validator' if state.validator else 'following without voting'}")
+
+
 def register(net_app: typer.Typer) -> None:
     """Add the ceremony's commands to the ``net`` group."""
     net_app.command("keygen")(keygen_cmd)
@@ -160,3 +186,4 @@ def register(net_app: typer.Typer) -> None:
     net_app.command("check-genesis")(check_genesis_cmd)
     net_app.command("configure")(configure_cmd)
     net_app.command("propose-join")(propose_join_cmd)
+    net_app.command("join")(join_cmd)

@@ -52,6 +52,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tally import keys
 from tally.crypto import get_suite
 from tally.genesis import Genesis, Validator
@@ -466,3 +468,44 @@ def propose_join(account: Any, inst: Institution, *, observer: bool = False) -> 
     if not observer:
         proposals.append(account.propose("validator.set", **validator_change(inst)).tx)
     return proposals
+
+
+@dataclass(frozen=True)
+class JoinState:
+    """Where a joining institution's node stands, as its own node and CometBFT see it."""
+
+    height: int
+    caught_up: bool
+    member: str  # the member's status on chain, or "not admitted"
+    validator: bool  # CometBFT counts this node's key among the validators
+
+
+def join(directory: Path, genesis: Genesis, peers: list[Institution], *,
+         timeout: float = 120.0) -> JoinState:
+    """The newcomer's side of joining (``tally net join``): configure the node for
+    ``genesis`` and ``peers``, start it, and wait until it has caught up with the chain;
+    then report whether the committee has admitted the member and made the node a
+    validator. The committee's votes happen elsewhere (``propose-join`` by a seat holder,
+    ``gov.vote`` by the others); run ``join`` again, or ``tally net status --dir``, to
+    see them take effect. The node follows the chain either way: a node that is not a
+    validator is an observer (full) node."""
+    from tally.net.cometbft.rpc import CometRPC
+    from tally.net.local import api_url, net_up
+
+    spec = configure(directory, genesis, peers)
+    net_up(Path(directory), timeout=timeout)
+    inst = Institution.read(Path(directory) / PUBLIC)
+    deadline = time.monotonic() + timeout
+    with CometRPC(spec.rpc_url) as rpc:
+        while True:
+            sync = rpc.status()["sync_info"]
+            if not sync["catching_up"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        keys = {v["pub_key"]["value"] for v in rpc.validators()["validators"]}
+    with httpx.Client(base_url=api_url(spec), timeout=10) as api:
+        answer = api.get(f"/v1/members/{inst.member_id}")
+        member = answer.json()["status"] if answer.status_code == 200 else "not admitted"
+    return JoinState(int(sync["latest_block_height"]), not sync["catching_up"], member,
+                     spec.validator_pubkey in keys)
+

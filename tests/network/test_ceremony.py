@@ -25,7 +25,7 @@ from tally.net.ceremony import (
 )
 from tally.net.cometbft.localnet import Localnet, free_port_block, load_localnet
 from tally.net.cometbft.rpc import CometRPC
-from tally.net.local import api_url, tally_node_argv, wait_for_apis
+from tally.net.local import api_url, net_down, tally_node_argv, wait_for_apis
 from tally.sdk import TallyClient
 from tests.support.consortium import credit_code
 from tests.support.net import require_cometbft, wait_until
@@ -108,7 +108,7 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
               *[arg for p in publics for arg in ("--peers", p)])
     specs = [load_localnet(d)[0] for d in founders]
     net = Localnet(specs, app=tally_node_argv)
-    newcomer_net: Localnet | None = None
+    newcomer_net: Path | None = None
     try:
         net.start()
         wait_for_apis(specs, timeout=60)
@@ -162,13 +162,12 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
                 assert admins[voter].vote(proposal, "for").ok
         assert client.account_info(newcomer.admin_address).roles == ["registrar"]
 
-        # Its node: the chain's genesis, the founders as peers; it syncs, then votes.
-        tally("net", "configure", str(genesis_path), "--dir", str(dirs[member]),
-              *[arg for p in publics for arg in ("--peers", p)])
+        # Its node joins: the chain's genesis, the founders as peers; it syncs, then votes.
+        joined = tally("net", "join", str(genesis_path), "--dir", str(dirs[member]),
+                       *[arg for p in publics for arg in ("--peers", p)], "--timeout", "60")
+        newcomer_net = dirs[member]
+        assert "caught up" in joined and "member: active" in joined, joined
         spec = load_localnet(dirs[member])[0]
-        newcomer_net = Localnet([spec], app=tally_node_argv)
-        newcomer_net.start()
-        wait_for_apis([spec], timeout=60, min_height=client.status().height)
         consensus = base64.b64encode(newcomer.validator.consensus_key).decode()
         with CometRPC(specs[1].rpc_url) as rpc:
             wait_until(lambda: consensus in {v["pub_key"]["value"]
@@ -192,7 +191,7 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
                                          commitment.new_salt()), kyc=1).ok
     finally:
         if newcomer_net is not None:
-            newcomer_net.stop()
+            net_down(newcomer_net)
         net.stop()
 
 
