@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,7 @@ LEAF_FIELDS = {  # of the log a bundle names (``log``; custody when absent)
                           "data", "details", "time"}),
     "commercial": frozenset({"tx", "data", "name", "time", "index", "height", "contract"})}
 VALIDATOR_FIELDS = ("name", "public_key", "consensus_key", "power")
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-verify")
 
 class EvidenceError(Exception):
     """The bundle does not prove what it claims; ``reason`` is one of the spec's codes."""
@@ -430,6 +432,11 @@ def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) 
              f"genesis hash {actual} is not the pinned {pinned}")
     _require(bundle["chain_id"] == (chain_id := genesis["chain_id"]), "genesis",
              "the bundle's chain id is not the genesis's")
+    # The transaction's signature is checked on a thread meanwhile (its error, if any, is
+    # raised at step 4): libcrypto and libsodium release the GIL, so on gm the two SM2
+    # verifications (0.75 ms each) overlap. A bundle without a transaction skips it.
+    tx = None if bundle["transaction"] is None else _POOL.submit(
+        _transaction, _b64(bundle["transaction"], "transaction"), chain_id, s)
     # 2. The validator sets since genesis; the event's checkpoint, signed by its set.
     history = ValidatorHistory(genesis_validator_docs(genesis), s, chain_id,
                                bytes.fromhex(actual), binds_genesis(genesis), bound_from)
@@ -454,8 +461,10 @@ def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) 
         _require(s.hash(details_bytes := _b64(event["details"], "details")) == fields["details"],
                  "details", "the details do not hash to the leaf's details hash")
         details = parse_cbor(details_bytes, "details")
-    signer = None if bundle["transaction"] is None else _transaction(
-        _b64(bundle["transaction"], "transaction"), fields["tx"], chain_id, s)
+    tx_id, signer = (None, None) if tx is None else tx.result()
+    _require(tx_id in (None, fields["tx"]), "transaction", "not the event's tx")
+    if isinstance(signer, EvidenceError):
+        raise signer
     data = parse_cbor(fields["data"], "contract event data") if commercial else fields["data"]
     who = f"signed by {', '.join(signers)}"
     facts = [_describe(fields, data if commercial else details, index, signer),
@@ -497,14 +506,24 @@ def _tree(checkpoint: Checkpoint, commercial: bool) -> tuple[int, bytes]:
     _require(len(parts) == 2 and _DECIMAL.match(parts[0]), "checkpoint", "bad 'commercial'")
     return int(parts[0]), _b64(parts[1], "commercial root")
 
-def _transaction(raw: bytes, tx_id: bytes, chain_id: str, s: Suite) -> str:
-    """The signer address of the transaction ``[body, signature]`` the leaf names."""
-    envelope = parse_cbor(raw, "transaction")
-    _require(isinstance(envelope, list) and len(envelope) == 2, "transaction", "not a Tally tx")
-    _require(s.hash(body_bytes := envelope[0]) == tx_id, "transaction", "not the event's tx")
+def _transaction(raw: bytes, chain_id: str, s: Suite) -> tuple[bytes | None, Any]:
+    """(id, signer address or the EvidenceError why not) of the transaction ``[body,
+    signature]``; the caller checks the id against the leaf's first, as the spec orders."""
+    try:
+        envelope = parse_cbor(raw, "transaction")
+        _require(isinstance(envelope, list) and len(envelope) == 2, "transaction",
+                 "not a Tally tx")
+    except EvidenceError as exc:
+        return None, exc
+    try:
+        return s.hash(body_bytes := envelope[0]), _signer(body_bytes, envelope[1], chain_id, s)
+    except EvidenceError as exc:
+        return s.hash(body_bytes), exc
+
+def _signer(body_bytes: bytes, signature: bytes, chain_id: str, s: Suite) -> str:
     body = parse_cbor(body_bytes, "transaction body")
     _require(body.get("chain") == chain_id, "transaction", "the tx is for another chain")
-    _require(s.verify(body["signer"], TX_SIGNING_DOMAIN + body_bytes, envelope[1]),
+    _require(s.verify(body["signer"], TX_SIGNING_DOMAIN + body_bytes, signature),
              "transaction", "the transaction's signature does not verify")
     return s.hash(body["signer"])[:20].hex()  # the signer's account address
 
