@@ -10,6 +10,7 @@ import ctypes
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -34,7 +35,8 @@ LEAF_FIELDS = {  # of the log a bundle names (``log``; custody when absent)
                           "data", "details", "time"}),
     "commercial": frozenset({"tx", "data", "name", "time", "index", "height", "contract"})}
 VALIDATOR_FIELDS = ("name", "public_key", "consensus_key", "power")
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tally-verify")
+_pool = lru_cache(maxsize=None)(lambda pid: ThreadPoolExecutor(1))  # one per process: a
+# forked child has no threads, and a pool it inherited would never run its tasks
 
 class EvidenceError(Exception):
     """The bundle does not prove what it claims; ``reason`` is one of the spec's codes."""
@@ -435,7 +437,7 @@ def _verify(bundle: dict[str, Any], pinned: str | None, bound_from: int | None) 
     # The transaction's signature is checked on a thread meanwhile (its error, if any, is
     # raised at step 4): libcrypto and libsodium release the GIL, so on gm the two SM2
     # verifications (0.75 ms each) overlap. A bundle without a transaction skips it.
-    tx = None if bundle["transaction"] is None else _POOL.submit(
+    tx = None if bundle["transaction"] is None else _pool(os.getpid()).submit(
         _transaction, _b64(bundle["transaction"], "transaction"), chain_id, s)
     # 2. The validator sets since genesis; the event's checkpoint, signed by its set.
     history = ValidatorHistory(genesis_validator_docs(genesis), s, chain_id,
