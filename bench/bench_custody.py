@@ -144,11 +144,12 @@ def run_http(node: Node, raws: list[bytes], chunk: int = 1000, clients: int = 2)
 
 
 def compare_permissions(args: argparse.Namespace, tmp: Path) -> None:
-    """Alternating rounds (so machine load hits both alike); the best round of each."""
+    """Alternating rounds, each starting with the other chain (so machine load and warm-up
+    hit both alike); the best round of each."""
     best: dict[str, float] = {}
+    chains = [("v3 roles", 3, False), ("v4 registered+policy", IDENTITY, True)]
     for round_ in range(args.rounds):
-        for label, version, registered in (("v3 roles", 3, False),
-                                           ("v4 registered+policy", IDENTITY, True)):
+        for label, version, registered in (chains if round_ % 2 == 0 else chains[::-1]):
             node, accounts = setup(args.suite, args.senders, tmp / f"{label}-{round_}"
                                    .replace(" ", "_").replace("+", "_"), version, registered)
             raws = presign(accounts, args.txs)

@@ -191,9 +191,9 @@ def authorize(state: StateReader, sender: Subject, kind: str, parsed: dict[str, 
     """Raise UNAUTHORISED unless :func:`may` allows ``sender`` every resource of the
     transaction (the executor calls it for every transaction of version 4)."""
     for resource in resources_of(kind, parsed):
-        verdict = may(state, sender, resource)
-        if not verdict:
-            raise ExecutionFailed(verdict.reason, Code.UNAUTHORISED)
+        record = signer_record(state, resource)
+        if sender.address in record.get("deny", ()) or not holds(record["allow"], sender):
+            raise ExecutionFailed(may(state, sender, resource).reason, Code.UNAUTHORISED)
 
 
 # --- checking documents ------------------------------------------------------------------

@@ -26,7 +26,6 @@ never active again; weights are positive whole numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tally.exec.state import StateReader
@@ -76,38 +75,44 @@ def defined_roles(state: StateReader) -> list[str]:
     return state.get(ROLES_DEFINED_KEY) or list(BASE_ROLES)
 
 
-@dataclass(frozen=True, slots=True)
 class Subject:
-    """An account as policies see it."""
+    """An account as policies see it. Its roles are read when a policy asks for them
+    (most transactions' policies do not: one state read fewer on the hot path)."""
 
-    address: str
-    member: str | None
-    roles: tuple[str, ...]
-    registered: bool
-    #: May act at all: registered (where the chain requires it), not frozen or closed,
-    #: and its member neither suspended nor expelled.
-    active: bool
-    why_not: str = ""
+    __slots__ = ("_roles", "_state", "active", "address", "member", "registered", "why_not")
+
+    def __init__(self, state: StateReader, address: str, member: str | None,
+                 registered: bool, active: bool, why_not: str = "") -> None:
+        self._state, self._roles = state, None
+        self.address, self.member, self.registered = address, member, registered
+        #: May act at all: registered (where the chain requires it), not frozen, closed,
+        #: rotated or revoked, and its member neither suspended nor expelled.
+        self.active, self.why_not = active, why_not
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        if self._roles is None:
+            self._roles = tuple(self._state.get(role_key(self.address)) or ())
+        return self._roles
 
     @classmethod
     def of(cls, state: StateReader, address: str) -> Subject:
         record = account(state, address)
-        roles = tuple(state.get(role_key(address)) or ())
         if record is None:
             if identity_required(state):
-                return cls(address, None, roles, False, False,
+                return cls(state, address, None, False, False,
                            f"account {address} is not registered")
-            return cls(address, None, roles, False, True)
+            return cls(state, address, None, False, True)
         member_id = record["member"]
         if record["status"] != "active":
-            return cls(address, member_id, roles, True, False,
+            return cls(state, address, member_id, True, False,
                        f"account {address} is {record['status']}")
         owner = member(state, member_id)
         if owner is None or owner["status"] != "active":
             status = "gone" if owner is None else owner["status"]
-            return cls(address, member_id, roles, True, False,
+            return cls(state, address, member_id, True, False,
                        f"member {member_id} of account {address} is {status}")
-        return cls(address, member_id, roles, True, True)
+        return cls(state, address, member_id, True, True)
 
 
 def seat_is_active(state: StateReader, address: str) -> bool:
