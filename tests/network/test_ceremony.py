@@ -2,7 +2,8 @@
 with its own openssl-made CA, make their keys in their own directories, a coordinator
 assembles the genesis from their public files, each founder checks it and gets the same
 hash, the nodes start and a registered customer transfers; then a fifth institution is
-admitted by the committee's vote, and its node syncs and votes."""
+admitted by the committee's vote, and its node syncs and votes; a sixth joins as an
+observer, whose node follows and serves the chain without voting."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ FOUNDERS = {"bank": ("Bank A", "91310000100000001", ["issuer"]),
             "custody": ("Custodian C", "91310000300000003", ["custodian"]),
             "regulator": ("Regulator R", "11100000400000004", ["regulator"])}
 NEWCOMER = ("fifth", "Fifth Trust", "91310000500000005")
+OBSERVER = ("sixth", "Sixth Auditors", "91310000700000007")
+
+
+def serves_the_chain(observer: TallyClient, validator: TallyClient, holder: str) -> bool:
+    """The observer serves the chain: it reaches the validators' height, and a verified
+    read from it is signed by a quorum of the validators (not by itself)."""
+    wait_until(lambda: observer.status().height >= validator.status().height - 1, 30,
+               "the observer to catch up")
+    held = observer.verified_holding("BOND", holder)
+    return held.held == 40 and len(held.signers) >= 3 and "sixth" not in held.signers
 
 
 def tally(*args: str) -> str:
@@ -71,8 +82,8 @@ def text_of(directory: Path) -> str:
 
 def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path: Path) -> None:
     pki = OpensslPki(tmp_path / "pki")
-    base_port = free_port_block(50, low=29600, high=29800)
-    dirs = {m: tmp_path / m for m in [*FOUNDERS, NEWCOMER[0]]}
+    base_port = free_port_block(60, low=29600, high=29800)
+    dirs = {m: tmp_path / m for m in [*FOUNDERS, NEWCOMER[0], OBSERVER[0]]}
 
     # 1. Each founder, on its own machine: keygen with its own CA.
     for i, (member, (name, body, roles)) in enumerate(FOUNDERS.items()):
@@ -109,6 +120,7 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
     specs = [load_localnet(d)[0] for d in founders]
     net = Localnet(specs, app=tally_node_argv)
     newcomer_net: Path | None = None
+    observer_dir: Path | None = None
     try:
         net.start()
         wait_for_apis(specs, timeout=60)
@@ -189,9 +201,35 @@ def test_founders_make_their_own_keys_and_a_fifth_member_joins_by_vote(tmp_path:
             carol_pem,
             commitment=commitment.commit(client.suite, {"name": "Carol"},
                                          commitment.new_salt()), kyc=1).ok
+
+        # 6. A sixth institution joins as an observer: admitted as a member, its node
+        # follows the chain and serves it, and CometBFT does not count it as a validator.
+        member6, name6, body6 = OBSERVER
+        sixth_ca = pki.root(f"{name6} CA", "ed25519")
+        tally("net", "keygen", "--member", member6, "--name", name6,
+              "--credit-code", credit_code(body6), "--ca", str(sixth_ca.cert),
+              "--dir", str(dirs[member6]), "--port", str(base_port + 50))
+        sixth = Institution.read(dirs[member6] / PUBLIC)
+        pem6 = tmp_path / "sixth-registrar.pem"
+        pem6.write_bytes(pki.leaf(sixth_ca, f"{name6} registrar", public_key=sixth.admin_key))
+        tally("net", "certify", str(pem6), "--dir", str(dirs[member6]))
+        out = tally("net", "propose-join", str(dirs[member6] / PUBLIC), "--observer",
+                    "--key", str(dirs["bank"] / "admin.json"), "--url", api_url(specs[0]))
+        (admission,) = [line.split("proposal ")[1].strip() for line in out.splitlines()
+                        if " proposal " in line]
+        for voter in ("broker", "custody"):
+            assert admins[voter].vote(admission, "for").ok
+        observer_dir = dirs[member6]
+        joined6 = tally("net", "join", str(genesis_path), "--dir", str(observer_dir),
+                        *[arg for p in publics for arg in ("--peers", p)], "--timeout", "60")
+        assert "member: active" in joined6 and "following without voting" in joined6, joined6
+        observer = TallyClient(api_url(load_localnet(observer_dir)[0]))
+        assert serves_the_chain(observer, client, customers["bob"].address)
     finally:
         if newcomer_net is not None:
             net_down(newcomer_net)
+        if observer_dir is not None:
+            net_down(observer_dir)
         net.stop()
 
 
