@@ -405,10 +405,20 @@ def _revoke_cert(ctx: TxContext, args: dict[str, Any]) -> None:
 def _parse_admit(args: dict[str, Any]) -> dict[str, Any]:
     parsed = p.parse(args, {"id": p.identifier, "name": p.text(200),
                             "credit_code": _credit_code, "cas": _cert_list(MAX_CAS)},
-                     {"registrars": _cert_list(4)})
+                     {"registrars": _cert_list(4), "commitments": _digest_list(4)})
+    if len(parsed.get("commitments", [])) not in (0, len(parsed.get("registrars", []))):
+        raise p.invalid("commitments, when given, name one per registrar certificate")
     if not parsed["cas"]:
         raise p.invalid("a member needs at least one CA certificate")
     return parsed
+
+
+def _digest_list(limit: int) -> p.Check:
+    def check(name: str, value: Any) -> list[bytes]:
+        if not isinstance(value, list) or len(value) > limit:
+            raise p.invalid(f"{name} must be a list of at most {limit} 32-byte hashes")
+        return [p.digest(name, v) for v in value]
+    return check
 
 
 def _check_admit(ctx: TxContext, args: dict[str, Any]) -> None:
@@ -444,16 +454,20 @@ def _apply_admit(ctx: TxContext, args: dict[str, Any], proposal: dict[str, Any],
         "member": args["id"], "name": args["name"], "credit_code": args["credit_code"],
         "cas": [der.hex() for _, der in cas], "proposal": proposal_id}))
     roots = [certs.parse_certificate(der) for _, der in cas]
-    for cert in args.get("registrars", []):
+    registrars = args.get("registrars", [])
+    commitments = args.get("commitments") or [bytes(32)] * len(registrars)
+    for cert, committed in zip(registrars, commitments, strict=True):
         address, verified = _first_registrar(ctx, roots, cert)
         ctx.state.put(account_key(address), {
             "member": args["id"], "key": verified.public_key.hex(),
             "issuer": verified.issuer_key_fingerprint, "serial": verified.serial,
-            "commitment": "00" * 32, "kyc": 0, "status": "active", "height": ctx.height})
+            "commitment": committed.hex(), "kyc": 0, "status": "active",
+            "height": ctx.height})
         ctx.state.put(serial_key(verified.issuer_key_fingerprint, verified.serial), address)
         ctx.state.put(role_key(address), ["registrar"])
         ctx.emit(Event("account.register", sender=ctx.sender, to=address, details={
-            "member": args["id"], "commitment": "00" * 32, "kyc": 0, "roles": ["registrar"],
+            "member": args["id"], "commitment": committed.hex(), "kyc": 0,
+            "roles": ["registrar"],
             "proposal": proposal_id} | _certificate_details(verified)))
 
 

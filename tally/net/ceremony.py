@@ -436,6 +436,7 @@ def admission(inst: Institution) -> dict[str, Any]:
     certificate = inst.registrar_certificate
     if certificate is not None:
         args["registrars"] = [certificate]
+        args["commitments"] = [bytes.fromhex(inst.doc["admin"]["commitment"])]
     return args
 
 

@@ -146,8 +146,10 @@ def test_a_fifth_member_is_admitted_by_vote(c: Consortium) -> None:
     assert bad_code == Code.INVALID_PAYLOAD
     c.vote_through("admin", "member.admit", id="fund", name="Fund E",
                    credit_code=credit_code("91310000500000005"), cas=[ca.pem],
-                   registrars=[registrar])
+                   registrars=[registrar], commitments=[c.commit("fund")])
     assert c.node.reader.value(b"member/fund")["status"] == "active"
+    first = c.node.reader.value(f"account/{c.addr('fund')}".encode())
+    assert first["commitment"] == c.commit("fund").hex() and first["member"] == "fund"
     c.keys["eve"] = generate("eve", "intl")
     c.ok("fund", "account.register", {
         "certificate": c.pki.leaf(ca, "Eve", public_key=c.keys["eve"].public_key),
