@@ -92,6 +92,9 @@ def active_asset(state: StateAccess, asset: str) -> dict[str, Any]:
     record = state.get(asset_key(asset))
     if record is None:
         raise ExecutionFailed(f"no asset {asset!r}", Code.NOT_FOUND)
+    if record["status"] == "frozen":  # version 4: a regulator froze it (tally.exec.supervision)
+        raise ExecutionFailed(f"asset {asset!r} is frozen by a regulator "
+                              f"({record['frozen']['reason_code']})", Code.ASSET_FROZEN)
     if record["status"] != "active":
         raise ExecutionFailed(f"asset {asset!r} is retired", Code.ASSET_RETIRED)
     return record

@@ -73,6 +73,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tx:account.close": {"allow": {"role": "registrar"}},
     "tx:account.recover": {"allow": {"role": "registrar"}},
     "tx:cert.revoke": {"allow": {"role": "registrar"}},
+    "tx:asset.freeze": {"allow": {"role": "regulator"}},
+    "tx:asset.unfreeze": {"allow": {"role": "regulator"}},
+    "tx:custody.force_transfer": {"allow": {"role": "regulator"}},
 }
 #: Actions whose change could take governance away from the committee: never below MAJORITY.
 GUARDED_ACTIONS = ("policy.set", "committee.seat", "member.expel", "member.suspend")

@@ -20,7 +20,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tally.exec import claims, committee, contracts, custody, governance, identity, roles, upgrade
+from tally.exec import (
+    claims,
+    committee,
+    contracts,
+    custody,
+    governance,
+    identity,
+    roles,
+    supervision,
+    upgrade,
+)
 from tally.exec.module import Action, HostFunction, Module
 from tally.exec.operation import Operation
 from tally.exec.state import StateAccess
@@ -122,7 +132,7 @@ def _v4() -> Rules:
     """Members and identities (decision 0028): the identity and claims modules, roles that
     change only by proposal, and the committee of weighted seats in place of governance."""
     modules = (roles.MODULE_V4, identity.MODULE, claims.MODULE, custody.MODULE,
-               contracts.MODULE, upgrade.MODULE_V2)
+               supervision.MODULE, contracts.MODULE, upgrade.MODULE_V2)
     return Rules(4, (*modules, committee.make_module(a for m in modules for a in m.actions),
                      governance.VALIDATORS_MODULE), upgrade.state_params)
 
