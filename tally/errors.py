@@ -46,6 +46,8 @@ class Code(StrEnum):
     PROPOSAL_CLOSED = "PROPOSAL_CLOSED"
     #: Version 4: a regulator froze the asset; none of its units move until unfrozen.
     ASSET_FROZEN = "ASSET_FROZEN"
+    #: Version 4: a call outside its contract's sandbox: caller, end height or caps.
+    SANDBOX_CAP = "SANDBOX_CAP"
     #: Version 4: a certificate that does not verify (its reason names why).
     BAD_CERTIFICATE = "BAD_CERTIFICATE"
     #: The block's shared step budget for contract code was spent before this call could
@@ -181,7 +183,7 @@ ABCI_CODES: dict[str, int] = {
     Code.VM_ALREADY_DEPLOYED: 42, Code.VM_HOST_ERROR: 43, Code.VM_NO_HOST: 44, Code.VM_BUSY: 45,
     Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.RATE_LIMITED: 48,
     Code.UNREGISTERED: 20, Code.ACCOUNT_INACTIVE: 21, Code.PROPOSAL_CLOSED: 22,
-    Code.BAD_CERTIFICATE: 23, Code.ASSET_FROZEN: 24,
+    Code.BAD_CERTIFICATE: 23, Code.ASSET_FROZEN: 24, Code.SANDBOX_CAP: 25,
     Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

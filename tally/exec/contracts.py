@@ -29,6 +29,7 @@ from typing import Any
 from tally import codec
 from tally.errors import Code, ExecutionFailed, as_code
 from tally.exec import payload as p
+from tally.exec import sandbox
 from tally.exec.context import ContractEvent, Event, TxContext
 from tally.exec.custody import CUSTODY_SOURCE, contract_address
 from tally.exec.module import Action, HostFunction, HostState, Module
@@ -179,10 +180,15 @@ def _metered(ctx: TxContext, wanted: int | None, run: Callable[[int], ExecutionR
 def _call(ctx: TxContext, args: dict[str, Any]) -> None:
     if ctx.state.get(contract_key(args["contract"])) is None:
         raise ExecutionFailed(f"no contract {args['contract']!r}", Code.VM_NO_CONTRACT)
+    # Version 4's sandbox (tally.exec.sandbox): none exists on an earlier chain.
+    trial = sandbox.before_call(ctx, args["contract"])
+    first_event = len(ctx.events)
     result = _metered(ctx, args.get("steps"), lambda steps: ctx.vm.call(
         args["contract"], args["method"], args.get("args", []), storage=StateStorage(ctx.state),
         ctx=_vm_context(ctx, ctx.sender), host=ctx.rules.host, steps=steps))
     apply_result(ctx, result.write_set, result.events)
+    if trial is not None:
+        sandbox.after_call(ctx, args["contract"], trial, first_event)
     ctx.result = result.return_value
 
 

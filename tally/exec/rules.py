@@ -28,6 +28,7 @@ from tally.exec import (
     governance,
     identity,
     roles,
+    sandbox,
     supervision,
     upgrade,
 )
@@ -132,7 +133,7 @@ def _v4() -> Rules:
     """Members and identities (decision 0028): the identity and claims modules, roles that
     change only by proposal, and the committee of weighted seats in place of governance."""
     modules = (roles.MODULE_V4, identity.MODULE, claims.MODULE, custody.MODULE,
-               supervision.MODULE, contracts.MODULE, upgrade.MODULE_V2)
+               supervision.MODULE, contracts.MODULE, sandbox.MODULE, upgrade.MODULE_V2)
     return Rules(4, (*modules, committee.make_module(a for m in modules for a in m.actions),
                      governance.VALIDATORS_MODULE), upgrade.state_params)
 
