@@ -20,6 +20,8 @@ Keys are the signature keys' encodings (:mod:`tally.crypto.sm2`): a 32-byte scal
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from tally.crypto import _openssl, sm2
 
 C1_SIZE = 65
@@ -112,6 +114,13 @@ def from_der(der: bytes) -> bytes:
     return b"\x04" + x + y + c3 + c2
 
 
+@lru_cache(maxsize=1024)
+def _public_pkey(public_key: bytes) -> _openssl.EvpPkey | None:
+    # Recipients repeat (the same parties and regulators), and decoding a point costs a
+    # fair share of an encryption; an evicted entry is freed once no call holds it.
+    return _openssl.sm2_pkey_from_public(public_key)
+
+
 def encrypt(public_key: bytes, plaintext: bytes) -> bytes:
     """SM2-encrypt ``plaintext`` (1 to 1024 bytes) to ``public_key``: ``C1 || C3 || C2``.
 
@@ -120,7 +129,7 @@ def encrypt(public_key: bytes, plaintext: bytes) -> bytes:
         raise ValueError(f"SM2 encrypts 1 to {MAX_PLAINTEXT} bytes here")
     if not sm2.is_public_key_encoding(public_key):
         raise ValueError("expected an uncompressed 65-byte SM2 public key")
-    pkey = _openssl.sm2_pkey_from_public(bytes(public_key))
+    pkey = _public_pkey(bytes(public_key))
     if pkey is None:
         raise ValueError("the SM2 public key is not a point on the curve")
     return from_der(_openssl.sm2_encrypt_der(pkey, bytes(plaintext)))
