@@ -118,6 +118,11 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     ),
     "EVP_DigestSign": (c_int, [c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t]),
     "EVP_DigestVerify": (c_int, [c_void_p, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "EVP_PKEY_CTX_new_from_pkey": (c_void_p, [c_void_p, c_void_p, c_char_p]),
+    "EVP_PKEY_encrypt_init": (c_int, [c_void_p]),
+    "EVP_PKEY_encrypt": (c_int, [c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t]),
+    "EVP_PKEY_decrypt_init": (c_int, [c_void_p]),
+    "EVP_PKEY_decrypt": (c_int, [c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t]),
 }
 
 
@@ -307,3 +312,56 @@ def sm2_verify_der(pkey: EvpPkey, dist_id: bytes, message: bytes, signature: byt
         return result == 1
     finally:
         crypto.EVP_MD_CTX_free(md_ctx)
+
+
+# --- public-key encryption (GB/T 32918.4) ----------------------------------------------
+
+
+def _sm2_cipher(pkey: EvpPkey, data: bytes, encrypt: bool) -> bytes | None:
+    """One ``EVP_PKEY_encrypt``/``decrypt`` with SM3 (the provider's default digest);
+    None when libcrypto refuses (for decryption: the ciphertext does not check)."""
+    crypto = lib()
+    init, run = (
+        (crypto.EVP_PKEY_encrypt_init, crypto.EVP_PKEY_encrypt)
+        if encrypt
+        else (crypto.EVP_PKEY_decrypt_init, crypto.EVP_PKEY_decrypt)
+    )
+    what = "EVP_PKEY_encrypt" if encrypt else "EVP_PKEY_decrypt"
+    ctx = crypto.EVP_PKEY_CTX_new_from_pkey(None, pkey.pointer, None)
+    if not ctx:
+        raise _fail("EVP_PKEY_CTX_new_from_pkey")
+    out = None
+    try:
+        if init(ctx) != 1:
+            raise _fail(what + "_init")
+        size = c_size_t(0)
+        if run(ctx, None, byref(size), data, len(data)) != 1 or size.value == 0:
+            if encrypt:
+                raise _fail(what + " (size)")
+            crypto.ERR_clear_error()
+            return None
+        out = ctypes.create_string_buffer(size.value)
+        if run(ctx, out, byref(size), data, len(data)) != 1:
+            if encrypt:
+                raise _fail(what)
+            crypto.ERR_clear_error()
+            return None
+        return out.raw[: size.value]
+    finally:
+        crypto.EVP_PKEY_CTX_free(ctx)
+        if out is not None and not encrypt:  # wipe our copy of the plaintext
+            ctypes.memset(out, 0, len(out))
+
+
+def sm2_encrypt_der(pkey: EvpPkey, plaintext: bytes) -> bytes:
+    """SM2 encryption of ``plaintext`` to ``pkey`` with SM3: the DER ``SM2Cipher``
+    (GM/T 0009: x, y, hash C3, ciphertext C2) that OpenSSL 3 writes."""
+    result = _sm2_cipher(pkey, plaintext, encrypt=True)
+    assert result is not None
+    return result
+
+
+def sm2_decrypt_der(pkey: EvpPkey, ciphertext: bytes) -> bytes | None:
+    """The plaintext of a DER ``SM2Cipher`` under the key pair ``pkey``; None when
+    libcrypto refuses it (not DER, C1 off the curve, or C3 does not match)."""
+    return _sm2_cipher(pkey, ciphertext, encrypt=False)

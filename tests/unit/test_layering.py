@@ -34,7 +34,8 @@ import pytest
 #: (its ``__init__``) is matched exactly, not as a prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("tally", "tally.errors", "tally.codec", "tally.crypto", "tally.bounded",
-                     "tally.identity", "tally.identity.certs", "tally.identity.credit_code")),
+                     "tally.identity", "tally.identity.certs", "tally.identity.credit_code",
+                     "tally.privacy")),
     ("formats", ("tally.log", "tally.state", "tally.protocol", "tally.tx", "tally.keys",
                  "tally.genesis", "tally.evidence", "tally.evidence.verify")),
     ("contract VM", ("tally.vm",)),
