@@ -1,7 +1,7 @@
 """The HTTP API of a node (FastAPI). Its OpenAPI document is served at /openapi.json.
 
 The routes live in :mod:`tally.api.routers`, one router per domain (chain, transactions,
-custody, proofs, contracts, events, identity), each route with a response model from
+custody, proofs, contracts, events, identity, alerts), each route with a response model from
 :mod:`tally.protocol.http`. This module composes them and keeps what every route shares:
 errors as JSON ``{"code": ..., "message": ...}`` with a stable code from
 :mod:`tally.errors` (whether they come from admission, a lookup or request validation),
@@ -26,6 +26,7 @@ from tally.api.guard import BodyGuard, send_error
 from tally.api.limits import ApiLimits
 from tally.api.queries import QueryGate
 from tally.api.routers import (
+    alerts,
     chain,
     contracts,
     custody,
@@ -36,6 +37,7 @@ from tally.api.routers import (
 )
 from tally.errors import Code, TallyError
 from tally.node import Node
+from tally.supervision.alerts import Alerter
 
 STATUS_OF = {
     Code.NOT_FOUND: 404,
@@ -48,10 +50,13 @@ STATUS_OF = {
 }
 log = logging.getLogger("tally.api")
 ROUTERS = [chain.router, transactions.router, custody.router, proofs.router,
-           contracts.router, events.router, identity.router]
+           contracts.router, events.router, identity.router, alerts.router]
 
 
-def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
+def create_app(node: Node, limits: ApiLimits | None = None, *,
+               alerter: Alerter | None = None) -> FastAPI:
+    """The node's API; with ``alerter`` (a node run with ``--alerts``) it also serves
+    the alerts (/v1/alerts), which otherwise answer 404."""
     limits = limits or ApiLimits()
     app = FastAPI(
         title="Tally node API",
@@ -59,6 +64,7 @@ def create_app(node: Node, limits: ApiLimits | None = None) -> FastAPI:
         description="Submit custody transactions, read state with proofs, export evidence.",
     )
     app.state.node = node
+    app.state.alerter = alerter
     app.state.limits = limits
     app.state.queries = QueryGate(limits)
     for router in ROUTERS:

@@ -40,6 +40,7 @@ from tally.api.app import create_app
 from tally.api.limits import ApiLimits
 from tally.errors import Code
 from tally.node import Node
+from tally.supervision.alerts import Alerter
 
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 429: "Too Many Requests",
             431: "Request Header Fields Too Large", 503: "Service Unavailable"}
@@ -160,9 +161,10 @@ def server_config(app: Any, *, host: str, port: int, limits: ApiLimits,
 
 
 def make_server(node: Node, *, host: str, port: int, limits: ApiLimits | None = None,
-                log_level: str = "warning") -> uvicorn.Server:
+                log_level: str = "warning", alerter: Alerter | None = None) -> uvicorn.Server:
     """The node's API server, not yet running (``server.run()`` serves until
-    ``server.should_exit``)."""
+    ``server.should_exit``); ``alerter``: serve its alerts too."""
     limits = limits or ApiLimits()
-    return uvicorn.Server(server_config(create_app(node, limits), host=host, port=port,
+    return uvicorn.Server(server_config(create_app(node, limits, alerter=alerter),
+                                        host=host, port=port,
                                         limits=limits, log_level=log_level))

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from tally import keys as keyfiles
-from tally.cli import identity
+from tally.cli import identity, supervision
 from tally.cli.common import DEFAULT_URL, UrlOpt, console, err, fail
 from tally.cli.common import call as _call
 from tally.cli.net_ceremony import register as register_ceremony
@@ -120,7 +120,10 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
              query_steps: Annotated[int, typer.Option(
                  help="VM steps one @view query may run")] = 200_000,
              query_rate: Annotated[float, typer.Option(
-                 help="@view queries per second one IP address may send")] = 10.0) -> None:
+                 help="@view queries per second one IP address may send")] = 10.0,
+             alerts: Annotated[Path | None, typer.Option(
+                 help="a supervision rules file (TOML, docs/supervision.md): evaluate it "
+                      "on every committed block and serve /v1/alerts")] = None) -> None:
     """Run a node and its HTTP API until interrupted: the embedded solo engine, or the
     ABCI application of a CometBFT process (``--engine cometbft``). The API's limits
     are docs/api.md's "Limits"; the options tune the ones an operator most often needs
@@ -136,6 +139,7 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     if engine not in ("solo", "cometbft"):
         fail("--engine must be solo or cometbft", 2)
     comet = CometSettings(abci, rpc) if engine == "cometbft" else None
+    rules = supervision.load_or_fail(alerts) if alerts is not None else None
     h = Home(home)
     try:
         node = Node(h.data_dir, h.genesis(), h.validator(), comet=comet)
@@ -147,11 +151,12 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
         from tally.node.witnessing import WitnessFeeder
 
         feeder = WitnessFeeder.attach(node, witness)
+    alerter = supervision.attach(node, rules, alerts) if rules is not None and alerts else None
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
                   f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
     server = make_server(node, host=host, port=port, log_level=log_level, limits=ApiLimits(
         connections_per_client=connections_per_client, query_steps=query_steps,
-        query_rate=query_rate))
+        query_rate=query_rate), alerter=alerter)
     failure: list[BaseException] = []
 
     def watch() -> None:
@@ -170,6 +175,8 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     finally:
         if feeder is not None:
             feeder.stop()
+        if alerter is not None:
+            alerter.stop()
         node.stop()
     if failure:
         fail(f"the node's engine stopped: {failure[0]!r}")

@@ -464,3 +464,30 @@ class Committee(Model):
     total_weight: int
     actions: dict[str, VotePolicy] = Field(description="each committee action's vote policy")
     height: int
+
+
+# --- supervision: alerts ------------------------------------------------------------------
+
+
+class AlertModel(Model):
+    """An alert a supervision rule raised on a committed block (docs/supervision.md)."""
+
+    id: int
+    rule: str = Field(description="the rule's name in the rules file")
+    kind: str = Field(description="the rule's kind (large_transfer, velocity, concentration, "
+                                  "flagged_party, frozen_party, python), or error: the rule "
+                                  "raised")
+    height: int = Field(description="the block the rule found it in")
+    events: list[int] = Field(description="the custody-log indexes of the events that make "
+                                          "it: `tally evidence export --event N` exports each")
+    message: str
+    status: Literal["open", "acknowledged"]
+    created_at: float = Field(description="when it was stored, seconds since the Unix epoch")
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+
+
+class AlertAck(BaseModel):
+    """Who acknowledges an alert (a free-form name: the API does not authenticate yet)."""
+
+    by: str = Field(min_length=1, max_length=200)

@@ -14,6 +14,7 @@ import uvicorn
 from tally.api.limits import ApiLimits
 from tally.api.server import make_server, server_config
 from tally.node import Node
+from tally.supervision.alerts import Alerter
 
 
 def free_port() -> int:
@@ -23,13 +24,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(node: Node, limits: ApiLimits | None = None, port: int | None = None
-          ) -> Iterator[str]:
+def serve(node: Node, limits: ApiLimits | None = None, port: int | None = None, *,
+          alerter: Alerter | None = None) -> Iterator[str]:
     """The node's API on a loopback port (``port``, or a free one), served as ``tally node
     run`` serves it (uvicorn in a thread, with the same connection limits); yields its URL."""
     port = port or free_port()
     with _running(make_server(node, host="127.0.0.1", port=port, limits=limits,
-                              log_level="error"), port) as url:
+                              log_level="error", alerter=alerter), port) as url:
         yield url
 
 

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("node parts", ("tally.node.engine", "tally.node.reader")),
     ("consumers of the reader", ("tally.evidence.export", "tally.metrics", "tally.audit")),
     ("node", ("tally.node",)),
+    ("supervision", ("tally.supervision",)),
     ("API", ("tally.api",)),
     ("clients and tools", ("tally.sdk", "tally.cli", "tally.cli.net_ceremony", "tally.demo",
                            "tally.demo_consortium",
