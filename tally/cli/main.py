@@ -40,6 +40,7 @@ witness_app = typer.Typer(help="Witness a chain: cosign its checkpoints (C2SP tl
 app.add_typer(witness_app, name="witness")
 for _name, _group in identity.GROUPS:
     app.add_typer(_group, name=_name)
+app.add_typer(supervision.supervise_app, name="supervise")
 
 DEFAULT_HOME = Path(os.environ.get("TALLY_HOME", ".tally"))
 HomeOpt = Annotated[Path, typer.Option("--home", help="node home directory", envvar="TALLY_HOME")]

@@ -1,4 +1,5 @@
-"""``tally node run --alerts rules.toml``: load a rules file and attach an Alerter.
+"""``tally node run --alerts rules.toml``: load a rules file and attach an Alerter; and
+``tally supervise report|alerts``, a regulator's reports and alert list.
 
 Imported by the ``tally`` command at start: it imports the node and the alerter only
 when a node runs with ``--alerts``."""
@@ -6,9 +7,11 @@ when a node runs with ``--alerts``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from tally.cli.common import console, fail
+import typer
+
+from tally.cli.common import DEFAULT_URL, UrlOpt, console, fail
 
 if TYPE_CHECKING:
     from tally.node import Node
@@ -34,3 +37,59 @@ def attach(node: Node, rules: list[Rule], path: Path) -> Alerter:
     console.print(f"Alerts: {len(rules)} rule(s) from {path}, evaluated off the commit path "
                   f"into {alerter.alerts.path} (API: /v1/alerts)")
     return alerter
+
+
+# --- tally supervise ------------------------------------------------------------------------
+
+supervise_app = typer.Typer(help="A regulator's tools: reports of a period and alerts.",
+                            no_args_is_help=True)
+
+
+@supervise_app.command("report")
+def report_cmd(
+    first: Annotated[int, typer.Option("--from", help="the first block of the period")],
+    last: Annotated[int, typer.Option("--to", help="the last block of the period")],
+    out: Annotated[Path, typer.Option(help="directory for report.json and the CSV tables")] =
+    Path("report"),
+    url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Write a regulator's report of blocks FROM to TO: activity by member and asset
+    class, interventions, sandboxes and alerts (report.json and one CSV per table).
+
+    Example: tally supervise report --from 1 --to 5000 --out q4-report"""
+    import httpx
+
+    from tally.sdk import TallyClient
+    from tally.supervision.report import build_report, write_report
+
+    try:
+        with TallyClient(url) as client:
+            answer = httpx.get(f"{url}/v1/alerts", params={"limit": 1000}, timeout=30)
+            alerts = answer.json() if answer.status_code == 200 else []
+            report = build_report(client, first, last, alerts)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    except Exception as exc:  # a refusal or an unreachable node
+        fail(f"cannot read the chain: {exc}")
+    for path in write_report(report, out):
+        console.print(f"wrote {path}")
+
+
+@supervise_app.command("alerts")
+def alerts_cmd(status: Annotated[str, typer.Option(help="open, acknowledged or all")] = "open",
+               url: UrlOpt = DEFAULT_URL) -> None:
+    """List the node's alerts (the node runs with --alerts).
+
+    Example: tally supervise alerts --status open"""
+    import httpx
+
+    params = {} if status == "all" else {"status": status}
+    try:
+        answer = httpx.get(f"{url}/v1/alerts", params=params, timeout=30)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the node: {exc}")
+    if answer.status_code != 200:
+        fail(answer.json().get("message", answer.text))
+    for alert in answer.json():
+        console.print(f"#{alert['id']} h{alert['height']} {alert['rule']} "
+                      f"[{alert['status']}]: {alert['message']}")
