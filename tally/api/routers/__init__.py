@@ -33,7 +33,9 @@ After = Annotated[int, Query(ge=-1, le=MAX_POSITION)]
 
 _WHAT = {
     400: "refused: a malformed or invalid request, or a refused transaction",
-    403: "not allowed",
+    401: "unauthenticated: this node serves only requests signed by a registered, active "
+         "account (docs/access.md)",
+    403: "not allowed: the request's identity may not see this",
     404: "not found",
     409: "a duplicate",
     413: "the request body is too large",
@@ -60,5 +62,7 @@ def text(description: str, media_type: str = "text/plain", *, error_statuses: tu
 
 
 #: What every /v1 route may answer besides success: a bad request, a request that does
-#: not match the schema, a node that cannot serve (diverged, engine stopped).
-COMMON = errors(400, 422, 503)
+#: not match the schema, a node that cannot serve (diverged, engine stopped), and on an
+#: authenticated node an unsigned request (401) or one for what its identity may not
+#: see (403).
+COMMON = errors(400, 401, 403, 422, 503)
