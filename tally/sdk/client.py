@@ -97,6 +97,11 @@ def _auth(signer: NamedKey | None, chain: str | None) -> SignedRequests | None:
     return None if signer is None else SignedRequests(signer, chain)
 
 
+def _verify(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
+    """A CA file's path as the TLS context that trusts it (httpx deprecates the path)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
 class TallyClient(_Base):
     """A synchronous client (``httpx.Client``); safe to share between threads.
 
@@ -112,7 +117,7 @@ class TallyClient(_Base):
                  verify: ssl.SSLContext | str | bool = True) -> None:
         super().__init__(base_url, genesis_hash)
         self._http = httpx.Client(timeout=timeout, transport=transport,
-                                  auth=_auth(signer, chain), verify=verify)
+                                  auth=_auth(signer, chain), verify=_verify(verify))
 
     def close(self) -> None:
         self._http.close()
@@ -314,7 +319,7 @@ class AsyncTallyClient(_Base):
                  verify: ssl.SSLContext | str | bool = True) -> None:
         super().__init__(base_url, genesis_hash)
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport,
-                                       auth=_auth(signer, chain), verify=verify)
+                                       auth=_auth(signer, chain), verify=_verify(verify))
 
     async def aclose(self) -> None:
         await self._http.aclose()
