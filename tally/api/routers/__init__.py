@@ -58,7 +58,7 @@ def text(description: str, media_type: str = "text/plain", *, error_statuses: tu
     return {200: {"description": description,
                   "content": {media_type: {"schema": {"type": "string"}}}},
             **{s: {"description": _WHAT[s], "content": ref}
-               for s in (400, 422, 503, *error_statuses)}}
+               for s in (400, 401, 403, 422, 503, *error_statuses)}}
 
 
 #: What every /v1 route may answer besides success: a bad request, a request that does
