@@ -75,6 +75,14 @@ class Code(StrEnum):
     INVALID_REQUEST = "INVALID_REQUEST"
     #: A client sent more requests than a node allows it (HTTP 429): retry later.
     RATE_LIMITED = "RATE_LIMITED"
+    #: An authenticated node (``--access authenticated``) could not tell who sent the
+    #: request: no signature, a bad or stale one, a replayed nonce, an unknown or inactive
+    #: account (HTTP 401; docs/access.md).
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    #: The request's identity may not read what it asked for: another member's account,
+    #: an asset it is no party to (HTTP 403). Not UNAUTHORISED, which is a transaction
+    #: that failed in its block.
+    FORBIDDEN = "FORBIDDEN"
     #: A proof, signed note, state proof or evidence bundle does not show what it claims
     #: (the answer was received, and it is wrong): never confuse it with UNAVAILABLE.
     VERIFICATION_FAILED = "VERIFICATION_FAILED"
@@ -163,7 +171,8 @@ def error_for(code: str, message: str) -> TallyError:
         return NotFound(message)
     if known is Code.UNAVAILABLE:
         return Unavailable(message)
-    if known in (Code.INVALID_REQUEST, Code.VERIFICATION_FAILED, Code.RATE_LIMITED):
+    if known in (Code.INVALID_REQUEST, Code.VERIFICATION_FAILED, Code.RATE_LIMITED,
+                 Code.UNAUTHENTICATED, Code.FORBIDDEN):
         return TallyError(message, known)
     return ExecutionFailed(message, known)
 
@@ -184,6 +193,7 @@ ABCI_CODES: dict[str, int] = {
     Code.VERIFICATION_FAILED: 46, Code.BLOCK_STEPS_SPENT: 47, Code.RATE_LIMITED: 48,
     Code.UNREGISTERED: 20, Code.ACCOUNT_INACTIVE: 21, Code.PROPOSAL_CLOSED: 22,
     Code.BAD_CERTIFICATE: 23, Code.ASSET_FROZEN: 24, Code.SANDBOX_CAP: 25,
+    Code.UNAUTHENTICATED: 26, Code.FORBIDDEN: 27,
     Code.INTERNAL: 99, Code.OK: 0,
 }
 CODE_OF_ABCI: dict[int, str] = {number: str(code) for code, number in ABCI_CODES.items()}

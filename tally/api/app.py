@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tally.api.access import MODES, AccessGuard
 from tally.api.guard import BodyGuard, send_error
 from tally.api.limits import ApiLimits
 from tally.api.queries import QueryGate
@@ -42,6 +43,8 @@ from tally.supervision.alerts import Alerter
 STATUS_OF = {
     Code.NOT_FOUND: 404,
     Code.UNAUTHORISED: 403,
+    Code.UNAUTHENTICATED: 401,
+    Code.FORBIDDEN: 403,
     Code.DUPLICATE: 409,
     Code.MEMPOOL_FULL: 503,
     Code.UNAVAILABLE: 503,
@@ -53,11 +56,15 @@ ROUTERS = [chain.router, transactions.router, custody.router, proofs.router,
            contracts.router, events.router, identity.router, alerts.router]
 
 
-def create_app(node: Node, limits: ApiLimits | None = None, *,
+def create_app(node: Node, limits: ApiLimits | None = None, access: str = "open", *,
                alerter: Alerter | None = None) -> FastAPI:
-    """The node's API; with ``alerter`` (a node run with ``--alerts``) it also serves
-    the alerts (/v1/alerts), which otherwise answer 404."""
+    """The node's API. ``access``: ``open`` (anyone) or ``authenticated`` (signed
+    requests of registered accounts, each seeing what it may: :mod:`tally.api.access`);
+    with ``alerter`` (a node run with ``--alerts``) it also serves the alerts
+    (/v1/alerts), which otherwise answer 404."""
     limits = limits or ApiLimits()
+    if access not in MODES:
+        raise ValueError(f"access must be one of {', '.join(MODES)}, not {access!r}")
     app = FastAPI(
         title="Tally node API",
         version="1",
@@ -65,6 +72,7 @@ def create_app(node: Node, limits: ApiLimits | None = None, *,
     )
     app.state.node = node
     app.state.alerter = alerter
+    app.state.access = access
     app.state.limits = limits
     app.state.queries = QueryGate(limits)
     for router in ROUTERS:
@@ -107,6 +115,11 @@ def create_app(node: Node, limits: ApiLimits | None = None, *,
             return node.params.max_tx_bytes * 2 + 1024
         return limits.batch_body_bytes if path == "/v1/txs/batch" else limits.body_bytes
 
+    if access == "authenticated":
+        # Inside the body guard (added first, so it runs after it): the body it hashes
+        # has already been bounded.
+        app.add_middleware(AccessGuard, node=node, window_s=limits.auth_window_s,
+                           replay_capacity=limits.replay_capacity)
     app.add_middleware(BodyGuard, limit_of=body_limit, timeout=limits.body_timeout_s,
                        json_depth=limits.json_depth)
     app.add_middleware(DivergenceGuard, node=node)

@@ -60,6 +60,12 @@ class ApiLimits:
     query_rate: float = 10.0
     query_burst: int = 20
 
+    # --- signed requests (tally.api.access; an ``authenticated`` node only) -------------
+    #: A signed request's timestamp must be within this many seconds of the node's clock.
+    auth_window_s: int = 60
+    #: (account, nonce) pairs remembered for the window; when full, 503 until some expire.
+    replay_capacity: int = 200_000
+
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if not value > 0:

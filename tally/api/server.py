@@ -152,19 +152,29 @@ def guarded_protocol(limits: ApiLimits) -> type[asyncio.Protocol]:
 
 
 def server_config(app: Any, *, host: str, port: int, limits: ApiLimits,
-                  log_level: str = "warning") -> uvicorn.Config:
-    """uvicorn's configuration for the API, with every connection limit applied."""
+                  log_level: str = "warning", tls_cert: str | None = None,
+                  tls_key: str | None = None) -> uvicorn.Config:
+    """uvicorn's configuration for the API, with every connection limit applied; served
+    over TLS when given a certificate (PEM, the chain after the leaf) and its key."""
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("TLS needs both a certificate and its key")
     return uvicorn.Config(app, host=host, port=port, log_level=log_level,
                           http=guarded_protocol(limits), ws="none", lifespan="off",
                           timeout_keep_alive=limits.keep_alive_s,
-                          h11_max_incomplete_event_size=limits.max_head_bytes)
+                          h11_max_incomplete_event_size=limits.max_head_bytes,
+                          ssl_certfile=tls_cert, ssl_keyfile=tls_key)
 
 
 def make_server(node: Node, *, host: str, port: int, limits: ApiLimits | None = None,
-                log_level: str = "warning", alerter: Alerter | None = None) -> uvicorn.Server:
+                log_level: str = "warning", access: str = "open",
+                tls_cert: str | None = None, tls_key: str | None = None,
+                alerter: Alerter | None = None) -> uvicorn.Server:
     """The node's API server, not yet running (``server.run()`` serves until
-    ``server.should_exit``); ``alerter``: serve its alerts too."""
+    ``server.should_exit``). ``access`` is ``open`` or ``authenticated``
+    (:mod:`tally.api.access`); with ``tls_cert`` and ``tls_key`` it serves HTTPS;
+    ``alerter``: serve its alerts too."""
     limits = limits or ApiLimits()
-    return uvicorn.Server(server_config(create_app(node, limits, alerter=alerter),
-                                        host=host, port=port,
-                                        limits=limits, log_level=log_level))
+    return uvicorn.Server(server_config(create_app(node, limits, access, alerter=alerter),
+                                        host=host, port=port, limits=limits,
+                                        log_level=log_level, tls_cert=tls_cert,
+                                        tls_key=tls_key))

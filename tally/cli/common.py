@@ -8,6 +8,7 @@ read (docs/cli.md).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -35,3 +36,27 @@ def call(fn: Any, *args: Any) -> Any:
         fail(f"{exc.code}: {exc.message}")
     except Exception as exc:  # connection errors and the like
         fail(f"cannot reach the node: {exc}")
+
+
+#: Set by the ``tally`` command's own options (``tally --key FILE --ca-file FILE ...``):
+#: the account key that signs every API request (an authenticated node,
+#: docs/access.md), and the CA file that verifies a node's TLS certificate.
+CONNECTION: dict[str, Path | None] = {"key": None, "ca_file": None}
+
+
+def open_client(url: str, signer: Any = None) -> Any:
+    """A :class:`~tally.sdk.TallyClient` for ``url`` that signs its requests with the
+    ``--key`` given to ``tally`` itself (env ``TALLY_KEY``), else with ``signer`` (the
+    key a command signs its transaction with), else not at all; and verifies TLS with
+    ``--ca-file`` (env ``TALLY_CA_FILE``) when given."""
+    from tally import keys as keyfiles
+    from tally.sdk import TallyClient
+
+    key_path, ca_file = CONNECTION["key"], CONNECTION["ca_file"]
+    if key_path is not None:
+        try:
+            signer = keyfiles.load(key_path)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    verify: str | bool = str(ca_file) if ca_file is not None else True
+    return TallyClient(url, signer=signer, verify=verify)

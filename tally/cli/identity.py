@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tally.cli.common import DEFAULT_URL, UrlOpt, call, console, fail
+from tally.cli.common import DEFAULT_URL, UrlOpt, call, console, fail, open_client
 
 member_app = typer.Typer(help="Members: the institutions of a consortium chain.",
                          epilog="Example: tally member show bank-a --url http://127.0.0.1:26680",
@@ -75,13 +75,13 @@ def _transact(url: str, key: Path, op: Callable[[Any], Any]) -> Any:
     """Sign with ``key``, send ``op(account)`` through the SDK, wait for the block; the
     receipt, or exit 1 with the code the node refused it with."""
     from tally import keys as keyfiles
-    from tally.sdk import ApiError, NodeUnreachable, TallyClient
+    from tally.sdk import ApiError, NodeUnreachable
 
     try:
         named = keyfiles.load(key)
     except ValueError as exc:
         fail(str(exc), 2)
-    with TallyClient(url) as client:
+    with open_client(url, named) as client:
         try:
             return op(client.account(named))
         except NodeUnreachable as exc:
@@ -92,12 +92,11 @@ def _transact(url: str, key: Path, op: Callable[[Any], Any]) -> Any:
 
 def _propose(url: str, key: Path, action: str, ttl: int | None, **args: Any) -> None:
     """Propose a committee action; print the proposal as it stands after its block."""
-    from tally.sdk import TallyClient
 
     if ttl is not None:
         args["ttl"] = ttl
     receipt = _transact(url, key, lambda a: a.propose(action, **args))
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         proposal = call(client.proposal, receipt.tx)
     _print({"tx": receipt.tx, "height": receipt.height, "proposal": receipt.tx,
             "action": action, "status": proposal.status,
@@ -114,9 +113,8 @@ def _receipt(receipt: Any) -> None:
 def member_list(url: UrlOpt = DEFAULT_URL,
                 limit: Annotated[int, typer.Option(help="at most this many")] = 1000) -> None:
     """List the members: id, name, credit code, status, CA fingerprints."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print([m.to_dict() for m in call(client.members, limit)])
 
 
@@ -124,9 +122,8 @@ def member_list(url: UrlOpt = DEFAULT_URL,
 def member_show(member_id: Annotated[str, typer.Argument(metavar="ID")],
                 url: UrlOpt = DEFAULT_URL) -> None:
     """Show a member: its record, its CA certificates (PEM) and its status."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print(call(client.member, member_id))
 
 
@@ -201,9 +198,8 @@ def account_show(address: Annotated[str, typer.Argument(metavar="ADDR")],
                  url: UrlOpt = DEFAULT_URL) -> None:
     """Show who a registered account is: member, KYC level, status, commitment,
     certificate issuer and serial, roles, and whether it may act now (and why not)."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print(call(client.identity, address))
 
 
@@ -299,13 +295,12 @@ def account_check_disclosure(file: Annotated[Path, typer.Argument(metavar="FILE"
     commitment is read from the node, the check runs here. Exit 0 it matches, 1 not."""
     from tally.crypto import get_suite
     from tally.identity import commitment
-    from tally.sdk import TallyClient
 
     try:
         doc = json.loads(_read(file, "disclosure"))
     except ValueError as exc:
         fail(f"{file} is not JSON: {exc}", 2)
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         identity = call(client.identity, account)
         suite = get_suite(call(client.genesis).suite)
     try:
@@ -349,9 +344,8 @@ def claim_revoke(subject: Annotated[str, typer.Argument(metavar="ADDR")], topic:
 def claim_list(address: Annotated[str, typer.Argument(metavar="ADDR")],
                url: UrlOpt = DEFAULT_URL) -> None:
     """List an account's claims, each flagged valid, expired or untrusted now."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print(call(client.claims, address))
 
 
@@ -374,9 +368,8 @@ def policy_show(resource: Annotated[str, typer.Argument(
                     help="tx:<kind>, call:<contract>:<method> or gov:<action>")],
                 url: UrlOpt = DEFAULT_URL) -> None:
     """Show a resource's effective policy (stored, or the default) in JSON and in words."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print(call(client.policy, resource))
 
 
@@ -386,9 +379,8 @@ def policy_may(account: Annotated[str, typer.Argument(metavar="ACCOUNT")],
                url: UrlOpt = DEFAULT_URL) -> None:
     """May ACCOUNT act on RESOURCE now? Prints the verdict and the reason; exit 0 when
     allowed, 1 when not."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         verdict = call(client.may, account, resource)
     _print(verdict)
     if not verdict.allowed:
@@ -443,11 +435,10 @@ def _json(text: str, what: str) -> Any:
 def proposal_list(status: Annotated[str, typer.Option(help="open or all")] = "open",
                   url: UrlOpt = DEFAULT_URL) -> None:
     """List proposals with their votes, tallies and status as of the latest block."""
-    from tally.sdk import TallyClient
 
     if status not in ("open", "all"):
         fail("--status must be open or all", 2)
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print([p.to_dict() for p in call(client.proposals, status)])
 
 
@@ -455,9 +446,8 @@ def proposal_list(status: Annotated[str, typer.Option(help="open or all")] = "op
 def proposal_show(proposal_id: Annotated[str, typer.Argument(metavar="ID")],
                   url: UrlOpt = DEFAULT_URL) -> None:
     """Show a proposal: action, arguments, votes, tally, vote policy and status."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         _print(call(client.proposal, proposal_id))
 
 
@@ -467,12 +457,11 @@ def proposal_vote(proposal_id: Annotated[str, typer.Argument(metavar="ID")],
                   vote: Annotated[str, typer.Argument(metavar="for|against")],
                   key: KeyOpt, url: UrlOpt = DEFAULT_URL) -> None:
     """Vote for or against a proposal (a seat holder); prints its status after the vote."""
-    from tally.sdk import TallyClient
 
     if vote not in ("for", "against"):
         fail("the vote is for or against", 2)
     receipt = _transact(url, key, lambda a: a.vote(proposal_id, vote))
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         proposal = call(client.proposal, proposal_id)
     _print({"tx": receipt.tx, "height": receipt.height, "proposal": proposal_id,
             "status": proposal.status, "tally": proposal.tally.model_dump(by_alias=True)})

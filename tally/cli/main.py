@@ -20,7 +20,7 @@ import typer
 
 from tally import keys as keyfiles
 from tally.cli import identity, supervision
-from tally.cli.common import DEFAULT_URL, UrlOpt, console, err, fail
+from tally.cli.common import CONNECTION, DEFAULT_URL, UrlOpt, console, err, fail, open_client
 from tally.cli.common import call as _call
 from tally.cli.net_ceremony import register as register_ceremony
 
@@ -41,6 +41,23 @@ app.add_typer(witness_app, name="witness")
 for _name, _group in identity.GROUPS:
     app.add_typer(_group, name=_name)
 app.add_typer(supervision.supervise_app, name="supervise")
+
+
+
+@app.callback()
+def connection(
+        key: Annotated[Path | None, typer.Option(
+            "--key", envvar="TALLY_KEY",
+            help="sign every API request with this account key (a node run with --access "
+                 "authenticated; docs/access.md); a command's own --key signs its "
+                 "transaction")] = None,
+        ca_file: Annotated[Path | None, typer.Option(
+            "--ca-file", envvar="TALLY_CA_FILE",
+            help="verify the node's TLS certificate with this CA file (PEM)")] = None,
+) -> None:
+    """Tally: a consortium blockchain for custody evidence and Python contracts."""
+    CONNECTION.update(key=key, ca_file=ca_file)
+
 
 DEFAULT_HOME = Path(os.environ.get("TALLY_HOME", ".tally"))
 HomeOpt = Annotated[Path, typer.Option("--home", help="node home directory", envvar="TALLY_HOME")]
@@ -124,7 +141,16 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
                  help="@view queries per second one IP address may send")] = 10.0,
              alerts: Annotated[Path | None, typer.Option(
                  help="a supervision rules file (TOML, docs/supervision.md): evaluate it "
-                      "on every committed block and serve /v1/alerts")] = None) -> None:
+                      "on every committed block and serve /v1/alerts")] = None,
+             access: Annotated[str, typer.Option(
+                 help="open (anyone reads everything: development only) or authenticated "
+                      "(signed requests of registered accounts, each seeing what it may; "
+                      "docs/access.md)")] = "open",
+             tls_cert: Annotated[Path | None, typer.Option(
+                 help="serve HTTPS with this certificate (PEM, from the node's member CA)")]
+             = None,
+             tls_key: Annotated[Path | None, typer.Option(
+                 help="the private key of --tls-cert (PEM)")] = None) -> None:
     """Run a node and its HTTP API until interrupted: the embedded solo engine, or the
     ABCI application of a CometBFT process (``--engine cometbft``). The API's limits
     are docs/api.md's "Limits"; the options tune the ones an operator most often needs
@@ -139,6 +165,10 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     if engine not in ("solo", "cometbft"):
         fail("--engine must be solo or cometbft", 2)
+    if access not in ("open", "authenticated"):
+        fail("--access must be open or authenticated", 2)
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together", 2)
     comet = CometSettings(abci, rpc) if engine == "cometbft" else None
     rules = supervision.load_or_fail(alerts) if alerts is not None else None
     h = Home(home)
@@ -153,11 +183,18 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
 
         feeder = WitnessFeeder.attach(node, witness)
     alerter = supervision.attach(node, rules, alerts) if rules is not None and alerts else None
+    scheme = "https" if tls_cert is not None else "http"
     console.print(f"Node of chain {node.genesis.chain_id} ({engine}) at height "
-                  f"{node.reader.height()}, API on http://{host}:{port} (OpenAPI: /docs)")
+                  f"{node.reader.height()}, API on {scheme}://{host}:{port} (OpenAPI: /docs), "
+                  f"access {access}")
+    if access == "open" and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print("[yellow]warning:[/] the API is open: anyone who reaches "
+                  f"{host}:{port} reads every account and asset (docs/access.md)")
     server = make_server(node, host=host, port=port, log_level=log_level, limits=ApiLimits(
         connections_per_client=connections_per_client, query_steps=query_steps,
-        query_rate=query_rate), alerter=alerter)
+        query_rate=query_rate), access=access,
+        tls_cert=None if tls_cert is None else str(tls_cert),
+        tls_key=None if tls_key is None else str(tls_key), alerter=alerter)
     failure: list[BaseException] = []
 
     def watch() -> None:
@@ -438,11 +475,11 @@ def evidence_export(
     url: UrlOpt = DEFAULT_URL,
 ) -> None:
     """Export the evidence bundle of one event from a running node."""
-    from tally.sdk import ApiError, NodeUnreachable, TallyClient
+    from tally.sdk import ApiError, NodeUnreachable
 
     if (event is None) == (tx is None):
         fail("give exactly one of --event or --tx")
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         try:
             index = event if event is not None else client.receipt(tx).events[0]  # type: ignore[arg-type]
             bundle = client.evidence(index, consistency=consistency)
@@ -589,9 +626,8 @@ def witness_run(
 @app.command()
 def status(url: UrlOpt = DEFAULT_URL) -> None:
     """Show a node's chain, height and roots."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         console.print_json(json.dumps(_call(client.status).to_dict()))
 
 
@@ -600,9 +636,8 @@ def asset(asset_id: str, url: UrlOpt = DEFAULT_URL,
           history: Annotated[bool, typer.Option(help="also print the custody history")] = False
           ) -> None:
     """Show an asset, its holders and optionally its custody history."""
-    from tally.sdk import TallyClient
 
-    with TallyClient(url) as client:
+    with open_client(url) as client:
         console.print_json(json.dumps(_call(client.asset, asset_id).to_dict()))
         if history:
             console.print_json(json.dumps([e.to_dict() for e in _call(client.history,
@@ -616,7 +651,7 @@ def send(kind: str,
          key: Annotated[Path, typer.Option(help="key file of the sender")],
          url: UrlOpt = DEFAULT_URL) -> None:
     """Sign a transaction of KIND with PAYLOAD and submit it; wait for its block."""
-    from tally.sdk import ApiError, NodeUnreachable, TallyClient
+    from tally.sdk import ApiError, NodeUnreachable
 
     try:
         body = json.loads(payload, object_hook=_hex_to_bytes)
@@ -628,7 +663,7 @@ def send(kind: str,
         named = keyfiles.load(key)
     except ValueError as exc:
         fail(str(exc), 2)
-    with TallyClient(url) as client:
+    with open_client(url, named) as client:
         try:
             receipt = client.account(named).send(kind, body, check=False)
         except NodeUnreachable as exc:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tally.cli.common import console
+from tally.cli.common import console, open_client
 from tally.cli.common import fail as _fail
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="this institution's directory (its keys)")]
@@ -135,12 +135,11 @@ def propose_join_cmd(public: Annotated[Path, typer.Argument(help="the newcomer's
     from tally import keys
     from tally.errors import TallyError
     from tally.net.ceremony import CeremonyError, Institution, propose_join
-    from tally.sdk import TallyClient
 
     try:
         inst = Institution.read(public)
         named = keys.load(key)
-        with TallyClient(url) as client:
+        with open_client(url, named) as client:
             proposals = propose_join(client.account(named), inst, observer=observer)
     except (CeremonyError, ValueError, TallyError) as exc:
         _fail(str(exc))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tally.cli.common import DEFAULT_URL, UrlOpt, console, fail
+from tally.cli.common import DEFAULT_URL, UrlOpt, call, console, fail, open_client
 
 if TYPE_CHECKING:
     from tally.node import Node
@@ -57,15 +57,15 @@ def report_cmd(
     class, interventions, sandboxes and alerts (report.json and one CSV per table).
 
     Example: tally supervise report --from 1 --to 5000 --out q4-report"""
-    import httpx
-
-    from tally.sdk import TallyClient
+    from tally.errors import NotFound
     from tally.supervision.report import build_report, write_report
 
     try:
-        with TallyClient(url) as client:
-            answer = httpx.get(f"{url}/v1/alerts", params={"limit": 1000}, timeout=30)
-            alerts = answer.json() if answer.status_code == 200 else []
+        with open_client(url) as client:
+            try:
+                alerts = [a.model_dump() for a in client.alerts(limit=1000)]
+            except NotFound:  # the node runs no alerter
+                alerts = []
             report = build_report(client, first, last, alerts)
     except ValueError as exc:
         fail(str(exc), 2)
@@ -81,15 +81,8 @@ def alerts_cmd(status: Annotated[str, typer.Option(help="open, acknowledged or a
     """List the node's alerts (the node runs with --alerts).
 
     Example: tally supervise alerts --status open"""
-    import httpx
-
-    params = {} if status == "all" else {"status": status}
-    try:
-        answer = httpx.get(f"{url}/v1/alerts", params=params, timeout=30)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the node: {exc}")
-    if answer.status_code != 200:
-        fail(answer.json().get("message", answer.text))
-    for alert in answer.json():
-        console.print(f"#{alert['id']} h{alert['height']} {alert['rule']} "
-                      f"[{alert['status']}]: {alert['message']}")
+    with open_client(url) as client:
+        alerts = call(client.alerts, None if status == "all" else status)
+    for alert in alerts:
+        console.print(f"#{alert.id} h{alert.height} {alert.rule} [{alert.status}]: "
+                      f"{alert.message}")

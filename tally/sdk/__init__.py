@@ -39,6 +39,7 @@ from tally.protocol.http import (
 )
 from tally.protocol.receipt import Receipt
 from tally.sdk.account import Account, AsyncAccount, Operations
+from tally.sdk.auth import SignedRequests
 from tally.sdk.calls import (
     ApiError,
     Call,
@@ -53,6 +54,7 @@ from tally.sdk.calls import (
 from tally.sdk.client import AsyncTallyClient, TallyClient
 
 __all__ = [
+    "SignedRequests",
     "Account", "AccountInfo", "ApiError", "Asset", "AsyncAccount", "AsyncTallyClient",
     "Block", "Call", "Claims", "CommercialEvent", "Committee", "ConsistencyProof",
     "Contract", "Endpoints", "Event", "EvidenceBundle", "ExecutionFailed",

@@ -28,6 +28,7 @@ from tally.errors import Code, TallyError, Unavailable, VerificationFailed, erro
 from tally.evidence.verify import EvidenceError, Verdict, validator_history, verify_bundle
 from tally.protocol.http import (
     AccountInfo,
+    AlertModel,
     Asset,
     Block,
     Claims,
@@ -294,6 +295,13 @@ class Endpoints:
 
     def committee(self) -> Call[Committee]:
         return self._get("/v1/committee", _model(Committee))
+
+    # supervision
+    def alerts(self, status: str | None, limit: int) -> Call[list[AlertModel]]:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return self._get("/v1/alerts", _list_of(AlertModel), params)
 
 
 def _part(text: str) -> str:

@@ -25,6 +25,7 @@ that :class:`~tally.sdk.calls.Endpoints` builds; they differ only in how they wa
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from tally.evidence.verify import Verdict
 from tally.keys import NamedKey
 from tally.protocol.http import (
     AccountInfo,
+    AlertModel,
     Asset,
     Block,
     Claims,
@@ -59,6 +61,7 @@ from tally.protocol.http import (
 )
 from tally.protocol.receipt import Receipt
 from tally.sdk.account import Account, AsyncAccount
+from tally.sdk.auth import SignedRequests
 from tally.sdk.calls import (
     Call,
     Endpoints,
@@ -91,14 +94,31 @@ class _Base:
         self._genesis: GenesisDocument | None = None
 
 
+def _auth(signer: NamedKey | None, chain: str | None) -> SignedRequests | None:
+    return None if signer is None else SignedRequests(signer, chain)
+
+
+def _verify(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
+    """A CA file's path as the TLS context that trusts it (httpx deprecates the path)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
 class TallyClient(_Base):
-    """A synchronous client (``httpx.Client``); safe to share between threads."""
+    """A synchronous client (``httpx.Client``); safe to share between threads.
+
+    ``signer``: sign every request with this account key (an authenticated node,
+    docs/access.md); ``chain``: the chain id to sign for (learnt from the node when not
+    given); ``verify``: TLS verification as httpx takes it (a CA file's path, an
+    ``ssl.SSLContext``, ``True`` for the system's CAs)."""
 
     def __init__(self, base_url: str, *, timeout: float = 60.0,
                  genesis_hash: str | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 signer: NamedKey | None = None, chain: str | None = None,
+                 verify: ssl.SSLContext | str | bool = True) -> None:
         super().__init__(base_url, genesis_hash)
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._http = httpx.Client(timeout=timeout, transport=transport,
+                                  auth=_auth(signer, chain), verify=_verify(verify))
 
     def close(self) -> None:
         self._http.close()
@@ -289,15 +309,22 @@ class TallyClient(_Base):
     def committee(self) -> Committee:
         return self.run(self.api.committee())
 
+    def alerts(self, status: str | None = None, limit: int = 1000) -> list[AlertModel]:
+        """The node's alerts (a node run with ``--alerts``; docs/supervision.md)."""
+        return self.run(self.api.alerts(status, limit))
+
 
 class AsyncTallyClient(_Base):
     """An asynchronous client (``httpx.AsyncClient``): the same calls, awaited."""
 
     def __init__(self, base_url: str, *, timeout: float = 60.0,
                  genesis_hash: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 signer: NamedKey | None = None, chain: str | None = None,
+                 verify: ssl.SSLContext | str | bool = True) -> None:
         super().__init__(base_url, genesis_hash)
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport,
+                                       auth=_auth(signer, chain), verify=_verify(verify))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -458,3 +485,7 @@ class AsyncTallyClient(_Base):
 
     async def committee(self) -> Committee:
         return await self.run(self.api.committee())
+
+    async def alerts(self, status: str | None = None, limit: int = 1000
+                     ) -> list[AlertModel]:
+        return await self.run(self.api.alerts(status, limit))

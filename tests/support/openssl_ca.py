@@ -160,6 +160,24 @@ class OpensslPki:
                   *sign_options(issuer.algorithm, sm2_id), "-out", cert)
         return cert
 
+    def server_leaf(self, issuer: Ca, name: str, *, ips: tuple[str, ...] = ("127.0.0.1",),
+                    dns: tuple[str, ...] = ("localhost",), algorithm: str | None = None,
+                    days: int = 365) -> tuple[Path, Path]:
+        """A TLS server certificate for a fresh key, issued by ``issuer``, with the
+        subject alternative names ``ips`` and ``dns`` and serverAuth: (cert file, key
+        file), both PEM, for ``tally node run --tls-cert --tls-key``."""
+        algorithm = algorithm or issuer.algorithm
+        key, csr = self.key(algorithm), self._path(".csr")
+        self._run("req", "-new", "-key", key, "-subj", f"/C=CN/O={issuer.name}/CN={name}",
+                  *sign_options(algorithm), "-out", csr)
+        names = ",".join([f"IP:{ip}" for ip in ips] + [f"DNS:{d}" for d in dns])
+        cert = self._issue(issuer, ["-req", "-in", csr], days, [
+            "basicConstraints = critical,CA:FALSE", "keyUsage = critical,digitalSignature",
+            "extendedKeyUsage = serverAuth", f"subjectAltName = {names}",
+            "subjectKeyIdentifier = hash", "authorityKeyIdentifier = keyid"],
+            csr_algorithm=algorithm)
+        return cert, key
+
     def dated_leaf(self, issuer: Ca, name: str, *, not_before: str, not_after: str,
                    extensions: list[str] | None = None) -> bytes:
         """A leaf (PEM, for a fresh key) valid from ``not_before`` to ``not_after``

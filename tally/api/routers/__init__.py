@@ -33,7 +33,9 @@ After = Annotated[int, Query(ge=-1, le=MAX_POSITION)]
 
 _WHAT = {
     400: "refused: a malformed or invalid request, or a refused transaction",
-    403: "not allowed",
+    401: "unauthenticated: this node serves only requests signed by a registered, active "
+         "account (docs/access.md)",
+    403: "not allowed: the request's identity may not see this",
     404: "not found",
     409: "a duplicate",
     413: "the request body is too large",
@@ -56,9 +58,11 @@ def text(description: str, media_type: str = "text/plain", *, error_statuses: tu
     return {200: {"description": description,
                   "content": {media_type: {"schema": {"type": "string"}}}},
             **{s: {"description": _WHAT[s], "content": ref}
-               for s in (400, 422, 503, *error_statuses)}}
+               for s in (400, 401, 403, 422, 503, *error_statuses)}}
 
 
 #: What every /v1 route may answer besides success: a bad request, a request that does
-#: not match the schema, a node that cannot serve (diverged, engine stopped).
-COMMON = errors(400, 422, 503)
+#: not match the schema, a node that cannot serve (diverged, engine stopped), and on an
+#: authenticated node an unsigned request (401) or one for what its identity may not
+#: see (403).
+COMMON = errors(400, 401, 403, 422, 503)

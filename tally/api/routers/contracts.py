@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from tally.api import access
 from tally.api.queries import QueryGate
 from tally.api.routers import COMMON, MAX_POSITION, NodeDep, errors, text
 from tally.node import jsonable
@@ -35,6 +37,9 @@ def contract_source(node: NodeDep, name: str, version: int | None = Query(None, 
                          "query rate (docs/api.md, Limits).")
 async def contract_query(node: NodeDep, request: Request, name: str, body: QueryRequest
                          ) -> Any:
+    if access.requester(request) is not None:
+        await asyncio.to_thread(access.check, request,
+                                access.regulators("contract queries"))
     gate: QueryGate = request.app.state.queries
     steps: int = request.app.state.limits.query_steps
     client = request.client.host if request.client else "unknown"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
+from tally.api import access
 from tally.api.routers import COMMON, NodeDep, errors
 from tally.protocol.http import (
     Claims,
@@ -50,7 +51,8 @@ def member(node: NodeDep, member_id: MemberId) -> Any:
 @router.get("/v1/accounts/{address}/identity",
             summary="Who a registered account is, and whether it may act now",
             response_model=Identity, response_model_exclude_none=True, responses=errors(404))
-def identity(node: NodeDep, address: Address) -> Any:
+def identity(node: NodeDep, request: Request, address: Address) -> Any:
+    access.check(request, access.Account(address))
     return node.reader.identity(address)
 
 
@@ -58,7 +60,9 @@ def identity(node: NodeDep, address: Address) -> Any:
             summary="The claims an account holds, each flagged valid, expired or untrusted "
                     "at the latest block's time",
             response_model=Claims)
-def claims(node: NodeDep, address: Address, limit: int = Query(256, ge=1, le=256)) -> Any:
+def claims(node: NodeDep, request: Request, address: Address,
+           limit: int = Query(256, ge=1, le=256)) -> Any:
+    access.check(request, access.Account(address))
     return node.reader.claims(address, limit)
 
 
@@ -87,8 +91,9 @@ def policy(node: NodeDep, resource: Resource) -> Any:
 
 @router.get("/v1/may", summary="May an account act on a resource now? The verdict and why",
             response_model=MayVerdict)
-def may(node: NodeDep, account: str = Query(max_length=64),
+def may(node: NodeDep, request: Request, account: str = Query(max_length=64),
         resource: str = Query(max_length=200)) -> Any:
+    access.check(request, access.Account(account))
     return node.reader.may(account, resource)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from tally.api import access
 from tally.api.routers import COMMON, MAX_POSITION, NodeDep, Position, errors
 from tally.evidence.export import export_bundle, export_commercial_bundle
+from tally.node.reader import event_to_dict
 from tally.protocol.http import (
     ConsistencyProof,
     EvidenceBundle,
@@ -24,7 +26,8 @@ MAX_VALIDATOR_UPDATES = 100
 
 @router.get("/v1/proofs/state", summary="Any state key's value or absence, with a proof",
             response_model=StateProof, responses=errors(404))
-def state_proof(node: NodeDep, key: str) -> Any:
+def state_proof(node: NodeDep, request: Request, key: str) -> Any:
+    access.check(request, access.StateKey(key))
     return node.reader.state_proof(key.encode())
 
 
@@ -61,7 +64,12 @@ def validator_updates(node: NodeDep,
 @router.get("/v1/evidence/{event_index}", summary="The evidence bundle of a log entry",
             response_model=EvidenceBundle, response_model_exclude_unset=True,
             responses=errors(404))
-def evidence(node: NodeDep, event_index: Position, consistency: bool = False) -> Any:
+def evidence(node: NodeDep, request: Request, event_index: Position,
+             consistency: bool = False) -> Any:
+    if access.requester(request) is not None:
+        event = node.reader.event(event_index)
+        if event is not None:
+            access.check(request, access.EventOf(event_to_dict(event)))
     return export_bundle(node.reader, event_index, consistency=consistency)
 
 
@@ -69,5 +77,7 @@ def evidence(node: NodeDep, event_index: Position, consistency: bool = False) ->
             summary="The evidence bundle of a contract event",
             response_model=EvidenceBundle, response_model_exclude_unset=True,
             responses=errors(404))
-def commercial_evidence(node: NodeDep, index: Position, consistency: bool = False) -> Any:
+def commercial_evidence(node: NodeDep, request: Request, index: Position,
+                        consistency: bool = False) -> Any:
+    access.check(request, access.regulators("the commercial log"))
     return export_commercial_bundle(node.reader, index, consistency=consistency)

@@ -6,8 +6,9 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from tally.api import access
 from tally.api.routers import COMMON, NodeDep, errors
 from tally.errors import Code, TallyError
 from tally.protocol.http import (
@@ -74,11 +75,13 @@ def submit_batch(node: NodeDep, body: BatchSubmission) -> Any:
 
 @router.get("/v1/txs/{tx_id}", summary="A committed transaction, its receipt and events",
             response_model=Transaction, responses=errors(404))
-def transaction(node: NodeDep, tx_id: str) -> Any:
+def transaction(node: NodeDep, request: Request, tx_id: str) -> Any:
+    access.check(request, access.TxOf(tx_id))
     return node.reader.transaction(tx_id)
 
 
 @router.get("/v1/txs/{tx_id}/receipt", summary="The receipt of a committed transaction",
             response_model=ReceiptModel, responses=errors(404))
-def receipt(node: NodeDep, tx_id: str) -> Any:
+def receipt(node: NodeDep, request: Request, tx_id: str) -> Any:
+    access.check(request, access.TxOf(tx_id))
     return node.reader.receipt(tx_id).to_dict()
