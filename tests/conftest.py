@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.api import serve
 from tests.support.chain import Chain
+from tests.support.openssl_ca import OpensslPki
 
 
 @pytest.fixture(params=["intl", "gm"])
@@ -36,3 +37,10 @@ def api(chain: Chain) -> Iterator[tuple[Chain, str]]:
     """The ``chain`` fixture's node, served by the real API on a loopback port."""
     with serve(chain.node) as url:
         yield chain, url
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
+    """CAs and certificates made with the ``openssl`` command line, kept for the session
+    (each openssl run costs ~0.1 s; tests/support/openssl_ca.py)."""
+    return OpensslPki(tmp_path_factory.mktemp("pki"))

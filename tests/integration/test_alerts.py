@@ -24,11 +24,6 @@ from tests.support.consortium import Consortium
 from tests.support.openssl_ca import OpensslPki
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("alerts-pki"))
-
-
 @pytest.fixture
 def c(tmp_path: Path) -> Iterator[Chain]:
     chain = Chain(tmp_path, "intl")

@@ -18,11 +18,6 @@ from tests.support.consortium import Consortium, credit_code
 from tests.support.openssl_ca import OpensslPki
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("committee-pki"))
-
-
 @pytest.fixture
 def c(tmp_path: Path, pki: OpensslPki) -> Iterator[Consortium]:
     chain = Consortium(tmp_path, "intl", pki)

@@ -20,11 +20,6 @@ from tests.support.openssl_ca import OpensslPki
 from tests.support.replay import recorded_blocks, replay_under_seeds
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("consortium-pki"))
-
-
 @pytest.fixture
 def consortium(tmp_path: Path, suite_name: str, pki: OpensslPki) -> Iterator[Consortium]:
     c = Consortium(tmp_path, suite_name, pki)

@@ -20,11 +20,6 @@ from tests.support.openssl_ca import OpensslPki
 ORDER = hashlib.sha256(b"Shanghai Financial Court, order 2026-17").digest()
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("interventions-pki"))
-
-
 @pytest.fixture
 def c(tmp_path: Path, pki: OpensslPki) -> Iterator[Consortium]:
     chain = Consortium(tmp_path, "intl", pki)

@@ -25,11 +25,6 @@ class Pilot(Contract):
 """
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("sandbox-pki"))
-
-
 @pytest.fixture
 def c(tmp_path: Path, pki: OpensslPki) -> Iterator[Consortium]:
     """``pilot`` deployed and funded with 1,000,000 units; alice and bob registered."""

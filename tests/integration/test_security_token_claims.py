@@ -29,11 +29,6 @@ COUNTRY = "jurisdiction"
 ISSUERS = {INVESTOR: "broker", COUNTRY: "custodian"}
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("token-claims-pki"))
-
-
 def send(c: Consortium, name: str, method: str, *args: Any) -> Receipt:
     return c.send(name, "contract.call", {"contract": "bond", "method": method,
                                           "args": list(args)})

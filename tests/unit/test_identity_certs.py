@@ -42,11 +42,6 @@ E = CertificateError
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> OpensslPki:
-    return OpensslPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="session")
 def account_keys() -> dict[str, bytes]:
     return {name: get_suite(name).generate_private_key().public_key for name in ("intl", "gm")}
 
