@@ -49,6 +49,13 @@ CUSTOMERS = {
     "factor": ("broker", "Huangpu Factoring Ltd.", "91310000800000008"),
 }
 NEWCOMER = ("fifth", "Fifth Trust Company", "91310000900000009")
+#: The regulator's alert rules (docs/supervision.md): its node evaluates them.
+ALERT_RULES = """\
+[[rule]]
+name = "large-transfer"
+kind = "large_transfer"
+min_quantity = 2000
+"""
 _SM2_ID = "1234567812345678"
 
 
@@ -149,7 +156,16 @@ def found(base: Path, suite_name: str, console: Console, chain_id: str = "tally-
     say(f"  genesis assembled from the public files; all {len(FOUNDERS)} founders checked "
         f"their entries and the hash {genesis.hash.hex()[:16]}…")
     specs = [load_localnet(base / member)[0] for member in FOUNDERS]
-    net = Localnet(specs, app=tally_node_argv)
+    rules = base / "regulator" / "alerts.toml"
+    rules.write_text(ALERT_RULES)
+    regulator_home = specs[list(FOUNDERS).index("regulator")].app_dir
+
+    def node_argv(spec: NodeSpec) -> list[str]:
+        """The regulator's node evaluates its alert rules (off the commit path)."""
+        extra = ["--alerts", str(rules)] if spec.app_dir == regulator_home else []
+        return [*tally_node_argv(spec), *extra]
+
+    net = Localnet(specs, app=node_argv)
     consortium = Consortium(base, suite.name, genesis, cas, specs, net)
     try:
         net.start()
@@ -194,6 +210,39 @@ def _all_ok(results: list[Any]) -> list[Any]:
             raise result
         result.raise_for_code()
     return results
+
+
+def supervise(c: Consortium, console: Console) -> None:
+    """The regulator's view: its node's alerts on the scenario's traffic, a freeze of an
+    asset on the record, a refused move, and the report of the period."""
+    from tally.supervision.report import build_report
+
+    say = console.print
+    spec = c.specs[list(FOUNDERS).index("regulator")]
+    say("\n[bold]Supervision[/]: the regulator's node evaluates its alert rules on every "
+        "block, off the commit path.")
+    with TallyClient(api_url(spec)) as regulator_node:
+        _wait(lambda: bool(regulator_node.alerts()), 20, "the regulator's alerts")
+        for alert in regulator_node.alerts()[:3]:
+            say(f"  alert #{alert.id} at block {alert.height} ({alert.rule}): {alert.message}")
+        regulator = regulator_node.account(c.keys["regulator"])
+        frozen = regulator.send("asset.freeze", {"asset": "BOND-2030", "reason_code": "AML",
+                                                 "reason": "pattern review 2026-17"})
+        say(f"  the regulator freezes BOND-2030 (AML), block {frozen.height}: every move of "
+            "it is refused")
+        move = regulator_node.account(c.keys["bob"]).send(
+            "custody.transfer", {"asset": "BOND-2030", "to": c.keys["alice"].address,
+                                 "quantity": 1}, check=False)
+        say(f"  ✓ bob's transfer refused: {move.code}")
+        regulator.send("asset.unfreeze", {"asset": "BOND-2030", "reason_code": "AML",
+                                          "reason": "review closed"})
+        report = build_report(regulator_node, 1, regulator_node.status().height,
+                              [a.model_dump() for a in regulator_node.alerts()])
+        say(f"  report of blocks 1-{report['period']['to']}: "
+            f"{sum(r['events'] for r in report['activity'])} custody moves by "
+            f"{len({r['member'] for r in report['activity']})} members, "
+            f"{len(report['interventions'])} interventions, {len(report['alerts'])} alert(s) "
+            "(tally supervise report writes it as JSON and CSV)")
 
 
 def admit_newcomer(c: Consortium, client: TallyClient, console: Console) -> str:
@@ -275,6 +324,7 @@ def run_consortium_demo(base: Path, suite_name: str, out: Path, console: Console
             register_customers(c, client, console)
             console.print()
             result = run_scenario(client, c.keys, out, console)
+            supervise(c, console)
             admit_newcomer(c, client, console)
         return result
     finally:

@@ -31,6 +31,9 @@ def test_demo_runs_the_custody_scenario_and_verifies_evidence(suite: str, tmp_pa
     assert "all 4 founders checked their entries" in text
     assert text.count("(block ") >= 5 and "Zhang Li (Alice)" in text
     assert "3 of 4 seats, passed" in text and "one of 5 validators cosigning" in text
+    # The regulator's scene: alerts from its node, a freeze on the record, the report.
+    assert "(large-transfer): custody.transfer of 2500 BOND-2030" in " ".join(text.split())
+    assert "bob's transfer refused: ASSET_FROZEN" in text and "interventions" in text
     bundle = out / "evidence-alice-to-bob.json"
     verified = tally("evidence", "verify", str(bundle), "--json")
     assert verified.returncode == 0, verified.stderr
