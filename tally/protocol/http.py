@@ -488,6 +488,7 @@ class AlertModel(Model):
 
 
 class AlertAck(BaseModel):
-    """Who acknowledges an alert (a free-form name: the API does not authenticate yet)."""
+    """Who acknowledges an alert: a free-form name on an open node; on an authenticated
+    node the address of the regulator that signed the request is recorded instead."""
 
     by: str = Field(min_length=1, max_length=200)

@@ -303,6 +303,10 @@ class Endpoints:
             params["status"] = status
         return self._get("/v1/alerts", _list_of(AlertModel), params)
 
+    def acknowledge_alert(self, alert_id: int, by: str) -> Call[AlertModel]:
+        return Call(self.request("POST", f"/v1/alerts/{int(alert_id)}/ack", json={"by": by}),
+                    _model(AlertModel))
+
 
 def _part(text: str) -> str:
     """One path segment, percent-encoded."""

@@ -313,6 +313,11 @@ class TallyClient(_Base):
         """The node's alerts (a node run with ``--alerts``; docs/supervision.md)."""
         return self.run(self.api.alerts(status, limit))
 
+    def acknowledge_alert(self, alert_id: int, by: str) -> AlertModel:
+        """Acknowledge an open alert as ``by``; on an authenticated node the signer's
+        address is recorded instead."""
+        return self.run(self.api.acknowledge_alert(alert_id, by))
+
 
 class AsyncTallyClient(_Base):
     """An asynchronous client (``httpx.AsyncClient``): the same calls, awaited."""
@@ -489,3 +494,6 @@ class AsyncTallyClient(_Base):
     async def alerts(self, status: str | None = None, limit: int = 1000
                      ) -> list[AlertModel]:
         return await self.run(self.api.alerts(status, limit))
+
+    async def acknowledge_alert(self, alert_id: int, by: str) -> AlertModel:
+        return await self.run(self.api.acknowledge_alert(alert_id, by))

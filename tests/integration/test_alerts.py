@@ -278,3 +278,35 @@ def test_api(c: Chain) -> None:
             assert answer.status_code == 404 and "--alerts" in answer.json()["message"]
     finally:
         alerter.stop()
+
+
+def test_alerts_are_for_regulators_on_an_authenticated_node(tmp_path: Path,
+                                                            pki: OpensslPki) -> None:
+    """With authenticated access, only a regulator reads and acknowledges alerts, and the
+    acknowledgement names the regulator that signed it, whatever the body says."""
+    from tally.errors import TallyError
+    from tally.sdk import TallyClient
+
+    c = Consortium(tmp_path, "intl", pki)
+    alerter = alerter_on(c, '[[rule]]\nname = "big"\nkind = "large_transfer"\n'
+                            'min_quantity = 100\n')
+    try:
+        c.register("alice")
+        c.issue("BOND", 500, to="alice")
+        c.ok("alice", "custody.transfer", {"asset": "BOND", "to": c.addr("issuer"),
+                                           "quantity": 200})
+        settle(c, alerter)
+        with serve(c.node, access="authenticated", alerter=alerter) as url:
+            assert httpx.get(f"{url}/v1/alerts").status_code == 401
+            with TallyClient(url, signer=c.keys["alice"]) as alice:
+                with pytest.raises(TallyError) as refused:
+                    alice.alerts()
+                assert refused.value.code == "FORBIDDEN"
+            with TallyClient(url, signer=c.keys["regulator"]) as regulator:
+                (alert,) = regulator.alerts()
+                assert alert.rule == "big" and alert.status == "open"
+                acked = regulator.acknowledge_alert(alert.id, by="someone else")
+                assert acked.acknowledged_by == c.addr("regulator")
+    finally:
+        alerter.stop()
+        c.stop()
