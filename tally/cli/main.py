@@ -23,6 +23,7 @@ from tally.cli import identity, supervision
 from tally.cli.common import CONNECTION, DEFAULT_URL, UrlOpt, console, err, fail, open_client
 from tally.cli.common import call as _call
 from tally.cli.net_ceremony import register as register_ceremony
+from tally.protocol.versions import IDENTITY
 
 app = typer.Typer(help="Tally: a consortium blockchain for custody evidence and Python contracts.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -176,6 +177,10 @@ def node_run(home: HomeOpt = DEFAULT_HOME,
         node = Node(h.data_dir, h.genesis(), h.validator(), comet=comet)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         fail(str(exc))
+    if access == "authenticated" and node.reader.protocol_version() < IDENTITY:
+        fail("--access authenticated needs protocol version 4 (registered accounts sign "
+             "requests); this chain is at version "
+             f"{node.reader.protocol_version()}: upgrade it first (docs/access.md)", 2)
     node.start()
     feeder = None
     if witness:

@@ -338,6 +338,12 @@ class ChainReader:
         """The next nonce the committed state expects from ``address``."""
         return self.value(nonce_key(address)) or 0
 
+    def protocol_version(self) -> int:
+        """The protocol version in force after the latest committed block."""
+        from tally.exec.upgrade import current_version
+
+        return current_version(_ValueReader(self), self.genesis)
+
     def admission_nonce(self, address: str) -> int:
         """:meth:`nonce`, for admitting a transaction: from protocol version 4, a sender
         that may not act at all (unregistered, frozen...) is refused here already, so its

@@ -593,3 +593,21 @@ def test_tally_node_run_serves_with_the_limits(tmp_path: Path) -> None:
         process.terminate()
         process.wait(30)
     assert status == 429 and body["code"] == "RATE_LIMITED" and closed
+
+
+def test_authenticated_access_is_refused_on_a_chain_before_version_4(tmp_path: Path) -> None:
+    """Nobody could sign in on a chain without registered accounts' version: the node
+    refuses to start in authenticated mode there (exit 2, saying why) rather than serve
+    401 to everyone."""
+    from typer.testing import CliRunner
+
+    from tally.cli.main import app
+
+    home = init_home(tmp_path / "home")
+    doc = json.loads(home.genesis_path.read_text())
+    home.genesis_path.write_text(json.dumps(doc | {"protocol_version": 3}))
+    result = CliRunner().invoke(app, ["node", "run", "--home", str(tmp_path / "home"),
+                                      "--access", "authenticated", "--port",
+                                      str(free_port())])
+    assert result.exit_code == 2
+    assert "needs protocol version 4" in result.output
