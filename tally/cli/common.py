@@ -7,7 +7,9 @@ read (docs/cli.md).
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -60,3 +62,45 @@ def open_client(url: str, signer: Any = None) -> Any:
             fail(str(exc), 2)
     verify: str | bool = str(ca_file) if ca_file is not None else True
     return TallyClient(url, signer=signer, verify=verify)
+
+
+def print_json(value: Any) -> None:
+    """A value (or anything with ``to_dict``) as indented JSON on standard output."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    console.print_json(json.dumps(value))
+
+
+def transact(url: str, key: Path, op: Callable[[Any], Any]) -> Any:
+    """Sign with ``key``, send ``op(account)`` through the SDK, wait for the block; the
+    receipt, or exit 1 with the code the node refused it with."""
+    from tally import keys as keyfiles
+    from tally.sdk import ApiError, NodeUnreachable
+
+    try:
+        named = keyfiles.load(key)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    with open_client(url, named) as client:
+        try:
+            return op(client.account(named))
+        except NodeUnreachable as exc:
+            fail(exc.message)
+        except ApiError as exc:
+            fail(f"refused ({exc.code}): {exc.message}")
+
+
+def propose(url: str, key: Path, action: str, ttl: int | None, **args: Any) -> None:
+    """Propose a committee action; print the proposal as it stands after its block."""
+    if ttl is not None:
+        args["ttl"] = ttl
+    receipt = transact(url, key, lambda a: a.propose(action, **args))
+    with open_client(url) as client:
+        proposal = call(client.proposal, receipt.tx)
+    print_json({"tx": receipt.tx, "height": receipt.height, "proposal": receipt.tx,
+                "action": action, "status": proposal.status,
+                "tally": proposal.tally.model_dump(by_alias=True)})
+
+
+def print_receipt(receipt: Any) -> None:
+    print_json(receipt.to_dict())

@@ -21,6 +21,10 @@ from typing import Annotated, Any
 import typer
 
 from tally.cli.common import DEFAULT_URL, UrlOpt, call, console, fail, open_client
+from tally.cli.common import print_json as _print
+from tally.cli.common import print_receipt as _receipt
+from tally.cli.common import propose as _propose
+from tally.cli.common import transact as _transact
 
 member_app = typer.Typer(help="Members: the institutions of a consortium chain.",
                          epilog="Example: tally member show bank-a --url http://127.0.0.1:26680",
@@ -48,12 +52,6 @@ TtlOpt = Annotated[int | None, typer.Option(
 _INT = re.compile(r"^-?[0-9]{1,19}$")
 
 
-def _print(value: Any) -> None:
-    if hasattr(value, "to_dict"):
-        value = value.to_dict()
-    console.print_json(json.dumps(value))
-
-
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -69,42 +67,6 @@ def _hex(text: str, what: str, size: int | None = None) -> bytes:
     if size is not None and len(raw) != size:
         fail(f"{what} must be {size} bytes ({2 * size} hex digits)", 2)
     return raw
-
-
-def _transact(url: str, key: Path, op: Callable[[Any], Any]) -> Any:
-    """Sign with ``key``, send ``op(account)`` through the SDK, wait for the block; the
-    receipt, or exit 1 with the code the node refused it with."""
-    from tally import keys as keyfiles
-    from tally.sdk import ApiError, NodeUnreachable
-
-    try:
-        named = keyfiles.load(key)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    with open_client(url, named) as client:
-        try:
-            return op(client.account(named))
-        except NodeUnreachable as exc:
-            fail(exc.message)
-        except ApiError as exc:
-            fail(f"refused ({exc.code}): {exc.message}")
-
-
-def _propose(url: str, key: Path, action: str, ttl: int | None, **args: Any) -> None:
-    """Propose a committee action; print the proposal as it stands after its block."""
-
-    if ttl is not None:
-        args["ttl"] = ttl
-    receipt = _transact(url, key, lambda a: a.propose(action, **args))
-    with open_client(url) as client:
-        proposal = call(client.proposal, receipt.tx)
-    _print({"tx": receipt.tx, "height": receipt.height, "proposal": receipt.tx,
-            "action": action, "status": proposal.status,
-            "tally": proposal.tally.model_dump(by_alias=True)})
-
-
-def _receipt(receipt: Any) -> None:
-    _print(receipt.to_dict())
 
 
 # --- tally member ---------------------------------------------------------------------

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tally.cli.common import DEFAULT_URL, UrlOpt, call, console, fail, open_client
+from tally.cli.common import (
+    DEFAULT_URL,
+    UrlOpt,
+    call,
+    console,
+    fail,
+    open_client,
+    print_receipt,
+    propose,
+    transact,
+)
 
 if TYPE_CHECKING:
     from tally.node import Node
@@ -86,3 +96,79 @@ def alerts_cmd(status: Annotated[str, typer.Option(help="open, acknowledged or a
     for alert in alerts:
         console.print(f"#{alert.id} h{alert.height} {alert.rule} [{alert.status}]: "
                       f"{alert.message}")
+
+
+KeyOpt = Annotated[Path, typer.Option("--key", help="the regulator's key file")]
+ReasonCode = Annotated[str, typer.Option(
+    "--reason-code", help="COURT_ORDER, AML, SANCTIONS, FRAUD, INVESTIGATION, "
+                          "REGULATOR_ORDER or OTHER")]
+Reason = Annotated[str, typer.Option(help="why, in words (recorded in the event)")]
+
+
+@supervise_app.command("freeze")
+def freeze_cmd(asset: str, key: KeyOpt, reason_code: ReasonCode, reason: Reason,
+               url: UrlOpt = DEFAULT_URL) -> None:
+    """Freeze every unit of ASSET (asset.freeze): no move until it is unfrozen.
+
+    Example: tally supervise freeze BOND-2030 --reason-code AML --reason "case 17" --key reg.json"""
+    print_receipt(transact(url, key, lambda a: a.send("asset.freeze", {
+        "asset": asset, "reason_code": reason_code, "reason": reason})))
+
+
+@supervise_app.command("unfreeze")
+def unfreeze_cmd(asset: str, key: KeyOpt, reason_code: ReasonCode, reason: Reason,
+                 url: UrlOpt = DEFAULT_URL) -> None:
+    """Lift the freeze of ASSET (asset.unfreeze).
+
+    Example: tally supervise unfreeze BOND-2030 --reason-code AML --reason closed --key reg.json"""
+    print_receipt(transact(url, key, lambda a: a.send("asset.unfreeze", {
+        "asset": asset, "reason_code": reason_code, "reason": reason})))
+
+
+@supervise_app.command("force-transfer")
+def force_transfer_cmd(
+        asset: str, key: KeyOpt, reason_code: ReasonCode, reason: Reason,
+        holder: Annotated[str, typer.Option(help="the account whose units move")],
+        to: Annotated[str, typer.Option(help="the account that receives them")],
+        quantity: Annotated[int, typer.Option(help="units")],
+        order: Annotated[Path, typer.Option(help="the court order's document; its SHA-256 is "
+                                                 "attested")],
+        url: UrlOpt = DEFAULT_URL) -> None:
+    """Move units of ASSET on a court order (custody.force_transfer), attesting the
+    order's hash in the same transaction.
+
+    Example: tally supervise force-transfer BOND-2030 --holder 3f1c… --to 8a2e… --quantity 300
+    --order judgment.pdf --reason-code COURT_ORDER --reason "(2026) Hu 74" --key reg.json"""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(order.read_bytes()).digest()
+    except OSError as exc:
+        fail(f"cannot read {order}: {exc}", 2)
+    print_receipt(transact(url, key, lambda a: a.send("custody.force_transfer", {
+        "asset": asset, "holder": holder, "to": to, "quantity": quantity,
+        "order_hash": digest, "reason_code": reason_code, "reason": reason})))
+
+
+@supervise_app.command("sandbox")
+def sandbox_cmd(
+        contract: str, key: Annotated[Path, typer.Option("--key", help="a seat holder's key")],
+        close: Annotated[str | None, typer.Option(
+            help="end the sandbox: graduate or close (otherwise: open one)")] = None,
+        max_per_call: Annotated[int, typer.Option(help="units one call may move")] = 0,
+        max_total: Annotated[int, typer.Option(help="units all calls may move")] = 0,
+        participant: Annotated[list[str] | None, typer.Option(
+            help="an account that may call (repeatable)")] = None,
+        end_height: Annotated[int, typer.Option(help="the height the trial ends")] = 0,
+        url: UrlOpt = DEFAULT_URL) -> None:
+    """Propose a sandbox for CONTRACT (sandbox.open; a regulator must vote for it), or
+    its end with --close graduate|close (sandbox.close).
+
+    Example: tally supervise sandbox pilot --max-per-call 100 --max-total 1000
+    --participant 3f1c… --end-height 90000 --key bank-admin.json"""
+    if close is not None:
+        propose(url, key, "sandbox.close", None, contract=contract, outcome=close)
+        return
+    propose(url, key, "sandbox.open", None, contract=contract, max_per_call=max_per_call,
+            max_total=max_total, participants=list(participant or []),
+            end_height=end_height)

@@ -80,3 +80,47 @@ def test_the_committee_can_give_interventions_to_another_role(c: Consortium) -> 
                                        "reason": "custodian's hold"})
     assert code_of(c, "regulator", "asset.freeze", {
         "asset": "BOND", "reason_code": "OTHER", "reason": "x"}) == Code.UNAUTHORISED
+
+
+def test_the_regulator_intervenes_from_the_command_line(c: Consortium, tmp_path: Path) -> None:
+    """``tally supervise freeze | unfreeze | force-transfer | sandbox`` against a served
+    node: each is a transaction signed with the regulator's key file; a bad reason code
+    is refused (exit 1) and changes nothing."""
+    from typer.testing import CliRunner
+
+    from tally.cli.main import app
+    from tally.keys import save
+    from tests.support.api import serve
+
+    key = tmp_path / "regulator.json"
+    save(key, c.keys["regulator"])
+    order = tmp_path / "judgment.txt"
+    order.write_text("(2026) Hu 74 Min Chu 17: transfer 5 units")
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["supervise", *args, "--url", url],
+                                    env={"COLUMNS": "200"})
+        return result.exit_code, result.output
+
+    with serve(c.node) as url:
+        code, out = run("freeze", "BOND", "--key", str(key), "--reason-code", "BORED",
+                        "--reason", "x")
+        assert code == 1 and "INVALID_PAYLOAD" in out
+        assert c.node.reader.value(b"asset/BOND")["status"] == "active"
+        assert run("freeze", "BOND", "--key", str(key), "--reason-code", "AML",
+                   "--reason", "case 9")[0] == 0
+        assert c.node.reader.value(b"asset/BOND")["status"] == "frozen"
+        assert run("unfreeze", "BOND", "--key", str(key), "--reason-code", "AML",
+                   "--reason", "closed")[0] == 0
+        code, out = run("force-transfer", "BOND", "--key", str(key), "--holder",
+                        c.addr("alice"), "--to", c.addr("bob"), "--quantity", "5", "--order",
+                        str(order), "--reason-code", "COURT_ORDER", "--reason", "judgment 17")
+        assert code == 0, out
+        assert c.holding("BOND", "bob")["q"] == 5
+        assert c.node.reader.value(
+            f"doc/{hashlib.sha256(order.read_bytes()).hexdigest()}/{c.addr('regulator')}"
+            .encode()) is not None
+        code, out = run("sandbox", "nothing", "--key", str(key), "--max-per-call", "1",
+                        "--max-total", "1", "--participant", c.addr("alice"),
+                        "--end-height", "100000")
+        assert code == 1 and "NOT_FOUND" in out  # no such contract: refused when proposed
