@@ -165,20 +165,50 @@ def _walks(m: Meter, limits: Limits, step: Callable[[int], None],
     """``deep``, ``text`` and ``footprint``: iterative walks of a whole value, level by
     level, that charge for it before anything is made and refuse nesting past
     ``max_nesting``."""
+    return (_deep_walk(m, limits), _text_walk(m, limits, step, alloc, out_of_memory),
+            _footprint_walk(m, limits, step, alloc, out_of_memory))
+
+
+def _too_deep(max_nesting: int) -> RecursionLimitExceeded:
+    return RecursionLimitExceeded(f"value nested deeper than {max_nesting} lists or dicts")
+
+
+def _scalar_bytes(v: Any) -> int:
+    t = type(v)
+    if t is str:
+        return STR_BYTES + text_bytes(v)
+    if t is bytes:
+        return BYTES_BYTES + len(v)
+    if t is int and not -6 < v < 257:
+        return INT_BYTES + (v.bit_length() >> 3)
+    return 0
+
+def _scalar_text(v: Any, escape_all: bool) -> tuple[int, int, bool]:
+    """``(characters, steps, ascii)`` of ``repr(v)`` for a scalar (``ascii(v)``
+    if ``escape_all``): a bound, exact for the common cases."""
+    t = type(v)
+    if t is int:
+        bits = v.bit_length()
+        # decimal digits and sign; int -> decimal text is quadratic
+        return (bits * 1233 >> 12) + 2, ((bits * bits) >> 16 if bits > 512 else 0), True
+    if t is str:
+        n = len(v)
+        if v.isascii():
+            if v.isprintable():
+                return n + 2 + v.count("\\") + v.count("'"), n >> 6, True
+            return 4 * n + 2, n >> 6, True
+        if escape_all or not v.isprintable():
+            return 10 * n + 2, n >> 6, True
+        return n + 2 + v.count("\\") + v.count("'"), n >> 6, False
+    if t is bytes:
+        n = len(v)
+        return ((n + 3) if v.isalnum() else (4 * n + 3)), n >> 6, True
+    if t is bool or v is None:
+        return 5, 0, True
+    raise Forbidden(f"cannot format a {t.__name__}")
+
+def _deep_walk(m: Meter, limits: Limits) -> Callable[..., int]:
     max_nesting = limits.max_nesting
-
-    def scalar_bytes(v: Any) -> int:
-        t = type(v)
-        if t is str:
-            return STR_BYTES + text_bytes(v)
-        if t is bytes:
-            return BYTES_BYTES + len(v)
-        if t is int and not -6 < v < 257:
-            return INT_BYTES + (v.bit_length() >> 3)
-        return 0
-
-    def too_deep() -> RecursionLimitExceeded:
-        return RecursionLimitExceeded(f"value nested deeper than {max_nesting} lists or dicts")
 
     def deep(x: Any, per_node: int = 1) -> int:
         """Nodes in a nested value, counted without recursion and cut off once the
@@ -209,33 +239,18 @@ def _walks(m: Meter, limits: Limits, step: Callable[[int], None],
             if nxt:
                 depth += 1
                 if depth >= max_nesting:  # nxt is the (depth + 1)th level of containers
-                    raise too_deep()
+                    raise _too_deep(max_nesting)
             level = nxt
         return count
 
-    def scalar_text(v: Any, escape_all: bool) -> tuple[int, int, bool]:
-        """``(characters, steps, ascii)`` of ``repr(v)`` for a scalar (``ascii(v)``
-        if ``escape_all``): a bound, exact for the common cases."""
-        t = type(v)
-        if t is int:
-            bits = v.bit_length()
-            # decimal digits and sign; int -> decimal text is quadratic
-            return (bits * 1233 >> 12) + 2, ((bits * bits) >> 16 if bits > 512 else 0), True
-        if t is str:
-            n = len(v)
-            if v.isascii():
-                if v.isprintable():
-                    return n + 2 + v.count("\\") + v.count("'"), n >> 6, True
-                return 4 * n + 2, n >> 6, True
-            if escape_all or not v.isprintable():
-                return 10 * n + 2, n >> 6, True
-            return n + 2 + v.count("\\") + v.count("'"), n >> 6, False
-        if t is bytes:
-            n = len(v)
-            return ((n + 3) if v.isalnum() else (4 * n + 3)), n >> 6, True
-        if t is bool or v is None:
-            return 5, 0, True
-        raise Forbidden(f"cannot format a {t.__name__}")
+    return deep
+
+
+def _text_walk(m: Meter, limits: Limits, step: Callable[[int], None],
+               alloc: Callable[[int], None],
+               out_of_memory: Callable[[], MemoryLimitExceeded]) -> Callable[[Any, int, int], None]:
+    max_nesting = limits.max_nesting
+    scalar_text = _scalar_text  # a closure cell: read per scalar of the walk
 
     def text(x: Any, conversion: int, extra: int) -> None:
         """Charge for the text ``str(x)`` (conversion 115 or none), ``repr(x)``
@@ -300,10 +315,19 @@ def _walks(m: Meter, limits: Limits, step: Callable[[int], None],
                 break
             depth += 1
             if depth > max_nesting:
-                raise too_deep()
+                raise _too_deep(max_nesting)
             level = nxt
         step(count)
         alloc(chars if ascii_only else 4 * chars)
+
+    return text
+
+
+def _footprint_walk(m: Meter, limits: Limits, step: Callable[[int], None],
+                    alloc: Callable[[int], None],
+                    out_of_memory: Callable[[], MemoryLimitExceeded]) -> Callable[..., None]:
+    max_nesting = limits.max_nesting
+    scalar_bytes = _scalar_bytes  # a closure cell: read per text item of the walk
 
     def footprint(x: Any, max_nodes: int = -1, max_depth: int = 0) -> None:
         """Charge for a copy of ``x`` (a value crossing a boundary, or one decoded
@@ -370,12 +394,12 @@ def _walks(m: Meter, limits: Limits, step: Callable[[int], None],
                 step(count)
                 raise InvalidValue(f"value nested deeper than {max_depth}")
             if depth > max_nesting:
-                raise too_deep()
+                raise _too_deep(max_nesting)
             level = nxt
         step(count)
         alloc(nbytes)
 
-    return deep, text, footprint
+    return footprint
 
 
 def _copies(m: Meter, step: Callable[[int], None], alloc: Callable[[int], None],
