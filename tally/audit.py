@@ -202,66 +202,98 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
                                    "differs")
 
         # Transactions and their receipts.
-        rows = db.execute("SELECT position, id, raw, code, message, first_event, event_count, "
-                          "result FROM txs WHERE height=? ORDER BY position", (height,)).fetchall()
-        if [r[0] for r in rows] != list(range(len(rows))):
-            report.problems.append(f"{where}: transaction positions are not 0, 1, 2, ...")
-        txs = [r[1:] for r in rows]
-        signed = []
-        for tx_id, raw, _code, _message, first, count, _result in txs:
-            envelope = _decoded(raw)
-            body = _decoded(envelope[0]) if isinstance(envelope, list) and len(envelope) == 2 \
-                and isinstance(envelope[0], bytes) else None
-            if not isinstance(body, dict) or not isinstance(body.get("signer"), bytes):
-                report.problems.append(f"{where}: transaction {tx_id.hex()} is not a "
-                                       "well-formed transaction")
-                continue
-            if h(envelope[0]) != tx_id:
-                report.problems.append(f"{where}: transaction {tx_id.hex()} altered")
-            signed.append((tx_id, (body["signer"], TX_SIGNING_DOMAIN + envelope[0],
-                                   envelope[1])))
-            claimed = range(first, first + count) if first is not None else range(0)
-            if count and any(event_txs.get(i) != tx_id for i in claimed):
-                report.problems.append(f"{where}: transaction {tx_id.hex()} claims events "
-                                       "that do not name it")
+        signed, receipts_bound = _check_transactions(db, h, height, header, event_txs, report)
+        unbound_receipts += not receipts_bound
         if signed:  # verified on another thread (the batch releases the GIL)
             checks.append((where, signed, verifier.submit(genesis.suite.verify_many,
                                                           [m for _, m in signed])))
             while len(checks) > 2:  # a few blocks in flight, not the whole chain's messages
                 _report_signatures(checks.pop(0), report)
-        if merkle_root(h, [t[0] for t in txs]) != header.txs or len(txs) != header.tx_count:
-            report.problems.append(f"{where}: transaction root differs")
-        if header.receipts is not None:
-            if merkle_root(h, [receipt_leaf(row[0], *row[2:]) for row in txs]) != \
-                    header.receipts:
-                report.problems.append(f"{where}: a receipt (code, message, events or result) "
-                                       "differs from what the header commits to")
-        else:
-            unbound_receipts += 1
 
         # The checkpoint, line by line against the header.
-        try:
-            cp, _ = history.check(with_cosignatures(checkpoint, cosignatures.get(height, [])))
-        except (EvidenceError, ValueError) as exc:
-            report.problems.append(f"{where}: checkpoint not signed by a quorum: "
-                                   f"{getattr(exc, 'message', exc)}")
-            continue
-        lines = dict(e.partition(" ")[::2] for e in cp.extensions)
-        b64 = base64.b64encode
-        expected = {"height": str(height), "time": str(header.time),
-                    "state": b64(header.state).decode(), "block": b64(block_hash).decode(),
-                    "commercial": f"{header.commercial_size} "
-                                  f"{b64(header.commercial_root).decode()}"}
-        if (cp.origin != log_origin(genesis.chain_id) or cp.size != log_size
-                or cp.size != header.log_size or cp.root != header.log_root
-                or any(lines.get(k) != v for k, v in expected.items())):
-            report.problems.append(f"{where}: checkpoint does not match the header")
+        _check_checkpoint(history, with_cosignatures(checkpoint, cosignatures.get(height, [])),
+                          genesis, height, block_hash, header, log_size, report)
     for check in checks:
         _report_signatures(check, report)
     verifier.shutdown()
     for leftover, what in ((next_event, "events"), (next_event2, "contract events")):
         if leftover is not None:
             report.problems.append(f"{what} exist beyond the last block's log")
+    _check_stored_nodes(db, custody, commercial, report)
+    report.lines.append(
+        f"{blocks} blocks, {custody.log.size} events, {commercial.log.size} contract events: "
+        "hash chain, transaction and receipt roots, both logs and their stored nodes, and "
+        "checkpoint signatures and lines recomputed")
+    if unbound_receipts:
+        report.lines.append(f"{unbound_receipts} block(s) before protocol version 3 commit to "
+                            "no receipts: their stored codes and messages cannot be checked")
+    return latest
+
+
+def _check_transactions(db: sqlite3.Connection, h: Any, height: int, header: BlockHeader,
+                        event_txs: dict[int, bytes], report: AuditReport
+                        ) -> tuple[list[tuple[bytes, Any]], bool]:
+    """A block's stored transactions and receipts against its header: the signed
+    messages to verify, and whether the header commits to receipts (version 3 on)."""
+    where = f"block {height}"
+    rows = db.execute("SELECT position, id, raw, code, message, first_event, event_count, "
+                      "result FROM txs WHERE height=? ORDER BY position", (height,)).fetchall()
+    if [r[0] for r in rows] != list(range(len(rows))):
+        report.problems.append(f"{where}: transaction positions are not 0, 1, 2, ...")
+    txs = [r[1:] for r in rows]
+    signed = []
+    for tx_id, raw, _code, _message, first, count, _result in txs:
+        envelope = _decoded(raw)
+        body = _decoded(envelope[0]) if isinstance(envelope, list) and len(envelope) == 2 \
+            and isinstance(envelope[0], bytes) else None
+        if not isinstance(body, dict) or not isinstance(body.get("signer"), bytes):
+            report.problems.append(f"{where}: transaction {tx_id.hex()} is not a "
+                                   "well-formed transaction")
+            continue
+        if h(envelope[0]) != tx_id:
+            report.problems.append(f"{where}: transaction {tx_id.hex()} altered")
+        signed.append((tx_id, (body["signer"], TX_SIGNING_DOMAIN + envelope[0],
+                               envelope[1])))
+        claimed = range(first, first + count) if first is not None else range(0)
+        if count and any(event_txs.get(i) != tx_id for i in claimed):
+            report.problems.append(f"{where}: transaction {tx_id.hex()} claims events "
+                                   "that do not name it")
+    if merkle_root(h, [t[0] for t in txs]) != header.txs or len(txs) != header.tx_count:
+        report.problems.append(f"{where}: transaction root differs")
+    if header.receipts is None:
+        return signed, False
+    if merkle_root(h, [receipt_leaf(row[0], *row[2:]) for row in txs]) != header.receipts:
+        report.problems.append(f"{where}: a receipt (code, message, events or result) "
+                               "differs from what the header commits to")
+    return signed, True
+
+
+def _check_checkpoint(history: ValidatorHistory, note: str, genesis: Genesis, height: int,
+                      block_hash: bytes, header: BlockHeader, log_size: int,
+                      report: AuditReport) -> None:
+    """A block's checkpoint: signed by a quorum, and every line what the header says."""
+    where = f"block {height}"
+    try:
+        cp, _ = history.check(note)
+    except (EvidenceError, ValueError) as exc:
+        report.problems.append(f"{where}: checkpoint not signed by a quorum: "
+                               f"{getattr(exc, 'message', exc)}")
+        return
+    lines = dict(e.partition(" ")[::2] for e in cp.extensions)
+    b64 = base64.b64encode
+    expected = {"height": str(height), "time": str(header.time),
+                "state": b64(header.state).decode(), "block": b64(block_hash).decode(),
+                "commercial": f"{header.commercial_size} "
+                              f"{b64(header.commercial_root).decode()}"}
+    if (cp.origin != log_origin(genesis.chain_id) or cp.size != log_size
+            or cp.size != header.log_size or cp.root != header.log_root
+            or any(lines.get(k) != v for k, v in expected.items())):
+        report.problems.append(f"{where}: checkpoint does not match the header")
+
+
+def _check_stored_nodes(db: sqlite3.Connection, custody: _Log, commercial: _Log,
+                        report: AuditReport) -> None:
+    """Both logs' stored nodes against the logs rebuilt from their events."""
     for table, log in (("log_nodes", custody), ("log2_nodes", commercial)):
         differing = log.differing_nodes(db, table)
         # A pair of events whose hashes no longer make the node stored for them is named
@@ -274,14 +306,6 @@ def _audit_blocks(db: sqlite3.Connection, genesis: Genesis, report: AuditReport
             report.problems.append(f"{table}: {len(differing)} stored node(s) differ from the "
                                    f"log recomputed from its events, first (level {level}, "
                                    f"index {idx})")
-    report.lines.append(
-        f"{blocks} blocks, {custody.log.size} events, {commercial.log.size} contract events: "
-        "hash chain, transaction and receipt roots, both logs and their stored nodes, and "
-        "checkpoint signatures and lines recomputed")
-    if unbound_receipts:
-        report.lines.append(f"{unbound_receipts} block(s) before protocol version 3 commit to "
-                            "no receipts: their stored codes and messages cannot be checked")
-    return latest
 
 
 def _report_signatures(check: tuple[str, list[tuple[bytes, Any]], Future[list[bool]]],
